@@ -1,0 +1,216 @@
+"""Workspaces, members and plan changes: who may do what, and the plan a workspace is on.
+
+Member tokens are shown once and stored only as SHA-256 hashes; a token is 32 random bytes, so a
+fast hash is enough (there is nothing to brute-force, unlike a password).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.errors import (
+    AdminRequired,
+    AlreadyExists,
+    InvalidInput,
+    Unauthorized,
+    UnknownMember,
+    UnknownWorkspace,
+)
+from spojit_engine.metering import schema
+from spojit_engine.metering.ledger import Ledger
+from spojit_engine.metering.maintenance import grant_allowance, grant_block
+from spojit_engine.metering.periods import add_months_clamped
+from spojit_engine.metering.posting import LedgerTx, lock_account
+from spojit_engine.metering.records import DEFAULT_PRIORITY
+
+ROLES = ("admin", "member")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    id: str
+    workspace_id: str
+    email: str
+    role: str
+    token: str | None = None  # only on the record add_member returns
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanChange:
+    plan_id: str
+    pending_plan_id: str | None
+    effective_at: datetime
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def create_workspace(ledger: Ledger, name: str, plan_id: str, period_start: datetime | None) -> str:
+    """A workspace on ``plan_id``, its periods anchored at ``period_start`` (default: now)."""
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"Workspace name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    ledger.catalog.plan(plan_id)
+    now = ledger.clock()
+    anchor = period_start or now
+    if anchor.tzinfo is None:
+        raise InvalidInput("period_start must be timezone-aware (UTC).")
+    if anchor > now:
+        raise InvalidInput("period_start cannot be in the future.")
+    workspace_id = _new_id("ws")
+    period_end = add_months_clamped(anchor, 1)
+    try:
+        with write_transaction(ledger.engine) as conn:
+            conn.execute(
+                schema.workspaces.insert().values(
+                    id=workspace_id,
+                    name=name,
+                    plan_id=plan_id,
+                    anchor_at=anchor,
+                    period_start=anchor,
+                    period_end=period_end,
+                    next_due_at=period_end,
+                    credits_ucr=0,
+                    held_ucr=0,
+                    overdraft_ucr=0,
+                    created_at=now,
+                )
+            )
+            grant_allowance(
+                LedgerTx(conn, lock_account(conn, workspace_id), now), ledger.catalog, plan_id
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"Workspace {name!r} already exists.") from None
+    ledger.bring_up_to_date(workspace_id)
+    return workspace_id
+
+
+def find_workspace(ledger: Ledger, name_or_id: str) -> str:
+    """A workspace id from its id or its name."""
+    w = schema.workspaces.c
+    with read_transaction(ledger.engine) as conn:
+        found = conn.execute(
+            select(w.id).where((w.id == name_or_id) | (w.name == name_or_id))
+        ).scalar()
+    if found is None:
+        raise UnknownWorkspace(name_or_id)
+    return str(found)
+
+
+def list_workspaces(ledger: Ledger) -> list[tuple[str, str]]:
+    w = schema.workspaces.c
+    with read_transaction(ledger.engine) as conn:
+        return [(r.id, r.name) for r in conn.execute(select(w.id, w.name).order_by(w.created_at))]
+
+
+def get_member(ledger: Ledger, member_id: str) -> MemberRecord:
+    m = schema.members.c
+    with read_transaction(ledger.engine) as conn:
+        row = conn.execute(
+            select(m.id, m.workspace_id, m.email, m.role).where(m.id == member_id)
+        ).one_or_none()
+    if row is None:
+        raise UnknownMember(member_id)
+    return MemberRecord(*row)
+
+
+def require_admin(ledger: Ledger, workspace_id: str, by: str | None, action: str) -> None:
+    """``by`` None is the local operator (who holds the database itself); else it must be an
+    admin of this very workspace."""
+    if by is None:
+        return
+    member = get_member(ledger, by)
+    if member.workspace_id != workspace_id:
+        raise AdminRequired(action, f"{member.email} (of another workspace)")
+    if not member.is_admin:
+        raise AdminRequired(action, member.email)
+
+
+def add_member(
+    ledger: Ledger, workspace_id: str, email: str, role: str, by: str | None
+) -> MemberRecord:
+    """A new member with a fresh token, returned once and stored only as its hash."""
+    if role not in ROLES:
+        raise InvalidInput(f"Role {role!r} must be admin or member.")
+    if not _EMAIL.match(email):
+        raise InvalidInput(f"{email!r} is not an email address.")
+    find_workspace(ledger, workspace_id)
+    require_admin(ledger, workspace_id, by, "add members")
+    token = f"spj_{secrets.token_urlsafe(32)}"
+    member_id = _new_id("mem")
+    try:
+        with write_transaction(ledger.engine) as conn:
+            conn.execute(
+                schema.members.insert().values(
+                    id=member_id,
+                    workspace_id=workspace_id,
+                    email=email.lower(),
+                    role=role,
+                    token_hash=hash_token(token),
+                    created_at=ledger.clock(),
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"{email} is already a member of this workspace.") from None
+    return MemberRecord(member_id, workspace_id, email.lower(), role, token)
+
+
+def authenticate(ledger: Ledger, token: str) -> MemberRecord:
+    """The member a bearer token belongs to."""
+    m = schema.members.c
+    with read_transaction(ledger.engine) as conn:
+        row = conn.execute(
+            select(m.id, m.workspace_id, m.email, m.role).where(m.token_hash == hash_token(token))
+        ).one_or_none()
+    if row is None:
+        raise Unauthorized("The token is not a member token of any workspace.")
+    return MemberRecord(*row)
+
+
+def set_plan(ledger: Ledger, workspace_id: str, plan_id: str, by: str | None) -> PlanChange:
+    """Upgrade at once (the allowance rises by the difference now); downgrade at the next reset.
+
+    Choosing the current plan cancels a pending downgrade.
+    """
+    new = ledger.catalog.plan(plan_id)
+    require_admin(ledger, workspace_id, by, "change the plan")
+    with ledger.locked(workspace_id) as tx:
+        current = ledger.catalog.plan(tx.account.plan_id)
+        if new.id == current.id or new.allowance_ucr <= current.allowance_ucr:
+            pending = None if new.id == current.id else new.id
+            tx.set_account(pending_plan_id=pending)
+            effective = tx.now if pending is None else tx.account.period_end
+            return PlanChange(current.id, pending, effective)
+        tx.set_account(plan_id=new.id, pending_plan_id=None)
+        grant_block(
+            tx,
+            key=f"upgrade:{workspace_id}:{tx.account.period_start.isoformat()}:{new.id}",
+            kind="allowance",
+            amount_ucr=new.allowance_ucr - current.allowance_ucr,
+            priority=DEFAULT_PRIORITY["allowance"],
+            effective_at=tx.now,
+            expires_at=tx.account.period_end,
+            reason=f"upgrade {current.id} -> {new.id}",
+        )
+        return PlanChange(new.id, None, tx.now)

@@ -1,0 +1,1 @@
+"""Plans, top-up packs and (later) Stripe Checkout. See README.md."""

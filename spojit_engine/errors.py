@@ -1,0 +1,163 @@
+"""Every error spojit_engine raises, in one tree, each with a stable ``code``.
+
+    SpojitError
+    ├── InvalidInput            400  bad amount, bad email, bad key, bad option
+    ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan, UnknownPack, UnknownHold
+    ├── Unauthorized            401  missing or unknown member token
+    ├── Forbidden               403  AdminRequired
+    ├── InsufficientCredits     402  a debit or hold the available balance cannot cover
+    ├── Conflict                409  IdempotencyConflict, IllegalTransition, AlreadyExists
+    ├── LedgerCorrupt           500  a materialised balance differs from its entries
+    └── LedgerUnavailable       503  the database could not be reached or stayed locked
+
+``HTTP_STATUS`` maps each branch to its status once; the CLI and the web app both read it.
+Messages are one sentence a person can act on; the numbers ride along as attributes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from spojit_engine.display import credits_text
+
+
+class SpojitError(Exception):
+    """Base of every spojit_engine error."""
+
+    code = "spojit_error"
+
+
+class InvalidInput(SpojitError):
+    code = "invalid_input"
+
+
+class NotFound(SpojitError):
+    code = "not_found"
+
+
+class UnknownWorkspace(NotFound):
+    code = "unknown_workspace"
+
+    def __init__(self, workspace: str) -> None:
+        super().__init__(f"Unknown workspace {workspace!r}.")
+        self.workspace = workspace
+
+
+class UnknownMember(NotFound):
+    code = "unknown_member"
+
+    def __init__(self, member: str) -> None:
+        super().__init__(f"Unknown member {member!r}.")
+        self.member = member
+
+
+class UnknownPlan(NotFound):
+    code = "unknown_plan"
+
+    def __init__(self, plan: str, known: list[str]) -> None:
+        super().__init__(f"Unknown plan {plan!r}; choose one of {', '.join(known)}.")
+        self.plan = plan
+
+
+class UnknownPack(NotFound):
+    code = "unknown_pack"
+
+    def __init__(self, pack: str, known: list[str]) -> None:
+        super().__init__(f"Unknown top-up pack {pack!r}; choose one of {', '.join(known)}.")
+        self.pack = pack
+
+
+class UnknownHold(NotFound):
+    code = "unknown_hold"
+
+    def __init__(self, hold_id: int) -> None:
+        super().__init__(f"Unknown hold {hold_id}.")
+        self.hold_id = hold_id
+
+
+class Unauthorized(SpojitError):
+    code = "unauthorized"
+
+
+class Forbidden(SpojitError):
+    code = "forbidden"
+
+
+class AdminRequired(Forbidden):
+    code = "admin_required"
+
+    def __init__(self, action: str, member_email: str) -> None:
+        super().__init__(f"Only a workspace admin may {action}; {member_email} is a member.")
+        self.action = action
+
+
+class InsufficientCredits(SpojitError):
+    """A debit or hold the workspace's available credits cannot cover; nothing was written."""
+
+    code = "insufficient_credits"
+
+    def __init__(self, workspace: str, needed: Decimal, available: Decimal) -> None:
+        super().__init__(
+            f"Out of credits: workspace {workspace} needs {credits_text(needed)} credits "
+            f"but has {credits_text(available)} available."
+        )
+        self.workspace = workspace
+        self.needed = needed
+        self.available = available
+
+
+class Conflict(SpojitError):
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    """The key was already used for a different operation (TigerBeetle: exists_with_different_*)."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"Key {key!r} was already used {detail}.")
+        self.key = key
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+    def __init__(self, what: str, current: str, wanted: str) -> None:
+        super().__init__(f"{what} cannot go from {current} to {wanted}.")
+        self.current = current
+        self.wanted = wanted
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class LedgerCorrupt(SpojitError):
+    """A checked invariant does not hold; the transaction that found it is rolled back."""
+
+    code = "ledger_corrupt"
+
+
+class LedgerUnavailable(SpojitError):
+    code = "ledger_unavailable"
+
+
+HTTP_STATUS: dict[type[SpojitError], int] = {
+    InvalidInput: 400,
+    Unauthorized: 401,
+    InsufficientCredits: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    LedgerCorrupt: 500,
+    LedgerUnavailable: 503,
+}
+
+
+def http_status(error: SpojitError) -> int:
+    """The HTTP status of an error: the entry of its nearest ancestor in ``HTTP_STATUS``."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -1,0 +1,343 @@
+"""The ledger's operations, one write transaction each, on µcr integers.
+
+Every operation: lock the workspace row; bring it up to date if time has moved past its next due
+moment (in its own transaction, so a refused debit does not undo a renewal); check, then post.
+Idempotency: the UNIQUE key on entries (and grants, holds) is the arbiter. A replayed key returns
+the first result; the same key for another operation or amount raises ``IdempotencyConflict``.
+Refusals (``InsufficientCredits``) write nothing, so retrying a refused key is a fresh attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Row, select, update
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.exc import IntegrityError
+
+from spojit_engine.billing.catalog import Catalog
+from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.errors import InsufficientCredits, InvalidInput, LedgerCorrupt, UnknownHold
+from spojit_engine.metering import schema
+from spojit_engine.metering.burn import Block, allocate, spendable
+from spojit_engine.metering.holds import HoldState, transition
+from spojit_engine.metering.maintenance import grant_block, maintain
+from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.metering.periods import term_end
+from spojit_engine.metering.posting import LedgerTx, load_blocks, lock_account
+from spojit_engine.metering.records import (
+    DEFAULT_PRIORITY,
+    EntryRecord,
+    GrantRecord,
+    HoldRecord,
+    Usage,
+)
+from spojit_engine.metering.replay import (
+    find_entry,
+    replayed_entry,
+    replayed_grant,
+    replayed_hold,
+)
+
+T = TypeVar("T")
+
+
+class Ledger:
+    """Credits in, credits out, for every workspace in one database."""
+
+    def __init__(
+        self,
+        engine: SAEngine,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], datetime],
+        catch_up_max: int,
+        holds_batch_max: int,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.clock = clock
+        self._catch_up_max = catch_up_max
+        self._holds_batch_max = holds_batch_max
+
+    @contextmanager
+    def locked(self, workspace_id: str) -> Iterator[LedgerTx]:
+        """A write transaction holding the workspace's lock, the workspace brought up to date."""
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            account = lock_account(conn, workspace_id)
+            if now < account.next_due_at:
+                yield LedgerTx(conn, account, now)
+                return
+            maintain(
+                LedgerTx(conn, account, now),
+                self.catalog,
+                catch_up_max=self._catch_up_max,
+                holds_batch_max=self._holds_batch_max,
+            )
+        with write_transaction(self.engine) as conn:
+            yield LedgerTx(conn, lock_account(conn, workspace_id), now)
+
+    def bring_up_to_date(self, workspace_id: str) -> None:
+        """Run whatever is due (renewals, expiries) now; a no-op when nothing is."""
+        with self.locked(workspace_id):
+            pass
+
+    def _once(
+        self, key: str, attempt: Callable[[], T], replay: Callable[[Connection], T | None]
+    ) -> T:
+        """Run ``attempt``; if its key was taken meanwhile (UNIQUE violation), return the replay."""
+        try:
+            return attempt()
+        except IntegrityError as exc:
+            with read_transaction(self.engine) as conn:
+                found = replay(conn)
+            if found is None:
+                raise LedgerCorrupt(f"Operation {key!r} broke a database constraint.") from exc
+            return found
+
+    # -- grants --------------------------------------------------------------------------------
+
+    def grant(
+        self,
+        workspace_id: str,
+        *,
+        amount_ucr: int,
+        kind: str,
+        key: str,
+        expires_at: datetime | None = None,
+        priority: int | None = None,
+        effective_at: datetime | None = None,
+        reason: str | None = None,
+    ) -> GrantRecord:
+        """Add a block of credits; a top-up expires at the end of the plan term by default."""
+        if kind not in DEFAULT_PRIORITY or kind == "allowance":
+            raise InvalidInput(
+                f"Grant kind {kind!r} is not one of topup, promo, adjustment "
+                "(allowances come from the plan)."
+            )
+
+        def attempt() -> GrantRecord:
+            with self.locked(workspace_id) as tx:
+                effective = effective_at or tx.now
+                expires = expires_at
+                if expires is None and kind == "topup":
+                    term_months = self.catalog.plan(tx.account.plan_id).term_months
+                    expires = term_end(tx.account.anchor_at, term_months, effective)
+                if expires is not None and expires <= effective:
+                    raise InvalidInput("A grant must expire after it takes effect.")
+                return grant_block(
+                    tx,
+                    key=key,
+                    kind=kind,
+                    amount_ucr=amount_ucr,
+                    priority=DEFAULT_PRIORITY[kind] if priority is None else priority,
+                    effective_at=effective,
+                    expires_at=expires,
+                    reason=reason,
+                )
+
+        return self._once(
+            key, attempt, lambda conn: replayed_grant(conn, key, workspace_id, kind, amount_ucr)
+        )
+
+    # -- debits and holds ----------------------------------------------------------------------
+
+    def debit(self, workspace_id: str, *, amount_ucr: int, key: str, usage: Usage) -> EntryRecord:
+        """Take credits now, in burn order; refused whole when the available credits fall short."""
+
+        def replay(conn: Connection) -> EntryRecord | None:
+            row = find_entry(conn, key)
+            return (
+                None
+                if row is None
+                else replayed_entry(conn, row, workspace_id, "debit", -amount_ucr)
+            )
+
+        def attempt() -> EntryRecord:
+            with self.locked(workspace_id) as tx:
+                blocks = self._admit(tx, amount_ucr, replay)
+                if isinstance(blocks, EntryRecord):
+                    return blocks
+                takes = allocate(blocks, amount_ucr).takes
+                return tx.post(
+                    kind="debit",
+                    key=key,
+                    amount_ucr=-amount_ucr,
+                    postings=[(grant_id, -take) for grant_id, take in takes],
+                    usage=usage,
+                )
+
+        return self._once(key, attempt, replay)
+
+    def hold(
+        self, workspace_id: str, *, amount_ucr: int, key: str, ttl: timedelta, usage: Usage
+    ) -> HoldRecord:
+        """Reserve credits for a step whose cost is known only after it runs."""
+        if ttl <= timedelta(0):
+            raise InvalidInput("A hold's ttl must be positive.")
+
+        def replay(conn: Connection) -> HoldRecord | None:
+            return replayed_hold(conn, key, workspace_id, amount_ucr)
+
+        def attempt() -> HoldRecord:
+            with self.locked(workspace_id) as tx:
+                admitted = self._admit(tx, amount_ucr, replay)
+                if isinstance(admitted, HoldRecord):
+                    return admitted
+                expires_at = tx.now + ttl
+                hold_id = tx.conn.execute(
+                    schema.holds.insert().values(
+                        workspace_id=workspace_id,
+                        key=key,
+                        amount_ucr=amount_ucr,
+                        state=HoldState.HELD.value,
+                        expires_at=expires_at,
+                        workflow=usage.workflow,
+                        node_type=usage.node_type,
+                        member_id=usage.member_id,
+                        test_run=usage.test_run,
+                        created_at=tx.now,
+                    )
+                ).inserted_primary_key[0]
+                tx.post(
+                    kind="hold",
+                    key=key,
+                    amount_ucr=0,
+                    held_ucr=amount_ucr,
+                    hold_id=hold_id,
+                    usage=usage,
+                    next_due_at=expires_at,
+                )
+                return HoldRecord(
+                    id=hold_id,
+                    workspace_id=workspace_id,
+                    key=key,
+                    amount_ucr=amount_ucr,
+                    state=HoldState.HELD.value,
+                    expires_at=expires_at,
+                    settled_ucr=None,
+                )
+
+        return self._once(key, attempt, replay)
+
+    @staticmethod
+    def _admit(
+        tx: LedgerTx, amount_ucr: int, replay: Callable[[Connection], T | None]
+    ) -> list[Block] | T:
+        """The spendable blocks when ``amount_ucr`` is covered; else the replay of the key, if
+        any; else ``InsufficientCredits``. Available = spendable grants - held - overdraft."""
+        blocks = spendable(load_blocks(tx.conn, tx.account.id), tx.now)
+        available = available_ucr(blocks, tx)
+        if amount_ucr <= available:
+            return blocks
+        found = replay(tx.conn)
+        if found is not None:
+            return found
+        raise InsufficientCredits(
+            tx.account.name, ucr_to_credits(amount_ucr), ucr_to_credits(max(available, 0))
+        )
+
+    def settle(self, hold_id: int, *, actual_ucr: int) -> EntryRecord:
+        """Post the actual cost of a held step and free the rest of the hold.
+
+        The step already happened, so its cost is recorded even when it exceeds what is left
+        (the excess is an overdraft the next grant pays first) or the hold had timed out.
+        """
+        key = f"hold:{hold_id}:settle"
+        with self.locked(self._hold_workspace(hold_id)) as tx:
+            hold = _load_hold(tx.conn, hold_id)
+            if hold.state == HoldState.SETTLED.value:
+                row = find_entry(tx.conn, key)
+                if row is None:
+                    raise LedgerCorrupt(f"Hold {hold_id} is settled but has no settle entry.")
+                return replayed_entry(tx.conn, row, hold.workspace_id, "settle", -actual_ucr)
+            transition(hold_id, HoldState(hold.state), HoldState.SETTLED)
+            frees_ucr = hold.amount_ucr if hold.state == HoldState.HELD.value else 0
+            blocks = spendable(load_blocks(tx.conn, hold.workspace_id), tx.now)
+            budget = available_ucr(blocks, tx) + frees_ucr
+            allocation = allocate(blocks, actual_ucr, budget_ucr=budget)
+            postings: list[tuple[int | None, int]] = [(g, -take) for g, take in allocation.takes]
+            if allocation.shortfall_ucr:
+                postings.append((None, -allocation.shortfall_ucr))
+            tx.conn.execute(
+                update(schema.holds)
+                .where(schema.holds.c.id == hold_id)
+                .values(state=HoldState.SETTLED.value, settled_ucr=actual_ucr)
+            )
+            return tx.post(
+                kind="settle",
+                key=key,
+                amount_ucr=-actual_ucr,
+                postings=postings,
+                held_ucr=-frees_ucr,
+                hold_id=hold_id,
+                usage=Usage(hold.workflow, hold.node_type, hold.member_id, hold.test_run),
+            )
+
+    def release(self, hold_id: int) -> HoldRecord:
+        """Give a hold's credits back untouched (the step did not run). Releasing twice is a no-op."""
+        with self.locked(self._hold_workspace(hold_id)) as tx:
+            hold = _load_hold(tx.conn, hold_id)
+            if hold.state != HoldState.RELEASED.value:
+                transition(hold_id, HoldState(hold.state), HoldState.RELEASED)
+                tx.conn.execute(
+                    update(schema.holds)
+                    .where(schema.holds.c.id == hold_id)
+                    .values(state=HoldState.RELEASED.value)
+                )
+                tx.post(
+                    kind="release",
+                    key=f"hold:{hold_id}:release",
+                    amount_ucr=0,
+                    held_ucr=-hold.amount_ucr,
+                    hold_id=hold_id,
+                )
+            return HoldRecord(
+                id=hold_id,
+                workspace_id=hold.workspace_id,
+                key=hold.key,
+                amount_ucr=hold.amount_ucr,
+                state=HoldState.RELEASED.value,
+                expires_at=hold.expires_at,
+                settled_ucr=None,
+            )
+
+    def _hold_workspace(self, hold_id: int) -> str:
+        with read_transaction(self.engine) as conn:
+            workspace_id = conn.execute(
+                select(schema.holds.c.workspace_id).where(schema.holds.c.id == hold_id)
+            ).scalar()
+        if workspace_id is None:
+            raise UnknownHold(hold_id)
+        return str(workspace_id)
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def maintain_due(self, limit: int) -> list[str]:
+        """Bring every workspace whose next due moment has passed up to date (the sweeper)."""
+        now = self.clock()
+        with read_transaction(self.engine) as conn:
+            due = list(
+                conn.execute(
+                    select(schema.workspaces.c.id)
+                    .where(schema.workspaces.c.next_due_at <= now)
+                    .order_by(schema.workspaces.c.next_due_at)
+                    .limit(limit)
+                ).scalars()
+            )
+        for workspace_id in due:
+            self.bring_up_to_date(workspace_id)
+        return due
+
+
+def available_ucr(blocks: list[Block], tx: LedgerTx) -> int:
+    """What a new debit or hold may take: spendable grants less holds and unpaid overdraft."""
+    return sum(b.remaining_ucr for b in blocks) - tx.account.held_ucr - tx.account.overdraft_ucr
+
+
+def _load_hold(conn: Connection, hold_id: int) -> Row[Any]:
+    return conn.execute(select(schema.holds).where(schema.holds.c.id == hold_id)).one()

@@ -1,0 +1,149 @@
+"""Read side of the ledger: the usage card, the grants and the breakdown (µcr, plain records)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from spojit_engine.errors import InvalidInput, UnknownWorkspace
+from spojit_engine.metering import schema
+from spojit_engine.metering.burn import Block, spendable
+from spojit_engine.metering.records import USAGE_KINDS, GrantRecord
+
+BREAKDOWN_DIMENSIONS = ("workflow", "node_type", "member", "test_run")
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceRecord:
+    workspace_id: str
+    workspace_name: str
+    plan_id: str
+    pending_plan_id: str | None
+    consumed_ucr: int
+    remaining_ucr: int
+    allowance_remaining_ucr: int
+    topup_remaining_ucr: int
+    other_remaining_ucr: int
+    held_ucr: int
+    overdraft_ucr: int
+    period_start: datetime
+    resets_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRecord:
+    dimensions: dict[str, object]
+    credits_ucr: int
+    calls: int
+
+
+def read_balance(conn: Connection, workspace_id: str, now: datetime) -> BalanceRecord:
+    """The usage card. ``remaining`` = spendable grants - held - overdraft (what can still run)."""
+    w = schema.workspaces.c
+    account = conn.execute(select(schema.workspaces).where(w.id == workspace_id)).one_or_none()
+    if account is None:
+        raise UnknownWorkspace(workspace_id)
+    g = schema.grants.c
+    rows = conn.execute(
+        select(g.id, g.priority, g.effective_at, g.expires_at, g.remaining_ucr, g.kind).where(
+            g.workspace_id == workspace_id, g.remaining_ucr > 0
+        )
+    ).all()
+    live_ids = {b.id for b in spendable((Block(*r[:5]) for r in rows), now)}
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        if row.id in live_ids:
+            by_kind[row.kind] = by_kind.get(row.kind, 0) + row.remaining_ucr
+    allowance = by_kind.pop("allowance", 0)
+    topup = by_kind.pop("topup", 0)
+    other = sum(by_kind.values())
+    e = schema.entries.c
+    consumed = conn.execute(
+        select(func.coalesce(-func.sum(e.amount_ucr), 0)).where(
+            e.workspace_id == workspace_id,
+            e.kind.in_(USAGE_KINDS),
+            e.created_at >= account.period_start,
+        )
+    ).scalar_one()
+    return BalanceRecord(
+        workspace_id=workspace_id,
+        workspace_name=account.name,
+        plan_id=account.plan_id,
+        pending_plan_id=account.pending_plan_id,
+        consumed_ucr=int(consumed),
+        remaining_ucr=allowance + topup + other - account.held_ucr - account.overdraft_ucr,
+        allowance_remaining_ucr=allowance,
+        topup_remaining_ucr=topup,
+        other_remaining_ucr=other,
+        held_ucr=account.held_ucr,
+        overdraft_ucr=account.overdraft_ucr,
+        period_start=account.period_start,
+        resets_at=account.period_end,
+    )
+
+
+def read_grants(conn: Connection, workspace_id: str) -> list[GrantRecord]:
+    """Every credit block the workspace ever had, oldest first."""
+    g = schema.grants.c
+    rows = conn.execute(
+        select(
+            g.id,
+            g.workspace_id,
+            g.key,
+            g.kind,
+            g.amount_ucr,
+            g.remaining_ucr,
+            g.priority,
+            g.effective_at,
+            g.expires_at,
+        )
+        .where(g.workspace_id == workspace_id)
+        .order_by(g.id)
+    )
+    return [GrantRecord(*row) for row in rows]
+
+
+def read_breakdown(
+    conn: Connection,
+    workspace_id: str,
+    *,
+    by: Sequence[str],
+    since: datetime,
+    member_id: str | None = None,
+) -> list[BreakdownRecord]:
+    """Credits and calls since ``since``, grouped by ``by`` and always split test vs live."""
+    unknown = [d for d in by if d not in BREAKDOWN_DIMENSIONS]
+    if unknown:
+        raise InvalidInput(
+            f"Cannot break down by {', '.join(unknown)}; choose from {', '.join(BREAKDOWN_DIMENSIONS)}."
+        )
+    e = schema.entries.c
+    column_of = {
+        "workflow": e.workflow,
+        "node_type": e.node_type,
+        "member": e.member_id,
+        "test_run": e.test_run,
+    }
+    dims = list(dict.fromkeys([*by, "test_run"]))
+    columns = [column_of[d].label(d) for d in dims]
+    query = (
+        select(*columns, func.sum(-e.amount_ucr), func.count())
+        .where(e.workspace_id == workspace_id, e.kind.in_(USAGE_KINDS), e.created_at >= since)
+        .group_by(*columns)
+        .order_by(func.sum(e.amount_ucr))
+    )
+    if member_id is not None:
+        query = query.where(e.member_id == member_id)
+    return [
+        BreakdownRecord(
+            dimensions={
+                d: (bool(row[i]) if d == "test_run" else row[i]) for i, d in enumerate(dims)
+            },
+            credits_ucr=int(row[len(dims)]),
+            calls=int(row[len(dims) + 1]),
+        )
+        for row in conn.execute(query)
+    ]

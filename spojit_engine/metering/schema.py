@@ -1,0 +1,187 @@
+"""The ledger's tables, declared once with SQLModel; Alembic migrations create them.
+
+Invariants the database itself enforces: UNIQUE idempotency keys on entries and grants;
+``0 <= grants.remaining_ucr <= grants.amount_ucr``; ``held_ucr >= 0``; ``overdraft_ucr >= 0``.
+The hot paths use the Core tables (``Grant.__table__``) for speed; reads may use the classes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+KEY_LENGTH_MAX = 200
+NAME_LENGTH_MAX = 64
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (same text on SQLite, ``timestamp`` on PostgreSQL); read back UTC-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _col(type_: Any, *args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("nullable", False)
+    return Field(sa_column=Column(type_, *args, **kwargs))
+
+
+class Workspace(SQLModel, table=True):
+    """A workspace is also its ledger account: this row is the lock and the materialised balance."""
+
+    __tablename__: ClassVar[str] = "workspaces"  # type: ignore[misc]
+    __table_args__ = (
+        CheckConstraint("held_ucr >= 0", name="ck_workspaces_held_nonneg"),
+        CheckConstraint("overdraft_ucr >= 0", name="ck_workspaces_overdraft_nonneg"),
+    )
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    name: str = _col(String(NAME_LENGTH_MAX), unique=True)
+    plan_id: str = _col(String(32))
+    pending_plan_id: str | None = _col(String(32), nullable=True)
+    anchor_at: datetime = _col(UTCDateTime())
+    period_start: datetime = _col(UTCDateTime())
+    period_end: datetime = _col(UTCDateTime())
+    next_due_at: datetime = _col(UTCDateTime())
+    credits_ucr: int = _col(BigInteger, default=0)
+    held_ucr: int = _col(BigInteger, default=0)
+    overdraft_ucr: int = _col(BigInteger, default=0)
+    created_at: datetime = _col(UTCDateTime())
+
+
+class Member(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "members"  # type: ignore[misc]
+    __table_args__ = (UniqueConstraint("workspace_id", "email", name="uq_members_workspace_email"),)
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
+    email: str = _col(String(254))
+    role: str = _col(String(16))
+    token_hash: str = _col(String(64), unique=True)
+    created_at: datetime = _col(UTCDateTime())
+
+
+class Grant(SQLModel, table=True):
+    """A block of credits. ``remaining_ucr`` equals the sum of its postings (checked by verify)."""
+
+    __tablename__: ClassVar[str] = "grants"  # type: ignore[misc]
+    __table_args__ = (
+        CheckConstraint("amount_ucr > 0", name="ck_grants_amount_positive"),
+        CheckConstraint(
+            "remaining_ucr >= 0 AND remaining_ucr <= amount_ucr", name="ck_grants_remaining_range"
+        ),
+        Index("ix_grants_workspace_remaining", "workspace_id", "remaining_ucr"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
+    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
+    kind: str = _col(String(16))
+    amount_ucr: int = _col(BigInteger)
+    remaining_ucr: int = _col(BigInteger)
+    priority: int = _col(Integer)
+    effective_at: datetime = _col(UTCDateTime())
+    expires_at: datetime | None = _col(UTCDateTime(), nullable=True)
+    created_at: datetime = _col(UTCDateTime())
+
+
+class Hold(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "holds"  # type: ignore[misc]
+    __table_args__ = (
+        CheckConstraint("amount_ucr > 0", name="ck_holds_amount_positive"),
+        Index("ix_holds_state_expires", "state", "expires_at"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
+    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
+    amount_ucr: int = _col(BigInteger)
+    state: str = _col(String(16))
+    expires_at: datetime = _col(UTCDateTime())
+    settled_ucr: int | None = _col(BigInteger, nullable=True)
+    workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
+    node_type: str | None = _col(String(NAME_LENGTH_MAX), nullable=True)
+    member_id: str | None = _col(String(32), nullable=True)
+    test_run: bool = _col(Boolean, default=False)
+    created_at: datetime = _col(UTCDateTime())
+
+
+class Entry(SQLModel, table=True):
+    """One ledger operation, append-only. ``amount_ucr`` is its change to the workspace's credits,
+    ``held_ucr`` its change to the credits on hold; both signed."""
+
+    __tablename__: ClassVar[str] = "entries"  # type: ignore[misc]
+    __table_args__ = (Index("ix_entries_workspace_created", "workspace_id", "created_at"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
+    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
+    kind: str = _col(String(16))
+    amount_ucr: int = _col(BigInteger)
+    held_ucr: int = _col(BigInteger, default=0)
+    grant_id: int | None = _col(Integer, ForeignKey("grants.id"), nullable=True)
+    hold_id: int | None = _col(Integer, ForeignKey("holds.id"), nullable=True)
+    workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
+    node_type: str | None = _col(String(NAME_LENGTH_MAX), nullable=True)
+    member_id: str | None = _col(String(32), nullable=True)
+    test_run: bool = _col(Boolean, default=False)
+    reason: str | None = _col(Text, nullable=True)
+    created_at: datetime = _col(UTCDateTime())
+
+
+class Posting(SQLModel, table=True):
+    """One entry's movement on one grant; ``grant_id`` NULL is the overdraft account."""
+
+    __tablename__: ClassVar[str] = "postings"  # type: ignore[misc]
+    __table_args__ = (
+        Index("ix_postings_entry", "entry_id"),
+        Index("ix_postings_grant", "grant_id"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    entry_id: int = _col(Integer, ForeignKey("entries.id"))
+    grant_id: int | None = _col(Integer, ForeignKey("grants.id"), nullable=True)
+    amount_ucr: int = _col(BigInteger)
+
+
+workspaces = Workspace.__table__  # type: ignore[attr-defined]
+members = Member.__table__  # type: ignore[attr-defined]
+grants = Grant.__table__  # type: ignore[attr-defined]
+holds = Hold.__table__  # type: ignore[attr-defined]
+entries = Entry.__table__  # type: ignore[attr-defined]
+postings = Posting.__table__  # type: ignore[attr-defined]
+metadata = SQLModel.metadata

@@ -1,0 +1,162 @@
+"""What the ``Engine`` hands back: the ledger's records with credits as ``Decimal``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
+from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    id: str
+    name: str
+    plan: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger operation. ``amount`` is its signed change to the workspace's credits (a debit
+    of 1.5 is -1.5); ``held`` its change to credits on hold; ``overdraft`` what it left unpaid."""
+
+    id: int
+    workspace_id: str
+    key: str
+    kind: str
+    amount: Decimal
+    held: Decimal
+    overdraft: Decimal
+    created_at: datetime
+    replayed: bool
+
+    @classmethod
+    def of(cls, r: EntryRecord) -> Entry:
+        return cls(
+            r.id,
+            r.workspace_id,
+            r.key,
+            r.kind,
+            ucr_to_credits(r.amount_ucr),
+            ucr_to_credits(r.held_ucr),
+            ucr_to_credits(r.overdraft_ucr),
+            r.created_at,
+            r.replayed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: int
+    workspace_id: str
+    key: str
+    amount: Decimal
+    state: str
+    expires_at: datetime
+    settled: Decimal | None
+    replayed: bool
+
+    @classmethod
+    def of(cls, r: HoldRecord) -> Hold:
+        settled = None if r.settled_ucr is None else ucr_to_credits(r.settled_ucr)
+        return cls(
+            r.id,
+            r.workspace_id,
+            r.key,
+            ucr_to_credits(r.amount_ucr),
+            r.state,
+            r.expires_at,
+            settled,
+            r.replayed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    id: int
+    key: str
+    kind: str
+    amount: Decimal
+    remaining: Decimal
+    priority: int
+    effective_at: datetime
+    expires_at: datetime | None
+    replayed: bool
+
+    @classmethod
+    def of(cls, r: GrantRecord) -> Grant:
+        return cls(
+            r.id,
+            r.key,
+            r.kind,
+            ucr_to_credits(r.amount_ucr),
+            ucr_to_credits(r.remaining_ucr),
+            r.priority,
+            r.effective_at,
+            r.expires_at,
+            r.replayed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """The "Usage this period" card. ``remaining`` is what new work may still spend:
+    allowance + top-ups + other grants - held - overdraft."""
+
+    workspace_id: str
+    workspace: str
+    plan: str
+    pending_plan: str | None
+    consumed: Decimal
+    remaining: Decimal
+    allowance_remaining: Decimal
+    topup_remaining: Decimal
+    other_remaining: Decimal
+    held: Decimal
+    overdraft: Decimal
+    period_start: datetime
+    resets_at: datetime
+
+    @classmethod
+    def of(cls, r: BalanceRecord) -> Balance:
+        c = ucr_to_credits
+        return cls(
+            r.workspace_id,
+            r.workspace_name,
+            r.plan_id,
+            r.pending_plan_id,
+            c(r.consumed_ucr),
+            c(r.remaining_ucr),
+            c(r.allowance_remaining_ucr),
+            c(r.topup_remaining_ucr),
+            c(r.other_remaining_ucr),
+            c(r.held_ucr),
+            c(r.overdraft_ucr),
+            r.period_start,
+            r.resets_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    workflow: str | None
+    node_type: str | None
+    member: str | None
+    test_run: bool
+    credits: Decimal
+    calls: int
+
+    @classmethod
+    def of(cls, r: BreakdownRecord) -> BreakdownRow:
+        d = r.dimensions
+        return cls(
+            d.get("workflow"),
+            d.get("node_type"),
+            d.get("member"),  # type: ignore[arg-type]
+            bool(d["test_run"]),
+            ucr_to_credits(r.credits_ucr),
+            r.calls,
+        )

@@ -1,0 +1,46 @@
+"""One Settings object, read from the environment (prefix ``SPOJIT_``). Every limit lives here,
+named with its unit, so the next person finds them in one place.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPOJIT_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".spojit")
+    database_url: str | None = None
+    llm_mode: Literal["live", "mock"] | None = None
+    price_book: Path | None = None
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+
+    # Limits (TigerBeetle: put a limit on everything).
+    hold_ttl_seconds: int = Field(default=600, gt=0, le=7 * 24 * 3600)
+    sqlite_busy_timeout_seconds: float = Field(default=60.0, gt=0)
+    renewal_catch_up_periods_max: int = Field(default=120, gt=0)
+    sweep_holds_batch_max: int = Field(default=1000, gt=0)
+    webhook_queue_max: int = Field(default=1000, gt=0)
+    request_body_max_bytes: int = Field(default=1024 * 1024, gt=0)
+    loop_concurrency_max: int = Field(default=8, gt=0)
+    page_size_max: int = Field(default=500, gt=0)
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'spojit.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,105 @@
+"""Shared fixtures: one parametrised ledger database (a real SQLite file and the real PostgreSQL
+on 127.0.0.1:5432), and a clean ``SPOJIT_HOME`` so no test touches the user's ``~/.spojit``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spojit_engine import Engine
+from spojit_engine.db import make_engine, migrate
+
+PG_ADMIN_URL = os.environ.get("SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+LEDGER_TABLES = "postings, entries, holds, grants, members, workspaces"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("SPOJIT_HOME", str(Path(config.rootpath) / ".pytest_cache" / "spojit_home"))
+
+
+def _postgres_reachable() -> str | None:
+    """None when PostgreSQL answers, else the one-line reason it does not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this session, dropped at the end.
+
+    Skips with the reason when PostgreSQL is down, except under CI, where it must run.
+    """
+    reason = _postgres_reachable()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required under CI but unreachable: {reason}")
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable: {reason}")
+    import psycopg
+
+    name = f"spojit_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file each test copies, so each test starts from a clean ledger."""
+    path = tmp_path_factory.mktemp("template") / "ledger.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    return path
+
+
+def _truncate(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {LEDGER_TABLES} RESTART IDENTITY CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A clean, migrated ledger database: a SQLite file, then the real PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = Engine(database_url)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
+    """For tests whose subject is not the database: the SQLite file only."""
+    path = tmp_path / "ledger.db"
+    shutil.copy(sqlite_template, path)
+    eng = Engine(f"sqlite:///{path}")
+    yield eng
+    eng.close()
