@@ -65,7 +65,7 @@ def _new_id(prefix: str) -> str:
 
 
 def create_workspace(ledger: Ledger, name: str, plan_id: str, period_start: datetime | None) -> str:
-    """A workspace on ``plan_id``, its periods anchored at ``period_start`` (default: now)."""
+    """A workspace on ``plan_id``, its periods anchored at ``period_start`` (default: today, 00:00 UTC)."""
     if not _NAME.match(name):
         raise InvalidInput(
             f"Workspace name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
@@ -73,7 +73,8 @@ def create_workspace(ledger: Ledger, name: str, plan_id: str, period_start: date
         )
     ledger.catalog.plan(plan_id)
     now = ledger.clock()
-    anchor = period_start or now
+    # Default anchor: today's midnight UTC, so "resets on" is a date a person can read.
+    anchor = period_start or now.replace(hour=0, minute=0, second=0, microsecond=0)
     if anchor.tzinfo is None:
         raise InvalidInput("period_start must be timezone-aware (UTC).")
     if anchor > now:

@@ -156,7 +156,7 @@ class Engine:
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
-            ttl=ttl or timedelta(seconds=self.settings.hold_ttl_seconds),
+            ttl=ttl if ttl is not None else timedelta(seconds=self.settings.hold_ttl_seconds),
             usage=Usage(workflow, node_type, member_id, test_run),
         )
         return Hold.of(record)

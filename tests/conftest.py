@@ -14,12 +14,16 @@ import pytest
 from spojit_engine import Engine
 from spojit_engine.db import make_engine, migrate
 
-PG_ADMIN_URL = os.environ.get("SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 LEDGER_TABLES = "postings, entries, holds, grants, members, workspaces"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault("SPOJIT_HOME", str(Path(config.rootpath) / ".pytest_cache" / "spojit_home"))
+    os.environ.setdefault(
+        "SPOJIT_HOME", str(Path(config.rootpath) / ".pytest_cache" / "spojit_home")
+    )
 
 
 def _postgres_reachable() -> str | None:

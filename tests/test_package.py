@@ -1,0 +1,62 @@
+"""The package's public face, its schema revision, and the supply-chain tripwire."""
+
+from __future__ import annotations
+
+import site
+import sys
+from pathlib import Path
+
+import spojit_engine
+from spojit_engine.db import MIGRATIONS_DIR, SCHEMA_REVISION
+
+
+def test_public_names_are_pinned() -> None:
+    assert spojit_engine.__all__ == [
+        "AdminRequired",
+        "Conflict",
+        "Engine",
+        "Forbidden",
+        "IdempotencyConflict",
+        "IllegalTransition",
+        "InsufficientCredits",
+        "InvalidInput",
+        "LedgerCorrupt",
+        "LedgerUnavailable",
+        "NotFound",
+        "SpojitError",
+        "Unauthorized",
+    ]
+    assert spojit_engine.__all__ == sorted(spojit_engine.__all__)
+    for name in spojit_engine.__all__:
+        assert getattr(spojit_engine, name) is not None
+
+
+def test_schema_revision_is_alembic_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_REVISION]
+
+
+def test_no_known_supply_chain_implant_is_installed() -> None:
+    """litellm 1.82.7/1.82.8/1.107.0 shipped credential stealers as .pth files (DEPENDENCIES.md)."""
+    dirs = {Path(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    implants = [
+        d / name for d in dirs for name in ("litellm_init.pth", "cook.pth") if (d / name).exists()
+    ]
+    stray = [d / "sitecustomize.py" for d in dirs if (d / "sitecustomize.py").exists()]
+    assert not implants and not stray, f"remove and reinstall: {implants + stray}"
+    from importlib.metadata import version
+
+    assert version("litellm") == "1.106.2"
+    assert sys.version_info >= (3, 11)
+
+
+def test_importing_the_package_loads_neither_prefect_nor_litellm() -> None:
+    import subprocess
+
+    code = "import sys, spojit_engine, spojit_engine.cli; print(sorted(m for m in ('prefect', 'litellm', 'stripe') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
