@@ -2,7 +2,8 @@
 
     SpojitError
     ├── InvalidInput            400  bad amount, bad email, bad key, bad option
-    ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan, UnknownPack, UnknownHold
+    ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan,
+    │                                UnknownPack, UnknownHold
     ├── Unauthorized            401  missing or unknown member token
     ├── Forbidden               403  AdminRequired
     ├── InsufficientCredits     402  a debit or hold the available balance cannot cover

@@ -151,12 +151,15 @@ class BreakdownRow:
 
     @classmethod
     def of(cls, r: BreakdownRecord) -> BreakdownRow:
-        d = r.dimensions
+        def text(name: str) -> str | None:
+            value = r.dimensions.get(name)
+            return None if value is None else str(value)
+
         return cls(
-            d.get("workflow"),
-            d.get("node_type"),
-            d.get("member"),  # type: ignore[arg-type]
-            bool(d["test_run"]),
+            text("workflow"),
+            text("node_type"),
+            text("member"),
+            bool(r.dimensions["test_run"]),
             ucr_to_credits(r.credits_ucr),
             r.calls,
         )

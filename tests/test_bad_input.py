@@ -105,7 +105,7 @@ def test_a_member_where_an_admin_is_needed(engine: Engine) -> None:
     eve = engine.add_member(other.id, "eve@other.io", role="admin")
     before = snapshot(engine)
     with pytest.raises(
-        AdminRequired, match="Only a workspace admin may change the plan; bob@acme.io"
+        AdminRequired, match=r"Only a workspace admin may change the plan; bob@acme\.io"
     ):
         engine.set_plan(ws.id, "pro", by=bob.id)
     with pytest.raises(AdminRequired, match="add members"):

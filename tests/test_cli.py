@@ -1,4 +1,4 @@
-"""The ``spojit`` command as a person runs it: a real process, a real SQLite file under SPOJIT_HOME."""
+"""The ``spojit`` command as a person runs it: a real process, a SQLite file in SPOJIT_HOME."""
 
 from __future__ import annotations
 

@@ -57,6 +57,9 @@ def test_no_known_supply_chain_implant_is_installed() -> None:
 def test_importing_the_package_loads_neither_prefect_nor_litellm() -> None:
     import subprocess
 
-    code = "import sys, spojit_engine, spojit_engine.cli; print(sorted(m for m in ('prefect', 'litellm', 'stripe') if m in sys.modules))"
+    code = (
+        "import sys, spojit_engine, spojit_engine.cli; "
+        "print(sorted(m for m in ('prefect', 'litellm', 'stripe') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -62,7 +62,9 @@ def one_sentence_errors(command: F) -> F:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            err_console.print(f"Error: setting {where}: {first['msg']}.", markup=False, soft_wrap=True)
+            err_console.print(
+                f"Error: setting {where}: {first['msg']}.", markup=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -27,7 +27,7 @@ from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.periods import term_end
-from spojit_engine.metering.posting import LedgerTx, load_blocks, lock_account
+from spojit_engine.metering.posting import LedgerTx, inserted_id, load_blocks, lock_account
 from spojit_engine.metering.records import (
     DEFAULT_PRIORITY,
     EntryRecord,
@@ -189,20 +189,22 @@ class Ledger:
                 if isinstance(admitted, HoldRecord):
                     return admitted
                 expires_at = tx.now + ttl
-                hold_id = tx.conn.execute(
-                    schema.holds.insert().values(
-                        workspace_id=workspace_id,
-                        key=key,
-                        amount_ucr=amount_ucr,
-                        state=HoldState.HELD.value,
-                        expires_at=expires_at,
-                        workflow=usage.workflow,
-                        node_type=usage.node_type,
-                        member_id=usage.member_id,
-                        test_run=usage.test_run,
-                        created_at=tx.now,
+                hold_id = inserted_id(
+                    tx.conn.execute(
+                        schema.holds.insert().values(
+                            workspace_id=workspace_id,
+                            key=key,
+                            amount_ucr=amount_ucr,
+                            state=HoldState.HELD.value,
+                            expires_at=expires_at,
+                            workflow=usage.workflow,
+                            node_type=usage.node_type,
+                            member_id=usage.member_id,
+                            test_run=usage.test_run,
+                            created_at=tx.now,
+                        )
                     )
-                ).inserted_primary_key[0]
+                )
                 tx.post(
                     kind="hold",
                     key=key,
@@ -279,7 +281,7 @@ class Ledger:
             )
 
     def release(self, hold_id: int) -> HoldRecord:
-        """Give a hold's credits back untouched (the step did not run). Releasing twice is a no-op."""
+        """Give a hold's credits back untouched (the step did not run); twice is a no-op."""
         with self.locked(self._hold_workspace(hold_id)) as tx:
             hold = _load_hold(tx.conn, hold_id)
             if hold.state != HoldState.RELEASED.value:

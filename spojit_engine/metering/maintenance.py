@@ -15,7 +15,7 @@ from spojit_engine.errors import LedgerUnavailable
 from spojit_engine.metering import schema
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.periods import add_months_clamped, months_between
-from spojit_engine.metering.posting import LedgerTx
+from spojit_engine.metering.posting import LedgerTx, inserted_id
 from spojit_engine.metering.records import DEFAULT_PRIORITY, GrantRecord
 
 
@@ -36,19 +36,21 @@ def grant_block(
 ) -> GrantRecord:
     """Insert a grant and its entry; an outstanding overdraft is paid from it first."""
     pays_overdraft = min(amount_ucr, tx.account.overdraft_ucr)
-    grant_id = tx.conn.execute(
-        schema.grants.insert().values(
-            workspace_id=tx.account.id,
-            key=key,
-            kind=kind,
-            amount_ucr=amount_ucr,
-            remaining_ucr=0,
-            priority=priority,
-            effective_at=effective_at,
-            expires_at=expires_at,
-            created_at=tx.now,
+    grant_id = inserted_id(
+        tx.conn.execute(
+            schema.grants.insert().values(
+                workspace_id=tx.account.id,
+                key=key,
+                kind=kind,
+                amount_ucr=amount_ucr,
+                remaining_ucr=0,
+                priority=priority,
+                effective_at=effective_at,
+                expires_at=expires_at,
+                created_at=tx.now,
+            )
         )
-    ).inserted_primary_key[0]
+    )
     postings: list[tuple[int | None, int]] = [(grant_id, amount_ucr - pays_overdraft)]
     if pays_overdraft:
         postings.append((None, pays_overdraft))

@@ -35,21 +35,20 @@ def credits_to_ucr_exact(value: Decimal | int | str, *, allow_zero: bool = False
         raise InvalidInput(f"Amount {value!r} is not a number.") from None
     if not amount.is_finite():
         raise InvalidInput(f"Amount {value!r} is not a finite number.")
-    if amount.as_tuple().exponent < -CREDIT_DECIMALS and amount != amount.quantize(_ONE_UCR):
+    floor = "zero or more" if allow_zero else "more than zero"
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise InvalidInput(f"Amount {value} must be {floor} credits.")
+    largest = MAX_AMOUNT_UCR // UCR_PER_CREDIT
+    if amount > largest:
+        raise InvalidInput(
+            f"Amount {value} is beyond the largest single amount, {largest} credits."
+        )
+    if amount != amount.quantize(_ONE_UCR):  # safe: at most 16 significant digits by now
         raise InvalidInput(
             f"Amount {value} has more than {CREDIT_DECIMALS} decimal places; "
             "the smallest unit is 0.000001 credits."
         )
-    if abs(amount) > MAX_AMOUNT_UCR:  # cheap guard before int() of a huge exponent
-        amount = amount.copy_sign(Decimal(MAX_AMOUNT_UCR))
     ucr = int(amount.scaleb(CREDIT_DECIMALS))
-    if ucr < 0 or (ucr == 0 and not allow_zero):
-        floor = "zero or more" if allow_zero else "more than zero"
-        raise InvalidInput(f"Amount {value} must be {floor} credits.")
-    if ucr > MAX_AMOUNT_UCR:
-        raise InvalidInput(
-            f"Amount {value} is beyond the largest single amount, {MAX_AMOUNT_UCR // UCR_PER_CREDIT} credits."
-        )
     return ucr
 
 

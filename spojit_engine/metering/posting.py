@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, func, select, update
 
 from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering import schema
@@ -33,8 +33,16 @@ _grant_move = (
 )
 
 
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key an INSERT produced."""
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise LedgerCorrupt("An insert produced no primary key.")
+    return int(key[0])
+
+
 def lock_account(conn: Connection, workspace_id: str) -> Account:
-    """Read the workspace row under a write lock (FOR UPDATE; SQLite already holds BEGIN IMMEDIATE)."""
+    """The workspace row under a write lock (FOR UPDATE; SQLite holds BEGIN IMMEDIATE already)."""
     w = schema.workspaces.c
     row = conn.execute(
         select(
@@ -104,23 +112,25 @@ class LedgerTx:
                 f"Entry {key!r} would leave workspace {account.id} with held {new_held}, "
                 f"overdraft {new_overdraft}, credits {new_credits} µcr."
             )
-        entry_id = self.conn.execute(
-            schema.entries.insert().values(
-                workspace_id=account.id,
-                key=key,
-                kind=kind,
-                amount_ucr=amount_ucr,
-                held_ucr=held_ucr,
-                grant_id=grant_id,
-                hold_id=hold_id,
-                workflow=usage.workflow,
-                node_type=usage.node_type,
-                member_id=usage.member_id,
-                test_run=usage.test_run,
-                reason=reason,
-                created_at=self.now,
+        entry_id = inserted_id(
+            self.conn.execute(
+                schema.entries.insert().values(
+                    workspace_id=account.id,
+                    key=key,
+                    kind=kind,
+                    amount_ucr=amount_ucr,
+                    held_ucr=held_ucr,
+                    grant_id=grant_id,
+                    hold_id=hold_id,
+                    workflow=usage.workflow,
+                    node_type=usage.node_type,
+                    member_id=usage.member_id,
+                    test_run=usage.test_run,
+                    reason=reason,
+                    created_at=self.now,
+                )
             )
-        ).inserted_primary_key[0]
+        )
         if postings:
             self.conn.execute(
                 schema.postings.insert(),

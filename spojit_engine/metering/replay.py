@@ -110,6 +110,7 @@ def replayed_hold(
     if (found.workspace_id, found.amount_ucr) != (workspace_id, amount_ucr):
         raise IdempotencyConflict(
             key,
-            f"for a hold of {ucr_to_credits(found.amount_ucr)} credits in workspace {found.workspace_id}",
+            f"for a hold of {ucr_to_credits(found.amount_ucr)} credits "
+            f"in workspace {found.workspace_id}",
         )
     return found

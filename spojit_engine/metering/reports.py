@@ -118,7 +118,8 @@ def read_breakdown(
     unknown = [d for d in by if d not in BREAKDOWN_DIMENSIONS]
     if unknown:
         raise InvalidInput(
-            f"Cannot break down by {', '.join(unknown)}; choose from {', '.join(BREAKDOWN_DIMENSIONS)}."
+            f"Cannot break down by {', '.join(unknown)}; "
+            f"choose from {', '.join(BREAKDOWN_DIMENSIONS)}."
         )
     e = schema.entries.c
     column_of = {

@@ -31,7 +31,7 @@ NAME_LENGTH_MAX = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Stored as naive UTC (same text on SQLite, ``timestamp`` on PostgreSQL); read back UTC-aware."""
+    """Stored as naive UTC (text on SQLite, ``timestamp`` on PostgreSQL); read back UTC-aware."""
 
     impl = DateTime
     cache_ok = True
@@ -55,7 +55,7 @@ def _col(type_: Any, *args: Any, **kwargs: Any) -> Any:
 class Workspace(SQLModel, table=True):
     """A workspace is also its ledger account: this row is the lock and the materialised balance."""
 
-    __tablename__: ClassVar[str] = "workspaces"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "workspaces"
     __table_args__ = (
         CheckConstraint("held_ucr >= 0", name="ck_workspaces_held_nonneg"),
         CheckConstraint("overdraft_ucr >= 0", name="ck_workspaces_overdraft_nonneg"),
@@ -76,7 +76,7 @@ class Workspace(SQLModel, table=True):
 
 
 class Member(SQLModel, table=True):
-    __tablename__: ClassVar[str] = "members"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "members"
     __table_args__ = (UniqueConstraint("workspace_id", "email", name="uq_members_workspace_email"),)
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
@@ -90,7 +90,7 @@ class Member(SQLModel, table=True):
 class Grant(SQLModel, table=True):
     """A block of credits. ``remaining_ucr`` equals the sum of its postings (checked by verify)."""
 
-    __tablename__: ClassVar[str] = "grants"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "grants"
     __table_args__ = (
         CheckConstraint("amount_ucr > 0", name="ck_grants_amount_positive"),
         CheckConstraint(
@@ -114,7 +114,7 @@ class Grant(SQLModel, table=True):
 
 
 class Hold(SQLModel, table=True):
-    __tablename__: ClassVar[str] = "holds"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "holds"
     __table_args__ = (
         CheckConstraint("amount_ucr > 0", name="ck_holds_amount_positive"),
         Index("ix_holds_state_expires", "state", "expires_at"),
@@ -140,7 +140,7 @@ class Entry(SQLModel, table=True):
     """One ledger operation, append-only. ``amount_ucr`` is its change to the workspace's credits,
     ``held_ucr`` its change to the credits on hold; both signed."""
 
-    __tablename__: ClassVar[str] = "entries"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "entries"
     __table_args__ = (Index("ix_entries_workspace_created", "workspace_id", "created_at"),)
 
     id: int | None = Field(
@@ -164,7 +164,7 @@ class Entry(SQLModel, table=True):
 class Posting(SQLModel, table=True):
     """One entry's movement on one grant; ``grant_id`` NULL is the overdraft account."""
 
-    __tablename__: ClassVar[str] = "postings"  # type: ignore[misc]
+    __tablename__: ClassVar[str] = "postings"
     __table_args__ = (
         Index("ix_postings_entry", "entry_id"),
         Index("ix_postings_grant", "grant_id"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -63,7 +64,7 @@ def test_a_later_block_pays_only_once_every_earlier_one_is_empty(
 ) -> None:
     live = spendable(given_blocks, NOW)
     takes = dict(allocate(live, amount).takes)
-    for earlier, later in zip(live, live[1:], strict=False):
+    for earlier, later in itertools.pairwise(live):
         if takes.get(later.id):
             assert takes.get(earlier.id) == earlier.remaining_ucr
 
