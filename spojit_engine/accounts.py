@@ -65,7 +65,7 @@ def _new_id(prefix: str) -> str:
 
 
 def create_workspace(ledger: Ledger, name: str, plan_id: str, period_start: datetime | None) -> str:
-    """A workspace on ``plan_id``, periods anchored at ``period_start`` (default: today 00:00 UTC)."""
+    """A workspace on ``plan_id``; periods anchor at ``period_start`` (default today 00:00 UTC)."""
     if not _NAME.match(name):
         raise InvalidInput(
             f"Workspace name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "
