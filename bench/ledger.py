@@ -625,7 +625,7 @@ def render(res: dict[str, Any]) -> str:
         )
         add("   settings: " + ", ".join(f"{k}={v}" for k, v in st.items() if k != "server_version"))
         add(
-            f"   engine: 8 processes, one Engine each (psycopg 3, pool_pre_ping); "
+            f"   engine: 8 processes, one Engine each (psycopg 3, pooled); "
             f"{p.get('verified_workspaces', '?')} workspaces verified after the run"
         )
         if "pgbench_version" in p:

@@ -38,7 +38,8 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # No pre-ping: it costs a round trip per transaction; stale connections are recycled.
+        return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=5)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

@@ -27,7 +27,7 @@ from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.periods import term_end
-from spojit_engine.metering.posting import LedgerTx, inserted_id, load_blocks, lock_account
+from spojit_engine.metering.posting import LedgerTx, load_blocks, lock_account
 from spojit_engine.metering.records import (
     DEFAULT_PRIORITY,
     EntryRecord,
@@ -41,6 +41,7 @@ from spojit_engine.metering.replay import (
     replayed_grant,
     replayed_hold,
 )
+from spojit_engine.metering.statements import statements_for
 
 T = TypeVar("T")
 
@@ -128,6 +129,11 @@ class Ledger:
                     term_months = self.catalog.plan(tx.account.plan_id).term_months
                     expires = term_end(tx.account.anchor_at, term_months, effective)
                 if expires is not None and expires <= effective:
+                    # A used key answers first (its replay, or IdempotencyConflict): a retry
+                    # after an explicit expires_at has passed is still the same grant.
+                    found = replayed_grant(tx.conn, key, workspace_id, kind, amount_ucr)
+                    if found is not None:
+                        return found
                     raise InvalidInput("A grant must expire after it takes effect.")
                 return grant_block(
                     tx,
@@ -189,22 +195,23 @@ class Ledger:
                 if isinstance(admitted, HoldRecord):
                     return admitted
                 expires_at = tx.now + ttl
-                hold_id = inserted_id(
-                    tx.conn.execute(
-                        schema.holds.insert().values(
-                            workspace_id=workspace_id,
-                            key=key,
-                            amount_ucr=amount_ucr,
-                            state=HoldState.HELD.value,
-                            expires_at=expires_at,
-                            workflow=usage.workflow,
-                            node_type=usage.node_type,
-                            member_id=usage.member_id,
-                            test_run=usage.test_run,
-                            created_at=tx.now,
-                        )
-                    )
-                )
+                sql = statements_for(tx.conn)
+                hold_id = sql.run(
+                    tx.conn,
+                    "insert_hold",
+                    {
+                        "workspace_id": workspace_id,
+                        "key": key,
+                        "amount_ucr": amount_ucr,
+                        "state": HoldState.HELD.value,
+                        "expires_at": sql.time_param(expires_at),
+                        "workflow": usage.workflow,
+                        "node_type": usage.node_type,
+                        "member_id": usage.member_id,
+                        "test_run": sql.bool_param(usage.test_run),
+                        "created_at": sql.time_param(tx.now),
+                    },
+                ).fetchone()[0]
                 tx.post(
                     kind="hold",
                     key=key,

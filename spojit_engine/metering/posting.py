@@ -14,23 +14,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, bindparam, func, select, update
+from sqlalchemy import Connection, CursorResult, func, select, update
 
 from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block
 from spojit_engine.metering.money import INT64_MAX
 from spojit_engine.metering.records import Account, EntryRecord, Usage
+from spojit_engine.metering.statements import statements_for
 
 _NO_USAGE = Usage()
-
-_grant_move = (
-    update(schema.grants)
-    .where(schema.grants.c.id == bindparam("gid"))
-    .where(schema.grants.c.remaining_ucr + bindparam("delta") >= 0)
-    .where(schema.grants.c.remaining_ucr + bindparam("delta") <= schema.grants.c.amount_ucr)
-    .values(remaining_ucr=schema.grants.c.remaining_ucr + bindparam("delta"))
-)
 
 
 def inserted_id(result: CursorResult[Any]) -> int:
@@ -43,38 +36,24 @@ def inserted_id(result: CursorResult[Any]) -> int:
 
 def lock_account(conn: Connection, workspace_id: str) -> Account:
     """The workspace row under a write lock (FOR UPDATE; SQLite holds BEGIN IMMEDIATE already)."""
-    w = schema.workspaces.c
-    row = conn.execute(
-        select(
-            w.id,
-            w.name,
-            w.plan_id,
-            w.pending_plan_id,
-            w.anchor_at,
-            w.period_start,
-            w.period_end,
-            w.next_due_at,
-            w.credits_ucr,
-            w.held_ucr,
-            w.overdraft_ucr,
-        )
-        .where(w.id == workspace_id)
-        .with_for_update()
-    ).one_or_none()
+    sql = statements_for(conn)
+    row: Any = sql.run(conn, "lock_account", {"id": workspace_id}).fetchone()
     if row is None:
         raise UnknownWorkspace(workspace_id)
-    return Account(*row)
+    t = sql.time_value
+    return Account(
+        row[0], row[1], row[2], row[3], t(row[4]), t(row[5]), t(row[6]), t(row[7]),
+        row[8], row[9], row[10],
+    )  # fmt: skip
 
 
 def load_blocks(conn: Connection, workspace_id: str) -> list[Block]:
     """Every grant of the workspace that still has credits, whatever its times."""
-    g = schema.grants.c
-    rows = conn.execute(
-        select(g.id, g.priority, g.effective_at, g.expires_at, g.remaining_ucr).where(
-            g.workspace_id == workspace_id, g.remaining_ucr > 0
-        )
-    )
-    return [Block(*row) for row in rows]
+    sql = statements_for(conn)
+    rows: Any = sql.run(conn, "load_blocks", {"workspace_id": workspace_id})
+    return [
+        Block(r[0], r[1], sql.time_value(r[2]), sql.optional_time_value(r[3]), r[4]) for r in rows
+    ]
 
 
 class LedgerTx:
@@ -112,41 +91,44 @@ class LedgerTx:
                 f"Entry {key!r} would leave workspace {account.id} with held {new_held}, "
                 f"overdraft {new_overdraft}, credits {new_credits} µcr."
             )
-        entry_id = inserted_id(
-            self.conn.execute(
-                schema.entries.insert().values(
-                    workspace_id=account.id,
-                    key=key,
-                    kind=kind,
-                    amount_ucr=amount_ucr,
-                    held_ucr=held_ucr,
-                    grant_id=grant_id,
-                    hold_id=hold_id,
-                    workflow=usage.workflow,
-                    node_type=usage.node_type,
-                    member_id=usage.member_id,
-                    test_run=usage.test_run,
-                    reason=reason,
-                    created_at=self.now,
-                )
-            )
-        )
-        if postings:
-            self.conn.execute(
-                schema.postings.insert(),
-                [{"entry_id": entry_id, "grant_id": g, "amount_ucr": a} for g, a in postings],
+        sql = statements_for(self.conn)
+        entry_id = sql.run(
+            self.conn,
+            "insert_entry",
+            {
+                "workspace_id": account.id,
+                "key": key,
+                "kind": kind,
+                "amount_ucr": amount_ucr,
+                "held_ucr": held_ucr,
+                "grant_id": grant_id,
+                "hold_id": hold_id,
+                "workflow": usage.workflow,
+                "node_type": usage.node_type,
+                "member_id": usage.member_id,
+                "test_run": sql.bool_param(usage.test_run),
+                "reason": reason,
+                "created_at": sql.time_param(self.now),
+            },
+        ).fetchone()[0]
+        for grant, amount in postings:
+            sql.run(
+                self.conn,
+                "insert_posting",
+                {"entry_id": entry_id, "grant_id": grant, "amount_ucr": amount},
             )
         self._move_grants([(g, a) for g, a in postings if g is not None and a != 0])
         due = min(account.next_due_at, next_due_at) if next_due_at else account.next_due_at
-        self.conn.execute(
-            update(schema.workspaces)
-            .where(schema.workspaces.c.id == account.id)
-            .values(
-                credits_ucr=new_credits,
-                held_ucr=new_held,
-                overdraft_ucr=new_overdraft,
-                next_due_at=due,
-            )
+        sql.run(
+            self.conn,
+            "update_balance",
+            {
+                "id": account.id,
+                "credits_ucr": new_credits,
+                "held_ucr": new_held,
+                "overdraft_ucr": new_overdraft,
+                "next_due_at": sql.time_param(due),
+            },
         )
         self.account = replace(
             account,
@@ -167,14 +149,13 @@ class LedgerTx:
         )
 
     def _move_grants(self, moves: list[tuple[int, int]]) -> None:
-        if not moves:
-            return
-        params: list[dict[str, Any]] = [{"gid": g, "delta": d} for g, d in moves]
-        moved = self.conn.execute(_grant_move, params).rowcount
-        if moved != len(moves):
-            raise LedgerCorrupt(
-                f"A grant of workspace {self.account.id} would leave its range [0, amount]."
-            )
+        sql = statements_for(self.conn)
+        for grant_id, delta in moves:
+            if sql.run(self.conn, "move_grant", {"id": grant_id, "delta": delta}).rowcount != 1:
+                raise LedgerCorrupt(
+                    f"Grant {grant_id} of workspace {self.account.id} would leave its range "
+                    "[0, amount]."
+                )
 
     def set_account(self, **values: Any) -> None:
         """Change non-money fields of the workspace row (plan, period, due time)."""

@@ -1,0 +1,110 @@
+"""The ledger's hot-path statements as driver SQL, rendered once per dialect.
+
+Why not SQLAlchemy Core here: building, compiling and executing a Core statement costs
+100-300 µs of Python, which made a debit five times slower than the same SQL run by the driver
+(bench/ledger.py); even ``exec_driver_sql`` adds ~70 µs a statement. So these run on the DBAPI
+cursor of the SQLAlchemy connection, inside its transaction. Everything rarer (renewals,
+expiries, reports, verify) stays in Core. Times are stored exactly as SQLAlchemy's
+``DateTime`` stores them (naive UTC; on SQLite the text ``YYYY-MM-DD HH:MM:SS.ffffff``) so Core
+and driver SQL read each other's rows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+_SQL = {
+    "lock_account": (
+        "SELECT id, name, plan_id, pending_plan_id, anchor_at, period_start, period_end,"
+        " next_due_at, credits_ucr, held_ucr, overdraft_ucr FROM workspaces WHERE id = :id"
+        "{for_update}"
+    ),
+    "load_blocks": (
+        "SELECT id, priority, effective_at, expires_at, remaining_ucr FROM grants"
+        " WHERE workspace_id = :workspace_id AND remaining_ucr > 0"
+    ),
+    "insert_entry": (
+        "INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr, grant_id, hold_id,"
+        " workflow, node_type, member_id, test_run, reason, created_at) VALUES (:workspace_id,"
+        " :key, :kind, :amount_ucr, :held_ucr, :grant_id, :hold_id, :workflow, :node_type,"
+        " :member_id, :test_run, :reason, :created_at) RETURNING id"
+    ),
+    "insert_posting": (
+        "INSERT INTO postings (entry_id, grant_id, amount_ucr) VALUES (:entry_id, :grant_id,"
+        " :amount_ucr)"
+    ),
+    # The pair check: the move applies only if it keeps remaining within [0, amount].
+    "move_grant": (
+        "UPDATE grants SET remaining_ucr = remaining_ucr + :delta WHERE id = :id"
+        " AND remaining_ucr + :delta >= 0 AND remaining_ucr + :delta <= amount_ucr"
+    ),
+    "update_balance": (
+        "UPDATE workspaces SET credits_ucr = :credits_ucr, held_ucr = :held_ucr,"
+        " overdraft_ucr = :overdraft_ucr, next_due_at = :next_due_at WHERE id = :id"
+    ),
+    "insert_hold": (
+        "INSERT INTO holds (workspace_id, key, amount_ucr, state, expires_at, workflow, node_type,"
+        " member_id, test_run, created_at) VALUES (:workspace_id, :key, :amount_ucr, :state,"
+        " :expires_at, :workflow, :node_type, :member_id, :test_run, :created_at) RETURNING id"
+    ),
+}
+
+
+class Statements:
+    """The statements for one dialect, and its conversions of times and booleans."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.sqlite = dialect_name == "sqlite"
+        self._sql = {name: self._render(sql) for name, sql in _SQL.items()}
+
+    def _render(self, sql: str) -> str:
+        sql = sql.replace("{for_update}", "" if self.sqlite else " FOR UPDATE")
+        # sqlite3 takes :name; psycopg takes %(name)s.
+        return sql if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", sql)
+
+    def run(self, conn: Connection, name: str, params: dict[str, Any]) -> Any:
+        """Execute one statement on the DBAPI cursor of ``conn`` (inside its transaction).
+
+        Driver errors are re-raised as SQLAlchemy's (``IntegrityError``, ``OperationalError``…)
+        so callers handle one family of exceptions whichever path raised them.
+        """
+        sql = self._sql[name]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            cursor.execute(sql, params)
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+        return cursor
+
+    def time_param(self, moment: datetime | None) -> Any:
+        if moment is None:
+            return None
+        naive = moment.astimezone(UTC).replace(tzinfo=None)
+        return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else naive
+
+    def time_value(self, value: Any) -> datetime:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC)
+
+    def optional_time_value(self, value: Any) -> datetime | None:
+        return None if value is None else self.time_value(value)
+
+    def bool_param(self, value: bool) -> Any:
+        return int(value) if self.sqlite else value
+
+
+_BY_DIALECT: dict[str, Statements] = {}
+
+
+def statements_for(conn: Connection) -> Statements:
+    """The rendered statements for this connection's dialect (built once per process)."""
+    name = conn.dialect.name
+    if name not in _BY_DIALECT:
+        _BY_DIALECT[name] = Statements(name)
+    return _BY_DIALECT[name]
