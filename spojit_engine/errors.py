@@ -1,7 +1,8 @@
 """Every error spojit_engine raises, in one tree, each with a stable ``code``.
 
     SpojitError
-    ├── InvalidInput            400  bad amount, bad email, bad key, bad option
+    ├── InvalidInput            400  bad amount, bad email, bad key, bad option;
+    │                                UnknownModelPrice, NotMetered
     ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan,
     │                                UnknownPack, UnknownHold
     ├── Unauthorized            401  missing or unknown member token
@@ -30,6 +31,26 @@ class SpojitError(Exception):
 
 class InvalidInput(SpojitError):
     code = "invalid_input"
+
+
+class UnknownModelPrice(InvalidInput):
+    """A model neither LiteLLM nor the price book prices: never treated as free."""
+
+    code = "unknown_model_price"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f'Model {model!r} has no known price; add it under [models."{model}"] in the '
+            "price book (SPOJIT_PRICE_BOOK) or set a [fallback] price."
+        )
+        self.model = model
+
+
+class NotMetered(InvalidInput):
+    code = "not_metered"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} ran outside a metered node; wrap it with @metered.")
 
 
 class NotFound(SpojitError):

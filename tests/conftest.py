@@ -17,7 +17,7 @@ from spojit_engine.db import make_engine, migrate
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-LEDGER_TABLES = "postings, entries, holds, grants, members, workspaces"
+LEDGER_TABLES = "usage_records, postings, entries, holds, grants, members, workspaces"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -178,10 +178,45 @@ class Posting(SQLModel, table=True):
     amount_ucr: int = _col(BigInteger)
 
 
+class UsageRecord(SQLModel, table=True):
+    """One metered node call: what ran, where, for whom, and what it cost (µcr and tokens)."""
+
+    __tablename__: ClassVar[str] = "usage_records"
+    __table_args__ = (
+        Index("ix_usage_workspace_created", "workspace_id", "created_at"),
+        Index("ix_usage_flow_run", "flow_run_id"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
+    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
+    workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
+    flow_run_id: str | None = _col(String(36), nullable=True)
+    task_run_id: str | None = _col(String(36), nullable=True)
+    attempt: int = _col(Integer)
+    node_name: str = _col(String(NAME_LENGTH_MAX * 2))
+    node_type: str = _col(String(NAME_LENGTH_MAX))
+    mode: str | None = _col(String(32), nullable=True)
+    models: str | None = _col(Text, nullable=True)
+    tokens_in: int = _col(BigInteger, default=0)
+    tokens_out: int = _col(BigInteger, default=0)
+    tokens_cached: int = _col(BigInteger, default=0)
+    llm_calls: int = _col(Integer, default=0)
+    credits_ucr: int = _col(BigInteger)
+    member_id: str | None = _col(String(32), nullable=True)
+    test_run: bool = _col(Boolean, default=False)
+    status: str = _col(String(16))
+    error: str | None = _col(Text, nullable=True)
+    created_at: datetime = _col(UTCDateTime())
+
+
 workspaces = Workspace.__table__  # type: ignore[attr-defined]
 members = Member.__table__  # type: ignore[attr-defined]
 grants = Grant.__table__  # type: ignore[attr-defined]
 holds = Hold.__table__  # type: ignore[attr-defined]
 entries = Entry.__table__  # type: ignore[attr-defined]
 postings = Posting.__table__  # type: ignore[attr-defined]
+usage_records = UsageRecord.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -1,0 +1,132 @@
+"""``@metered``: bill any callable as a node call — a node's ``run``, or a plain function in a
+hand-written Prefect flow.
+
+One node call: resolve workspace, run, attempt, member and test flag (Prefect run context and
+``spojit:`` tags); debit the node's base price (refused -> ``InsufficientCredits``, nothing runs);
+run with a meter in scope (each LLM call holds, then settles); write one usage record. Keys are
+``node:{task or flow run}:{attempt}:{node}:{n}``: a retry is a new attempt and is billed for what
+it called; re-running the same attempt replays the same keys and bills nothing new.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from spojit_engine.errors import InsufficientCredits, InvalidInput
+from spojit_engine.metering.meter import Meter, metering
+from spojit_engine.metering.records import Usage
+from spojit_engine.metering.run_context import MEMBER_TAG, WORKSPACE_TAG, RunInfo, current_run
+from spojit_engine.metering.runtime import Runtime, current_runtime
+from spojit_engine.metering.usage import UsageRow, record_usage
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SCOPES_MAX = 10_000  # call counters kept per (run, attempt); the oldest are forgotten
+_counters: OrderedDict[tuple[str, int, str], itertools.count[int]] = OrderedDict()
+_counters_lock = threading.Lock()
+
+
+def _call_number(scope: str, attempt: int, node_name: str) -> int:
+    """The n-th call of this node within this run attempt: stable when the attempt re-runs."""
+    with _counters_lock:
+        key = (scope, attempt, node_name)
+        counter = _counters.get(key)
+        if counter is None:
+            counter = _counters[key] = itertools.count()
+            if len(_counters) > _SCOPES_MAX:
+                _counters.popitem(last=False)
+        return next(counter)
+
+
+def _workspace_of(runtime: Runtime, run: RunInfo | None) -> str:
+    named = (run.tag_value(WORKSPACE_TAG) if run else None) or runtime.default_workspace
+    if named:
+        return runtime.engine.workspace_id(named)
+    workspaces = runtime.engine.workspaces()
+    if len(workspaces) == 1:
+        return workspaces[0].id
+    raise InvalidInput(
+        "This node runs for no workspace; tag the flow run spojit:workspace=NAME "
+        "or set SPOJIT_WORKSPACE."
+    )
+
+
+@contextmanager
+def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None) -> Iterator[Meter]:
+    """Meter one node call (see the module docstring)."""
+    runtime = runtime or current_runtime()
+    run = current_run()
+    ledger = runtime.engine.ledger
+    workspace_id = _workspace_of(runtime, run)
+    scope = (run.task_run_id or run.flow_run_id) if run else None
+    attempt = run.attempt if run else 1
+    scope = scope or f"adhoc-{uuid.uuid4()}"
+    key = f"node:{scope}:{attempt}:{node_name}:{_call_number(scope, attempt, node_name)}"
+    usage = Usage(
+        workflow=run.flow_name if run else None,
+        node_type=node_type,
+        member_id=run.tag_value(MEMBER_TAG) if run else None,
+        test_run=run.test_run if run else False,
+    )
+    workspace_name = (
+        runtime.engine.balance(workspace_id).workspace if runtime.book.workspaces else ""
+    )
+    book = runtime.book.for_workspace(workspace_name) if workspace_name else runtime.book
+    meter = Meter(ledger, workspace_id, key, usage, book, runtime.prices, runtime.hold_ttl)
+    base_ucr = book.base(node_type)
+    status, error, base_charged_ucr = "ok", None, 0
+    try:
+        if base_ucr:
+            ledger.debit(workspace_id, amount_ucr=base_ucr, key=f"{key}:base", usage=usage)
+            base_charged_ucr = base_ucr
+        with metering(meter):
+            yield meter
+    except InsufficientCredits as exc:
+        status, error = "refused", str(exc)
+        raise
+    except BaseException as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        charged = base_charged_ucr + meter.llm_cost_ucr
+        models = sorted({call.usage.model for call in meter.calls})
+        record_usage(
+            runtime.engine.sa_engine,
+            UsageRow(
+                key=key, workspace_id=workspace_id, workflow=usage.workflow,
+                flow_run_id=run.flow_run_id if run else None,
+                task_run_id=run.task_run_id if run else None, attempt=attempt,
+                node_name=node_name, node_type=node_type.split(".")[0],
+                mode=node_type.split(".")[1] if "." in node_type else None,
+                models=",".join(models) or None,
+                tokens_in=sum(c.usage.tokens_in for c in meter.calls),
+                tokens_out=sum(c.usage.tokens_out for c in meter.calls),
+                tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
+                llm_calls=len(meter.calls), credits_ucr=charged, member_id=usage.member_id,
+                test_run=usage.test_run, status=status, error=error,
+                created_at=ledger.clock(),
+            ),
+        )  # fmt: skip
+
+
+def metered(node_type: str, *, name: str | None = None) -> Callable[[F], F]:
+    """Bill each call of the wrapped callable as a ``node_type`` node (``connector.agent``…)."""
+
+    def wrap(fn: F) -> F:
+        node_name = name or fn.__name__
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with node_call(node_type, node_name):
+                return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap

@@ -1,0 +1,110 @@
+"""The meter of one node call: a ``contextvars`` scope that LLM calls report to.
+
+Two-phase per LLM call (TigerBeetle's pending transfers): ``reserve`` holds the most the call can
+cost *before* the call — a refused hold raises ``InsufficientCredits`` and the call never
+happens — then ``settle`` posts the actual cost from the response's usage, or ``release`` gives the
+hold back if the provider failed. Keys derive from the node call's key, so re-running the same
+attempt replays instead of billing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from spojit_engine.errors import NotMetered
+from spojit_engine.metering.holds import HoldState
+from spojit_engine.metering.model_prices import ModelPriceTable
+from spojit_engine.metering.pricing import PriceBook, TokenUsage, llm_cost_ucr, max_cost_ucr
+from spojit_engine.metering.records import Usage
+
+if TYPE_CHECKING:
+    from spojit_engine.metering.ledger import Ledger
+
+
+@dataclass
+class LlmCall:
+    usage: TokenUsage
+    cost_ucr: int
+
+
+@dataclass
+class Meter:
+    """What one node call has spent so far, and where to bill the next LLM call."""
+
+    ledger: Ledger
+    workspace_id: str
+    key: str
+    usage: Usage
+    book: PriceBook
+    prices: ModelPriceTable
+    hold_ttl: timedelta
+    calls: list[LlmCall] = field(default_factory=list)
+    extra_ucr: int = 0
+
+    @property
+    def llm_cost_ucr(self) -> int:
+        return sum(call.cost_ucr for call in self.calls) + self.extra_ucr
+
+    def price_call(self, usage: TokenUsage) -> int:
+        return llm_cost_ucr(self.prices.price(usage.model), usage, self.book.credits_per_usd)
+
+    @contextmanager
+    def llm_call(self, model: str, prompt_tokens: int, max_tokens: int) -> Iterator[LlmSettlement]:
+        """Hold the call's maximum, run it, settle what it used (or release on error)."""
+        index = len(self.calls)
+        price = self.prices.price(model)
+        hold = self.ledger.hold(
+            self.workspace_id,
+            amount_ucr=max(
+                1, max_cost_ucr(price, prompt_tokens, max_tokens, self.book.credits_per_usd)
+            ),
+            key=f"{self.key}:llm:{index}",
+            ttl=self.hold_ttl,
+            usage=self.usage,
+        )
+        settlement = LlmSettlement()
+        try:
+            yield settlement
+        except BaseException:
+            if hold.state == HoldState.HELD.value:
+                self.ledger.release(hold.id)
+            raise
+        if settlement.usage is None:
+            raise NotMetered(f"LLM call {index} of {self.key}")
+        cost = self.price_call(settlement.usage)
+        if hold.state in (HoldState.HELD.value, HoldState.EXPIRED.value):
+            self.ledger.settle(hold.id, actual_ucr=cost)
+        # else: this very attempt already settled this call (a replay): nothing new to bill.
+        self.calls.append(LlmCall(settlement.usage, cost))
+
+
+@dataclass
+class LlmSettlement:
+    """Filled by the LLM helper with the usage the response reported."""
+
+    usage: TokenUsage | None = None
+
+
+_current: ContextVar[Meter | None] = ContextVar("spojit_meter", default=None)
+
+
+def current_meter(what: str) -> Meter:
+    """The meter of the node call in progress; billing outside one is refused, never free."""
+    meter = _current.get()
+    if meter is None:
+        raise NotMetered(what)
+    return meter
+
+
+@contextmanager
+def metering(meter: Meter) -> Iterator[Meter]:
+    token = _current.set(meter)
+    try:
+        yield meter
+    finally:
+        _current.reset(token)

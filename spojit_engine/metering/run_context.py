@@ -1,0 +1,59 @@
+"""The one adapter to Prefect's run context (imported lazily): which flow run, task run and
+attempt a node call belongs to, and the ``spojit:`` tags that say for whom it runs.
+
+Tags: ``spojit:workspace=NAME`` (or id), ``spojit:member=ID``, ``spojit:test`` (a test run),
+``spojit:trigger=KIND`` (webhook, manual, …). They ride on the flow run (``prefect.tags`` or the
+deployment's tags), so every task run of the flow sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WORKSPACE_TAG = "spojit:workspace="
+MEMBER_TAG = "spojit:member="
+TEST_TAG = "spojit:test"
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    flow_run_id: str | None
+    task_run_id: str | None
+    attempt: int
+    flow_name: str | None
+    tags: frozenset[str]
+
+    def tag_value(self, prefix: str) -> str | None:
+        for tag in sorted(self.tags):
+            if tag.startswith(prefix):
+                return tag[len(prefix) :]
+        return None
+
+    @property
+    def test_run(self) -> bool:
+        return TEST_TAG in self.tags
+
+
+def current_run() -> RunInfo | None:
+    """The Prefect run this code runs in, or None outside any flow or task."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    task_ctx = TaskRunContext.get()
+    flow_ctx = FlowRunContext.get()
+    if task_ctx is None and flow_ctx is None:
+        return None
+    tags: set[str] = set()
+    flow_run_id = flow_name = task_run_id = None
+    attempt = 1
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        flow_run_id = str(flow_ctx.flow_run.id)
+        flow_name = flow_ctx.flow.name if flow_ctx.flow else flow_ctx.flow_run.name
+        tags.update(flow_ctx.flow_run.tags or ())
+    if task_ctx is not None:
+        task_run_id = str(task_ctx.task_run.id)
+        attempt = max(1, task_ctx.task_run.run_count)
+        tags.update(task_ctx.task_run.tags or ())
+        flow_run_id = flow_run_id or (
+            str(task_ctx.task_run.flow_run_id) if task_ctx.task_run.flow_run_id else None
+        )
+    return RunInfo(flow_run_id, task_run_id, attempt, flow_name, frozenset(tags))

@@ -1,0 +1,74 @@
+"""Usage records: one row per metered node call, written once (a replayed key writes nothing)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.exc import IntegrityError
+
+from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.metering import schema
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    key: str
+    workspace_id: str
+    workflow: str | None
+    flow_run_id: str | None
+    task_run_id: str | None
+    attempt: int
+    node_name: str
+    node_type: str
+    mode: str | None
+    models: str | None
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    llm_calls: int
+    credits_ucr: int
+    member_id: str | None
+    test_run: bool
+    status: str
+    error: str | None
+    created_at: datetime
+
+
+def record_usage(engine: SAEngine, row: UsageRow) -> bool:
+    """Store one node call's record; False when its key was already recorded (a replay)."""
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(schema.usage_records.insert().values(**asdict(row)))
+    except IntegrityError:
+        return False
+    return True
+
+
+def read_usage(
+    engine: SAEngine,
+    *,
+    workspace_id: str | None = None,
+    flow_run_id: str | None = None,
+    member_id: str | None = None,
+    since: datetime | None = None,
+    limit: int = 500,
+) -> list[UsageRow]:
+    """Usage records, newest first, filtered by whatever is given."""
+    u = schema.usage_records.c
+    query = select(*(getattr(u, name) for name in UsageRow.__dataclass_fields__))
+    conditions: list[Any] = []
+    if workspace_id is not None:
+        conditions.append(u.workspace_id == workspace_id)
+    if flow_run_id is not None:
+        conditions.append(u.flow_run_id == flow_run_id)
+    if member_id is not None:
+        conditions.append(u.member_id == member_id)
+    if since is not None:
+        conditions.append(u.created_at >= since)
+    query = query.where(*conditions).order_by(u.id.desc()).limit(limit)
+    with read_transaction(engine) as conn:
+        return [UsageRow(*row) for row in conn.execute(query)]
