@@ -13,6 +13,7 @@ import pytest
 
 from spojit_engine import Engine
 from spojit_engine.db import make_engine, migrate
+from spojit_engine.metering.runtime import Runtime, use_runtime
 
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -21,9 +22,14 @@ LEDGER_TABLES = "usage_records, postings, entries, holds, grants, members, works
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault(
-        "SPOJIT_HOME", str(Path(config.rootpath) / ".pytest_cache" / "spojit_home")
-    )
+    cache = Path(config.rootpath) / ".pytest_cache"
+    os.environ.setdefault("SPOJIT_HOME", str(cache / "spojit_home"))
+    # Before anything imports Prefect: its own home, no analytics, and LiteLLM's local price map.
+    os.environ["PREFECT_HOME"] = str(cache / "prefect_home")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    os.environ["SPOJIT_LLM_MODE"] = "mock"
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 
 def _postgres_reachable() -> str | None:
@@ -107,3 +113,19 @@ def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
     eng = Engine(f"sqlite:///{path}")
     yield eng
     eng.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (it takes 15-20 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def runtime(engine: Engine, prefect_harness: None) -> Iterator[Runtime]:
+    """Metered nodes bill ``engine`` while the test runs."""
+    with use_runtime(Runtime.create(engine)) as bound:
+        yield bound

@@ -74,6 +74,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
         node_type=node_type,
         member_id=run.tag_value(MEMBER_TAG) if run else None,
         test_run=run.test_run if run else False,
+        node_call=key,
     )
     workspace_name = (
         runtime.engine.balance(workspace_id).workspace if runtime.book.workspaces else ""

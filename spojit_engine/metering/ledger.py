@@ -209,6 +209,7 @@ class Ledger:
                         "node_type": usage.node_type,
                         "member_id": usage.member_id,
                         "test_run": sql.bool_param(usage.test_run),
+                        "node_call": usage.node_call,
                         "created_at": sql.time_param(tx.now),
                     },
                 ).fetchone()[0]
@@ -284,7 +285,9 @@ class Ledger:
                 postings=postings,
                 held_ucr=-frees_ucr,
                 hold_id=hold_id,
-                usage=Usage(hold.workflow, hold.node_type, hold.member_id, hold.test_run),
+                usage=Usage(
+                    hold.workflow, hold.node_type, hold.member_id, hold.test_run, hold.node_call
+                ),
             )
 
     def release(self, hold_id: int) -> HoldRecord:

@@ -107,6 +107,7 @@ class LedgerTx:
                 "node_type": usage.node_type,
                 "member_id": usage.member_id,
                 "test_run": sql.bool_param(usage.test_run),
+                "node_call": usage.node_call,
                 "reason": reason,
                 "created_at": sql.time_param(self.now),
             },

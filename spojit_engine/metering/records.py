@@ -37,6 +37,7 @@ class Usage:
     node_type: str | None = None
     member_id: str | None = None
     test_run: bool = False
+    node_call: str | None = None  # the metered node call this belongs to (one "call" in reports)
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,7 +131,11 @@ def read_breakdown(
     dims = list(dict.fromkeys([*by, "test_run"]))
     columns = [column_of[d].label(d) for d in dims]
     query = (
-        select(*columns, func.sum(-e.amount_ucr), func.count())
+        select(
+            *columns,
+            func.sum(-e.amount_ucr),
+            func.count(func.distinct(func.coalesce(e.node_call, e.key))),
+        )
         .where(e.workspace_id == workspace_id, e.kind.in_(USAGE_KINDS), e.created_at >= since)
         .group_by(*columns)
         .order_by(func.sum(e.amount_ucr))

@@ -133,6 +133,7 @@ class Hold(SQLModel, table=True):
     node_type: str | None = _col(String(NAME_LENGTH_MAX), nullable=True)
     member_id: str | None = _col(String(32), nullable=True)
     test_run: bool = _col(Boolean, default=False)
+    node_call: str | None = _col(String(KEY_LENGTH_MAX), nullable=True)
     created_at: datetime = _col(UTCDateTime())
 
 
@@ -157,6 +158,7 @@ class Entry(SQLModel, table=True):
     node_type: str | None = _col(String(NAME_LENGTH_MAX), nullable=True)
     member_id: str | None = _col(String(32), nullable=True)
     test_run: bool = _col(Boolean, default=False)
+    node_call: str | None = _col(String(KEY_LENGTH_MAX), nullable=True)
     reason: str | None = _col(Text, nullable=True)
     created_at: datetime = _col(UTCDateTime())
 

@@ -30,9 +30,9 @@ _SQL = {
     ),
     "insert_entry": (
         "INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr, grant_id, hold_id,"
-        " workflow, node_type, member_id, test_run, reason, created_at) VALUES (:workspace_id,"
-        " :key, :kind, :amount_ucr, :held_ucr, :grant_id, :hold_id, :workflow, :node_type,"
-        " :member_id, :test_run, :reason, :created_at) RETURNING id"
+        " workflow, node_type, member_id, test_run, node_call, reason, created_at) VALUES"
+        " (:workspace_id, :key, :kind, :amount_ucr, :held_ucr, :grant_id, :hold_id, :workflow,"
+        " :node_type, :member_id, :test_run, :node_call, :reason, :created_at) RETURNING id"
     ),
     "insert_posting": (
         "INSERT INTO postings (entry_id, grant_id, amount_ucr) VALUES (:entry_id, :grant_id,"
@@ -49,8 +49,9 @@ _SQL = {
     ),
     "insert_hold": (
         "INSERT INTO holds (workspace_id, key, amount_ucr, state, expires_at, workflow, node_type,"
-        " member_id, test_run, created_at) VALUES (:workspace_id, :key, :amount_ucr, :state,"
-        " :expires_at, :workflow, :node_type, :member_id, :test_run, :created_at) RETURNING id"
+        " member_id, test_run, node_call, created_at) VALUES (:workspace_id, :key, :amount_ucr,"
+        " :state, :expires_at, :workflow, :node_type, :member_id, :test_run, :node_call,"
+        " :created_at) RETURNING id"
     ),
 }
 

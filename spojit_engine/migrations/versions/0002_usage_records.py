@@ -1,4 +1,5 @@
-"""Usage records: one row per metered node call (tokens, models, credits, run ids).
+"""Usage records: one row per metered node call (tokens, models, credits, run ids); entries and
+holds name the node call they belong to, so reports count calls, not postings.
 
 Revision ID: 0002_usage_records
 Revises: 0001_ledger
@@ -43,9 +44,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_usage_workspace_created", "usage_records", ["workspace_id", "created_at"])
     op.create_index("ix_usage_flow_run", "usage_records", ["flow_run_id"])
+    for table in ("entries", "holds"):
+        op.add_column(table, sa.Column("node_call", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    for table in ("entries", "holds"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("node_call")
     op.drop_index("ix_usage_flow_run", table_name="usage_records")
     op.drop_index("ix_usage_workspace_created", table_name="usage_records")
     op.drop_table("usage_records")

@@ -1,0 +1,92 @@
+"""``Node``: one step of a workflow, billed as one node call and run as one Prefect task.
+
+Inside a Prefect flow, calling a node runs it as a task named after the node and tagged with its
+type (``spojit:node-type=connector.agent``); outside a flow it runs (still metered) as a plain
+call. A node's own work is ``run``; composite nodes (Loop, Parallel, Condition) also dispatch
+their children from the flow, so every child is a task run of its own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+from spojit_engine.errors import InsufficientCredits, InvalidInput
+from spojit_engine.metering.decorator import node_call
+
+NODE_TYPE_TAG = "spojit:node-type="
+
+
+def _retry_unless_out_of_credits(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retrying cannot conjure credits, so never retry a refusal."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, InsufficientCredits)
+
+
+def in_flow() -> bool:
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get() is not None
+
+
+class Node:
+    """Base of every node family. Subclasses set ``family`` and implement ``run``."""
+
+    family: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]] = ()
+    # Composite nodes dispatch children from the flow, so they cannot run inside one task.
+    composite: ClassVar[bool] = False
+
+    def __init__(self, name: str, *, mode: str | None = None, retries: int = 0,
+                 retry_delay_seconds: float = 0) -> None:  # fmt: skip
+        if not name or len(name) > 128:
+            raise InvalidInput("A node needs a name of 1-128 characters.")
+        if self.modes and mode not in self.modes:
+            raise InvalidInput(
+                f"{type(self).__name__} {name!r}: mode must be one of {', '.join(self.modes)}."
+            )
+        self.name = name
+        self.mode = mode
+        self.retries = retries
+        self.retry_delay_seconds = retry_delay_seconds
+
+    @property
+    def node_type(self) -> str:
+        """The price-book key: ``family`` or ``family.mode``."""
+        return f"{self.family}.{self.mode}" if self.mode else self.family
+
+    def run(self, value: Any) -> Any:
+        """The node's own work on its input; unmetered (``call`` meters it)."""
+        raise NotImplementedError
+
+    def call(self, value: Any) -> Any:
+        """Run once, metered, in whatever Prefect context there is."""
+        with node_call(self.node_type, self.name):
+            return self.run(value)
+
+    @cached_property
+    def task(self) -> Any:
+        """This node as a Prefect task (built once)."""
+        from prefect import Task
+
+        return Task(
+            self.call,
+            name=self.name,
+            tags={NODE_TYPE_TAG + self.node_type, f"spojit:node={self.name}"},
+            retries=self.retries,
+            retry_delay_seconds=self.retry_delay_seconds,
+            retry_condition_fn=_retry_unless_out_of_credits,
+        )
+
+    def __call__(self, value: Any = None) -> Any:
+        """In a flow: a task run of this node. Elsewhere: a metered call."""
+        return self.task(value) if in_flow() else self.call(value)
+
+    def submit(self, value: Any) -> Any:
+        """A future of this node's task run (flows only), for concurrent steps."""
+        if self.composite:
+            raise InvalidInput(f"{self!r} dispatches children and cannot run as one future.")
+        return self.task.submit(value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.node_type})"

@@ -1,0 +1,61 @@
+"""Transform: ``mode="map"`` shapes data with a plain function (nominal); ``mode="structured"``
+asks an LLM to fill a pydantic schema (base + the LLM call), with a model chosen per step —
+pick a small model for routine steps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from spojit_engine import llm
+from spojit_engine.errors import InvalidInput
+from spojit_engine.nodes.base import Node
+from spojit_engine.nodes.mock_values import example_of
+
+
+class Transform(Node):
+    family = "transform"
+    modes = ("map", "structured")
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[Any], Any] | None = None,
+        *,
+        mode: str = "map",
+        schema: type[BaseModel] | None = None,
+        model: str = "gpt-4o-mini",
+        instructions: str = "Extract the fields of the schema from the input.",
+        max_tokens: int = 512,
+        retries: int = 0,
+    ) -> None:
+        super().__init__(name, mode=mode, retries=retries)
+        if mode == "map" and fn is None:
+            raise InvalidInput(f"Transform {name!r} in map mode needs a function.")
+        if mode == "structured" and schema is None:
+            raise InvalidInput(f"Transform {name!r} in structured mode needs a pydantic schema.")
+        self.fn = fn
+        self.schema = schema
+        self.model = model
+        self.instructions = instructions
+        self.max_tokens = max_tokens
+
+    def run(self, value: Any) -> Any:
+        if self.mode == "map":
+            assert self.fn is not None
+            return self.fn(value)
+        assert self.schema is not None
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        messages = [
+            {"role": "system", "content": f"{self.instructions} Answer with JSON matching: "
+                                          f"{json.dumps(self.schema.model_json_schema())}"},
+            {"role": "user", "content": text},
+        ]  # fmt: skip
+        response = llm.complete(
+            self.model, messages, max_tokens=self.max_tokens, response_format=self.schema,
+            mock_reply=json.dumps(example_of(self.schema, text)),
+        )  # fmt: skip
+        return self.schema.model_validate_json(response.choices[0].message.content or "{}")

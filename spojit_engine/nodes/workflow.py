@@ -1,0 +1,95 @@
+"""``Workflow``: a sequence of nodes that becomes a real Prefect flow named after the workflow.
+Each step gets the previous step's output; each node is a task run. When the flow finishes it
+publishes a Prefect table artifact of the credits each node call cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from spojit_engine.errors import InvalidInput
+from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
+from spojit_engine.nodes.base import Node
+from spojit_engine.nodes.nominal import Trigger
+
+
+def run_tags(workspace: str | None, member_id: str | None, test: bool) -> list[str]:
+    """The ``spojit:`` tags that tell every node of a run whom to bill."""
+    tags = []
+    if workspace:
+        tags.append(WORKSPACE_TAG + workspace)
+    if member_id:
+        tags.append(MEMBER_TAG + member_id)
+    if test:
+        tags.append(TEST_TAG)
+    return tags
+
+
+def publish_credit_artifact() -> list[dict[str, Any]]:
+    """A table artifact of this flow run's node calls and their credits; returns its rows."""
+    from prefect.artifacts import create_table_artifact
+    from prefect.context import FlowRunContext
+
+    from spojit_engine.display import credits_text
+    from spojit_engine.metering.money import ucr_to_credits
+    from spojit_engine.metering.runtime import current_runtime
+    from spojit_engine.metering.usage import read_usage
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return []
+    usage = read_usage(current_runtime().engine.sa_engine, flow_run_id=str(ctx.flow_run.id))
+    rows = [
+        {"node": u.node_name, "type": u.node_type + (f".{u.mode}" if u.mode else ""),
+         "attempt": u.attempt, "status": u.status, "models": u.models or "",
+         "tokens_in": u.tokens_in, "tokens_out": u.tokens_out,
+         "credits": credits_text(ucr_to_credits(u.credits_ucr))}
+        for u in reversed(usage)
+    ]  # fmt: skip
+    total = sum(u.credits_ucr for u in usage)
+    create_table_artifact(
+        table=rows,
+        key="spojit-credits",
+        description=f"Credits per node: {credits_text(ucr_to_credits(total))} in all.",
+    )
+    return rows
+
+
+class Workflow:
+    def __init__(self, name: str, steps: Sequence[Node], *, description: str = "") -> None:
+        if not steps:
+            raise InvalidInput(f"Workflow {name!r} needs at least one step.")
+        self.name = name
+        self.steps = list(steps)
+        self.description = description
+
+    @property
+    def trigger(self) -> Trigger | None:
+        first = self.steps[0]
+        return first if isinstance(first, Trigger) else None
+
+    def _body(self, payload: Any = None) -> Any:
+        value = payload
+        for step in self.steps:
+            value = step(value)
+        publish_credit_artifact()
+        return value
+
+    @cached_property
+    def flow(self) -> Any:
+        """The Prefect flow (built once)."""
+        from prefect import Flow
+
+        return Flow(
+            self._body, name=self.name, description=self.description or None,
+            validate_parameters=False, log_prints=True,
+        )  # fmt: skip
+
+    def run(self, payload: Any = None, *, workspace: str | None = None,
+            member_id: str | None = None, test: bool = False) -> Any:  # fmt: skip
+        """Run the flow now, billed to ``workspace`` (a test run when ``test``)."""
+        from prefect import tags
+
+        with tags(*run_tags(workspace, member_id, test)):
+            return self.flow(payload)
