@@ -4,6 +4,18 @@ The public face is re-exported here; everything else is reached through its subp
 """
 
 from spojit_engine.engine import Engine
+from spojit_engine.metering.decorator import metered
+from spojit_engine.nodes import (
+    Condition,
+    Connector,
+    Loop,
+    Parallel,
+    Response,
+    Transform,
+    Trigger,
+    Variable,
+    Workflow,
+)
 from spojit_engine.errors import (
     AdminRequired,
     Conflict,
@@ -21,7 +33,9 @@ from spojit_engine.errors import (
 
 __all__ = [
     "AdminRequired",
+    "Condition",
     "Conflict",
+    "Connector",
     "Engine",
     "Forbidden",
     "IdempotencyConflict",
@@ -30,7 +44,15 @@ __all__ = [
     "InvalidInput",
     "LedgerCorrupt",
     "LedgerUnavailable",
+    "Loop",
     "NotFound",
+    "Parallel",
+    "Response",
     "SpojitError",
+    "Transform",
+    "Trigger",
     "Unauthorized",
+    "Variable",
+    "Workflow",
+    "metered",
 ]

@@ -12,21 +12,12 @@ from spojit_engine.db import MIGRATIONS_DIR, SCHEMA_REVISION
 
 def test_public_names_are_pinned() -> None:
     assert spojit_engine.__all__ == [
-        "AdminRequired",
-        "Conflict",
-        "Engine",
-        "Forbidden",
-        "IdempotencyConflict",
-        "IllegalTransition",
-        "InsufficientCredits",
-        "InvalidInput",
-        "LedgerCorrupt",
-        "LedgerUnavailable",
-        "NotFound",
-        "SpojitError",
-        "Unauthorized",
-    ]
-    assert spojit_engine.__all__ == sorted(spojit_engine.__all__)
+        "AdminRequired", "Condition", "Conflict", "Connector", "Engine", "Forbidden",
+        "IdempotencyConflict", "IllegalTransition", "InsufficientCredits", "InvalidInput",
+        "LedgerCorrupt", "LedgerUnavailable", "Loop", "NotFound", "Parallel", "Response",
+        "SpojitError", "Transform", "Trigger", "Unauthorized", "Variable", "Workflow", "metered",
+    ]  # fmt: skip
+    assert spojit_engine.__all__ == sorted(spojit_engine.__all__, key=lambda n: (n[0].islower(), n))
     for name in spojit_engine.__all__:
         assert getattr(spojit_engine, name) is not None
 
