@@ -28,7 +28,7 @@ from spojit_engine.metering import schema
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.maintenance import grant_allowance, grant_block
 from spojit_engine.metering.periods import add_months_clamped
-from spojit_engine.metering.posting import LedgerTx, lock_account
+from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import DEFAULT_PRIORITY
 
 ROLES = ("admin", "member")
@@ -98,9 +98,7 @@ def create_workspace(ledger: Ledger, name: str, plan_id: str, period_start: date
                     created_at=now,
                 )
             )
-            grant_allowance(
-                LedgerTx(conn, lock_account(conn, workspace_id), now), ledger.catalog, plan_id
-            )
+            grant_allowance(LedgerTx.open(conn, workspace_id, now), ledger.catalog, plan_id)
     except IntegrityError:
         raise AlreadyExists(f"Workspace {name!r} already exists.") from None
     ledger.bring_up_to_date(workspace_id)

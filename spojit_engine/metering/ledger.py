@@ -27,7 +27,7 @@ from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.periods import term_end
-from spojit_engine.metering.posting import LedgerTx, load_blocks, lock_account
+from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import (
     DEFAULT_PRIORITY,
     EntryRecord,
@@ -69,18 +69,18 @@ class Ledger:
         """A write transaction holding the workspace's lock, the workspace brought up to date."""
         now = self.clock()
         with write_transaction(self.engine) as conn:
-            account = lock_account(conn, workspace_id)
-            if now < account.next_due_at:
-                yield LedgerTx(conn, account, now)
+            tx = LedgerTx.open(conn, workspace_id, now)
+            if now < tx.account.next_due_at:
+                yield tx
                 return
             maintain(
-                LedgerTx(conn, account, now),
+                tx,
                 self.catalog,
                 catch_up_max=self._catch_up_max,
                 holds_batch_max=self._holds_batch_max,
             )
         with write_transaction(self.engine) as conn:
-            yield LedgerTx(conn, lock_account(conn, workspace_id), now)
+            yield LedgerTx.open(conn, workspace_id, now)
 
     def bring_up_to_date(self, workspace_id: str) -> None:
         """Run whatever is due (renewals, expiries) now; a no-op when nothing is."""
@@ -240,7 +240,7 @@ class Ledger:
     ) -> list[Block] | T:
         """The spendable blocks when ``amount_ucr`` is covered; else the replay of the key, if
         any; else ``InsufficientCredits``. Available = spendable grants - held - overdraft."""
-        blocks = spendable(load_blocks(tx.conn, tx.account.id), tx.now)
+        blocks = spendable(tx.blocks, tx.now)
         available = available_ucr(blocks, tx)
         if amount_ucr <= available:
             return blocks
@@ -267,7 +267,7 @@ class Ledger:
                 return replayed_entry(tx.conn, row, hold.workspace_id, "settle", -actual_ucr)
             transition(hold_id, HoldState(hold.state), HoldState.SETTLED)
             frees_ucr = hold.amount_ucr if hold.state == HoldState.HELD.value else 0
-            blocks = spendable(load_blocks(tx.conn, hold.workspace_id), tx.now)
+            blocks = spendable(tx.blocks, tx.now)
             budget = available_ucr(blocks, tx) + frees_ucr
             allocation = allocate(blocks, actual_ucr, budget_ucr=budget)
             postings: list[tuple[int | None, int]] = [(g, -take) for g, take in allocation.takes]

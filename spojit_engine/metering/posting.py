@@ -34,35 +34,39 @@ def inserted_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def lock_account(conn: Connection, workspace_id: str) -> Account:
-    """The workspace row under a write lock (FOR UPDATE; SQLite holds BEGIN IMMEDIATE already)."""
+def lock_account(conn: Connection, workspace_id: str) -> tuple[Account, list[Block]]:
+    """The workspace row under a write lock (FOR UPDATE; SQLite holds BEGIN IMMEDIATE already),
+    then every grant that still has credits, whatever its times, read after the lock."""
     sql = statements_for(conn)
     row: Any = sql.run(conn, "lock_account", {"id": workspace_id}).fetchone()
     if row is None:
         raise UnknownWorkspace(workspace_id)
     t = sql.time_value
-    return Account(
+    account = Account(
         row[0], row[1], row[2], row[3], t(row[4]), t(row[5]), t(row[6]), t(row[7]),
         row[8], row[9], row[10],
     )  # fmt: skip
-
-
-def load_blocks(conn: Connection, workspace_id: str) -> list[Block]:
-    """Every grant of the workspace that still has credits, whatever its times."""
-    sql = statements_for(conn)
     rows: Any = sql.run(conn, "load_blocks", {"workspace_id": workspace_id})
-    return [
-        Block(r[0], r[1], sql.time_value(r[2]), sql.optional_time_value(r[3]), r[4]) for r in rows
-    ]
+    blocks = [Block(r[0], r[1], t(r[2]), sql.optional_time_value(r[3]), r[4]) for r in rows]
+    return account, blocks
 
 
 class LedgerTx:
     """One locked workspace inside one write transaction."""
 
-    def __init__(self, conn: Connection, account: Account, now: datetime) -> None:
+    def __init__(
+        self, conn: Connection, account: Account, now: datetime, blocks: list[Block]
+    ) -> None:
         self.conn = conn
         self.account = account
         self.now = now
+        self.blocks = blocks  # the grants with credits left, as locked (before this tx posts)
+
+    @classmethod
+    def open(cls, conn: Connection, workspace_id: str, now: datetime) -> LedgerTx:
+        """Lock the workspace in ``conn``'s transaction."""
+        account, blocks = lock_account(conn, workspace_id)
+        return cls(conn, account, now, blocks)
 
     def post(
         self,
@@ -92,45 +96,58 @@ class LedgerTx:
                 f"overdraft {new_overdraft}, credits {new_credits} µcr."
             )
         sql = statements_for(self.conn)
-        entry_id = sql.run(
-            self.conn,
-            "insert_entry",
-            {
-                "workspace_id": account.id,
-                "key": key,
-                "kind": kind,
-                "amount_ucr": amount_ucr,
-                "held_ucr": held_ucr,
-                "grant_id": grant_id,
-                "hold_id": hold_id,
-                "workflow": usage.workflow,
-                "node_type": usage.node_type,
-                "member_id": usage.member_id,
-                "test_run": sql.bool_param(usage.test_run),
-                "node_call": usage.node_call,
-                "reason": reason,
-                "created_at": sql.time_param(self.now),
-            },
-        ).fetchone()[0]
-        for grant, amount in postings:
+        due = min(account.next_due_at, next_due_at) if next_due_at else account.next_due_at
+        with sql.batch(self.conn):
+            entry = sql.run(
+                self.conn,
+                "insert_entry",
+                {
+                    "workspace_id": account.id,
+                    "key": key,
+                    "kind": kind,
+                    "amount_ucr": amount_ucr,
+                    "held_ucr": held_ucr,
+                    "grant_id": grant_id,
+                    "hold_id": hold_id,
+                    "workflow": usage.workflow,
+                    "node_type": usage.node_type,
+                    "member_id": usage.member_id,
+                    "test_run": sql.bool_param(usage.test_run),
+                    "node_call": usage.node_call,
+                    "reason": reason,
+                    "created_at": sql.time_param(self.now),
+                },
+            )
+            entry_id = None if not sql.sqlite else entry.fetchone()[0]
+            for grant, amount in postings:
+                sql.run(
+                    self.conn,
+                    "insert_posting",
+                    {"entry_id": entry_id, "grant_id": grant, "amount_ucr": amount},
+                )
+            moves = [
+                (g, sql.run(self.conn, "move_grant", {"id": g, "delta": d}))
+                for g, d in postings
+                if g is not None and d != 0
+            ]
             sql.run(
                 self.conn,
-                "insert_posting",
-                {"entry_id": entry_id, "grant_id": grant, "amount_ucr": amount},
+                "update_balance",
+                {
+                    "id": account.id,
+                    "credits_ucr": new_credits,
+                    "held_ucr": new_held,
+                    "overdraft_ucr": new_overdraft,
+                    "next_due_at": sql.time_param(due),
+                },
             )
-        self._move_grants([(g, a) for g, a in postings if g is not None and a != 0])
-        due = min(account.next_due_at, next_due_at) if next_due_at else account.next_due_at
-        sql.run(
-            self.conn,
-            "update_balance",
-            {
-                "id": account.id,
-                "credits_ucr": new_credits,
-                "held_ucr": new_held,
-                "overdraft_ucr": new_overdraft,
-                "next_due_at": sql.time_param(due),
-            },
-        )
+        if entry_id is None:
+            entry_id = entry.fetchone()[0]
+        for grant, cursor in moves:
+            if cursor.rowcount != 1:
+                raise LedgerCorrupt(
+                    f"Grant {grant} of workspace {account.id} would leave its range [0, amount]."
+                )
         self.account = replace(
             account,
             credits_ucr=new_credits,
@@ -148,15 +165,6 @@ class LedgerTx:
             overdraft_ucr=overdraft_delta,
             created_at=self.now,
         )
-
-    def _move_grants(self, moves: list[tuple[int, int]]) -> None:
-        sql = statements_for(self.conn)
-        for grant_id, delta in moves:
-            if sql.run(self.conn, "move_grant", {"id": grant_id, "delta": delta}).rowcount != 1:
-                raise LedgerCorrupt(
-                    f"Grant {grant_id} of workspace {self.account.id} would leave its range "
-                    "[0, amount]."
-                )
 
     def set_account(self, **values: Any) -> None:
         """Change non-money fields of the workspace row (plan, period, due time)."""

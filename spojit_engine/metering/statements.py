@@ -12,6 +12,8 @@ and driver SQL read each other's rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,9 @@ _SQL = {
         " next_due_at, credits_ucr, held_ucr, overdraft_ucr FROM workspaces WHERE id = :id"
         "{for_update}"
     ),
+    # A statement of its own, after the lock: under READ COMMITTED a row locked by FOR UPDATE
+    # is re-read once the lock is granted, but rows joined to it are not, so grants read in the
+    # same statement could be stale (the pair check in move_grant caught exactly that).
     "load_blocks": (
         "SELECT id, priority, effective_at, expires_at, remaining_ucr FROM grants"
         " WHERE workspace_id = :workspace_id AND remaining_ucr > 0"
@@ -35,7 +40,7 @@ _SQL = {
         " :node_type, :member_id, :test_run, :node_call, :reason, :created_at) RETURNING id"
     ),
     "insert_posting": (
-        "INSERT INTO postings (entry_id, grant_id, amount_ucr) VALUES (:entry_id, :grant_id,"
+        "INSERT INTO postings (entry_id, grant_id, amount_ucr) VALUES ({entry_id}, :grant_id,"
         " :amount_ucr)"
     ),
     # The pair check: the move applies only if it keeps remaining within [0, amount].
@@ -65,6 +70,10 @@ class Statements:
 
     def _render(self, sql: str) -> str:
         sql = sql.replace("{for_update}", "" if self.sqlite else " FOR UPDATE")
+        # PostgreSQL pipelines the writes (no round trip per statement), so a posting names
+        # the entry inserted just before it by its sequence rather than by a fetched id.
+        current_entry = "currval(pg_get_serial_sequence('entries', 'id'))"
+        sql = sql.replace("{entry_id}", ":entry_id" if self.sqlite else current_entry)
         # sqlite3 takes :name; psycopg takes %(name)s.
         return sql if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", sql)
 
@@ -82,6 +91,21 @@ class Statements:
         except dbapi.Error as exc:
             raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
         return cursor
+
+    @contextmanager
+    def batch(self, conn: Connection) -> Iterator[None]:
+        """Statements run inside are sent together (a psycopg pipeline) on PostgreSQL: results
+        and errors arrive at the end of the block. On SQLite (in-process) it changes nothing."""
+        if self.sqlite:
+            yield
+            return
+        dbapi_connection: Any = conn.connection.dbapi_connection
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            with dbapi_connection.pipeline():
+                yield
+        except dbapi.Error as exc:
+            raise DBAPIError.instance("pipelined ledger writes", {}, exc, dbapi.Error) from exc
 
     def time_param(self, moment: datetime | None) -> Any:
         if moment is None:

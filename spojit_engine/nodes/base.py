@@ -18,9 +18,9 @@ NODE_TYPE_TAG = "spojit:node-type="
 
 
 def _retry_unless_out_of_credits(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry condition: retrying cannot conjure credits, so never retry a refusal."""
+    """Prefect retry condition: a retry cannot conjure credits or fix bad input."""
     error = state.result(raise_on_failure=False)
-    return not isinstance(error, InsufficientCredits)
+    return not isinstance(error, InsufficientCredits | InvalidInput)
 
 
 def in_flow() -> bool:
