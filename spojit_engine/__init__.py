@@ -8,6 +8,7 @@ from spojit_engine.metering.decorator import metered
 from spojit_engine.nodes import (
     Condition,
     Connector,
+    Knowledge,
     Loop,
     Parallel,
     Response,
@@ -42,6 +43,7 @@ __all__ = [
     "IllegalTransition",
     "InsufficientCredits",
     "InvalidInput",
+    "Knowledge",
     "LedgerCorrupt",
     "LedgerUnavailable",
     "Loop",
