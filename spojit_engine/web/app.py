@@ -1,0 +1,22 @@
+"""``create_app``: the FastAPI app ``spojit serve`` runs. Routes are thin callers of ``Engine``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from spojit_engine.engine import Engine
+from spojit_engine.web.errors import install_error_handlers
+from spojit_engine.web.limits import BodyLimit
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    engine = engine or Engine()
+    app = FastAPI(
+        title="spojit_engine",
+        summary="Credits, usage and top-ups for Prefect workflows.",
+        version="0.1.0",
+    )
+    app.state.engine = engine
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=engine.settings.request_body_max_bytes)
+    return app
