@@ -18,7 +18,10 @@ from spojit_engine.metering.runtime import Runtime, use_runtime
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-LEDGER_TABLES = "usage_records, postings, entries, holds, grants, members, workspaces"
+LEDGER_TABLES = (
+    "workflow_budgets, webhook_queue, workflow_hooks, guard_pauses, deployment_bindings, "
+    "usage_records, postings, entries, holds, grants, members, workspaces"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
