@@ -4,19 +4,6 @@ The public face is re-exported here; everything else is reached through its subp
 """
 
 from spojit_engine.engine import Engine
-from spojit_engine.metering.decorator import metered
-from spojit_engine.nodes import (
-    Condition,
-    Connector,
-    Knowledge,
-    Loop,
-    Parallel,
-    Response,
-    Transform,
-    Trigger,
-    Variable,
-    Workflow,
-)
 from spojit_engine.errors import (
     AdminRequired,
     Conflict,
@@ -30,6 +17,19 @@ from spojit_engine.errors import (
     NotFound,
     SpojitError,
     Unauthorized,
+)
+from spojit_engine.metering.decorator import metered
+from spojit_engine.nodes import (
+    Condition,
+    Connector,
+    Knowledge,
+    Loop,
+    Parallel,
+    Response,
+    Transform,
+    Trigger,
+    Variable,
+    Workflow,
 )
 
 __all__ = [

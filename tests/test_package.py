@@ -14,8 +14,9 @@ def test_public_names_are_pinned() -> None:
     assert spojit_engine.__all__ == [
         "AdminRequired", "Condition", "Conflict", "Connector", "Engine", "Forbidden",
         "IdempotencyConflict", "IllegalTransition", "InsufficientCredits", "InvalidInput",
-        "Knowledge", "LedgerCorrupt", "LedgerUnavailable", "Loop", "NotFound", "Parallel", "Response",
-        "SpojitError", "Transform", "Trigger", "Unauthorized", "Variable", "Workflow", "metered",
+        "Knowledge", "LedgerCorrupt", "LedgerUnavailable", "Loop", "NotFound", "Parallel",
+        "Response", "SpojitError", "Transform", "Trigger", "Unauthorized", "Variable",
+        "Workflow", "metered",
     ]  # fmt: skip
     assert spojit_engine.__all__ == sorted(spojit_engine.__all__, key=lambda n: (n[0].islower(), n))
     for name in spojit_engine.__all__:
