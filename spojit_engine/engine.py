@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from spojit_engine import accounts
 from spojit_engine.billing.catalog import Catalog, Pack, Plan, load_catalog
@@ -19,8 +21,23 @@ from spojit_engine.metering.records import Usage
 from spojit_engine.metering.reports import read_balance, read_breakdown, read_grants
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
-from spojit_engine.results import Balance, BreakdownRow, Entry, Grant, Hold, Workspace
+from spojit_engine.results import (
+    Balance,
+    BreakdownRow,
+    Entry,
+    Execution,
+    Grant,
+    Hold,
+    TopupOrder,
+    Workspace,
+)
 from spojit_engine.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from spojit_engine.billing.checkout import CheckoutStarted
+    from spojit_engine.billing.service import Billing
+    from spojit_engine.billing.stripe_events import WebhookResult
+    from spojit_engine.guards.status import DeploymentStatus, WorkflowBudget
 
 
 def _check_key(key: str) -> str:
@@ -39,8 +56,10 @@ class Engine:
         settings: Settings | None = None,
         clock: Callable[[], datetime] = utcnow,
         catalog: Catalog | None = None,
+        stripe_http_client: Any = None,
     ) -> None:
         self.settings = settings or get_settings()
+        self._stripe_http_client = stripe_http_client  # a stripe.HTTPClient; tests pass a fake
         self.database_url = database_url or self.settings.resolved_database_url()
         self.sa_engine = make_engine(
             self.database_url, busy_timeout_seconds=self.settings.sqlite_busy_timeout_seconds
@@ -53,6 +72,9 @@ class Engine:
             catch_up_max=self.settings.renewal_catch_up_periods_max,
             holds_batch_max=self.settings.sweep_holds_batch_max,
         )
+        from spojit_engine.guards.guard import Guard
+
+        self.guard = Guard(self)  # watches this ledger: pauses on refusals, resumes on grants
 
     def close(self) -> None:
         self.sa_engine.dispose()
@@ -209,3 +231,109 @@ class Engine:
             for each in ids:
                 verify_workspace(conn, each)
         return len(ids)
+
+    # -- executions ----------------------------------------------------------------------------
+
+    def executions(
+        self, workspace_id: str, *, member_id: str | None = None, limit: int = 20
+    ) -> list[Execution]:
+        """The newest runs (Executions), each with its exact credits; only ``member_id``'s runs
+        when given (a member sees only their own)."""
+        from spojit_engine.metering.executions import read_executions
+
+        self.workspace_id(workspace_id)
+        if not 1 <= limit <= self.settings.page_size_max:
+            raise InvalidInput(f"limit must be 1-{self.settings.page_size_max}, not {limit}.")
+        records = read_executions(
+            self.sa_engine,
+            workspace_id,
+            member_id=member_id,
+            limit=limit,
+            records_max=self.settings.page_size_max * 20,
+        )
+        return [Execution.of(r) for r in records]
+
+    # -- billing: top-ups through Stripe Checkout ----------------------------------------------
+
+    @cached_property
+    def billing(self) -> Billing:
+        """Checkout, the Stripe webhook and the success redirect; owns the Stripe client."""
+        from spojit_engine.billing.service import Billing
+
+        return Billing(self.ledger, self.settings, http_client=self._stripe_http_client)
+
+    def topup(self, workspace_id: str, pack: str, *, by: str | None) -> CheckoutStarted:
+        """Start buying ``pack``: a PENDING order and its Stripe Checkout Session (admins only;
+        ``by=None`` is the local operator). Credits land when Stripe says it is paid."""
+        return self.billing.start_topup(workspace_id, pack, by=by)
+
+    def orders(self, workspace_id: str, *, limit: int = 50) -> list[TopupOrder]:
+        """The workspace's top-up orders, newest first."""
+        self.workspace_id(workspace_id)
+        limit = max(1, min(limit, self.settings.page_size_max))
+        return [TopupOrder.of(r) for r in self.billing.orders(workspace_id, limit=limit)]
+
+    def handle_stripe_webhook(self, payload: bytes, signature: str | None) -> WebhookResult:
+        """Verify a Stripe webhook on its raw body and act on it once."""
+        return self.billing.handle_webhook(payload, signature)
+
+    def fulfil_checkout(self, session_id: str) -> TopupOrder:
+        """The success redirect: grant now if Stripe says the session is paid (at most once)."""
+        return TopupOrder.of(self.billing.fulfil_session(session_id))
+
+    def claw_back(
+        self,
+        workspace_id: str,
+        amount: Decimal | int | str,
+        *,
+        grant_key: str,
+        key: str,
+        reason: str | None = None,
+    ) -> Entry:
+        """Take ``amount`` back from the grant ``grant_key`` (what is left of it first, then the
+        workspace's other credits, then an overdraft); a repeated ``key`` returns the first."""
+        from spojit_engine.metering.clawback import claw_back_grant
+
+        record = claw_back_grant(
+            self.ledger,
+            workspace_id,
+            grant_key=_check_key(grant_key),
+            amount_ucr=credits_to_ucr_exact(amount),
+            key=_check_key(key),
+            reason=reason,
+        )
+        return Entry.of(record)
+
+    # -- credit guards -------------------------------------------------------------------------
+
+    def set_workflow_budget(
+        self,
+        workspace_id: str,
+        workflow: str,
+        *,
+        max_credits_per_run: Decimal | int | str | None = None,
+        max_credits_per_day: Decimal | int | str | None = None,
+    ) -> WorkflowBudget | None:
+        """Cap what one run, and one UTC day, of ``workflow`` may spend (both None: no caps).
+        A raised cap resumes the workflow's schedules the guard paused for it."""
+        from spojit_engine.guards.status import WorkflowBudget
+
+        self.workspace_id(workspace_id)
+
+        def ucr(value: Decimal | int | str | None) -> int | None:
+            return None if value is None else credits_to_ucr_exact(value)
+
+        budget = self.guard.budgets.set(
+            workspace_id,
+            workflow,
+            max_per_run_ucr=ucr(max_credits_per_run),
+            max_per_day_ucr=ucr(max_credits_per_day),
+        )
+        self.guard.resume(workspace_id, scope=workflow)
+        return None if budget is None else WorkflowBudget.of(budget)
+
+    def deployments(self, workspace_id: str | None = None) -> list[DeploymentStatus]:
+        """Deployments bound to a workspace (or to any): schedules, paused by whom and why."""
+        from spojit_engine.guards.status import deployment_statuses
+
+        return deployment_statuses(self.guard, workspace_id)

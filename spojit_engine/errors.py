@@ -2,15 +2,17 @@
 
     SpojitError
     ├── InvalidInput            400  bad amount, bad email, bad key, bad option;
-    │                                UnknownModelPrice, NotMetered
+    │                                UnknownModelPrice, NotMetered, InvalidSignature
     ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan,
-    │                                UnknownPack, UnknownHold
+    │                                UnknownPack, UnknownHold, UnknownOrder
     ├── Unauthorized            401  missing or unknown member token
     ├── Forbidden               403  AdminRequired
     ├── InsufficientCredits     402  a debit or hold the available balance cannot cover
     ├── Conflict                409  IdempotencyConflict, IllegalTransition, AlreadyExists
     ├── LedgerCorrupt           500  a materialised balance differs from its entries
-    └── LedgerUnavailable       503  the database could not be reached or stayed locked
+    ├── PaymentProviderError    502  Stripe refused a request or could not be reached
+    ├── LedgerUnavailable       503  the database could not be reached or stayed locked
+    └── BillingUnavailable      503  Stripe is not configured (no API key or webhook secret)
 
 ``HTTP_STATUS`` maps each branch to its status once; the CLI and the web app both read it.
 Messages are one sentence a person can act on; the numbers ride along as attributes.
@@ -18,6 +20,7 @@ Messages are one sentence a person can act on; the numbers ride along as attribu
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from spojit_engine.display import credits_text
@@ -51,6 +54,12 @@ class NotMetered(InvalidInput):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} ran outside a metered node; wrap it with @metered.")
+
+
+class InvalidSignature(InvalidInput):
+    """A Stripe webhook whose signature, secret or timestamp does not check out."""
+
+    code = "invalid_signature"
 
 
 class NotFound(SpojitError):
@@ -97,6 +106,14 @@ class UnknownHold(NotFound):
         self.hold_id = hold_id
 
 
+class UnknownOrder(NotFound):
+    code = "unknown_order"
+
+    def __init__(self, order: str) -> None:
+        super().__init__(f"Unknown top-up order or checkout session {order!r}.")
+        self.order = order
+
+
 class Unauthorized(SpojitError):
     code = "unauthorized"
 
@@ -118,14 +135,23 @@ class InsufficientCredits(SpojitError):
 
     code = "insufficient_credits"
 
-    def __init__(self, workspace: str, needed: Decimal, available: Decimal) -> None:
+    def __init__(
+        self,
+        workspace: str,
+        needed: Decimal,
+        available: Decimal,
+        *,
+        resets_at: datetime | None = None,
+    ) -> None:
+        then = f"wait for the reset on {resets_at:%Y-%m-%d}" if resets_at else "try again later"
         super().__init__(
             f"Out of credits: workspace {workspace} needs {credits_text(needed)} credits "
-            f"but has {credits_text(available)} available."
+            f"but has {credits_text(available)} available; top up or {then}."
         )
         self.workspace = workspace
         self.needed = needed
         self.available = available
+        self.resets_at = resets_at
 
 
 class Conflict(SpojitError):
@@ -165,6 +191,16 @@ class LedgerUnavailable(SpojitError):
     code = "ledger_unavailable"
 
 
+class PaymentProviderError(SpojitError):
+    """Stripe answered with an error, or could not be reached; nothing was charged by us."""
+
+    code = "payment_provider_error"
+
+
+class BillingUnavailable(SpojitError):
+    code = "billing_unavailable"
+
+
 HTTP_STATUS: dict[type[SpojitError], int] = {
     InvalidInput: 400,
     Unauthorized: 401,
@@ -173,7 +209,9 @@ HTTP_STATUS: dict[type[SpojitError], int] = {
     NotFound: 404,
     Conflict: 409,
     LedgerCorrupt: 500,
+    PaymentProviderError: 502,
     LedgerUnavailable: 503,
+    BillingUnavailable: 503,
 }
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from spojit_engine.billing.orders import OrderRecord
+from spojit_engine.metering.executions import ExecutionRecord
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
 from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
@@ -162,4 +164,76 @@ class BreakdownRow:
             bool(r.dimensions["test_run"]),
             ucr_to_credits(r.credits_ucr),
             r.calls,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One flow run as Executions lists it: grouped from its usage records."""
+
+    flow_run_id: str
+    workflow: str | None
+    started_at: datetime
+    finished_at: datetime
+    status: str  # ok, failed, out of credits
+    test_run: bool
+    member_id: str | None
+    node_calls: int
+    credits: Decimal
+
+    @classmethod
+    def of(cls, r: ExecutionRecord) -> Execution:
+        return cls(
+            r.flow_run_id,
+            r.workflow,
+            r.started_at,
+            r.finished_at,
+            r.status,
+            r.test_run,
+            r.member_id,
+            r.node_calls,
+            ucr_to_credits(r.credits_ucr),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopupOrder:
+    """One top-up order: its pack, price, state and what refunds or disputes took back."""
+
+    id: str
+    workspace_id: str
+    member_id: str | None
+    pack: str
+    credits: Decimal
+    amount_cents: int
+    currency: str
+    state: str  # pending, paid, failed, expired, refunded, disputed
+    session_id: str | None
+    checkout_url: str | None
+    refunded_cents: int
+    dispute_status: str | None
+    clawed_back: Decimal
+    detail: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: OrderRecord) -> TopupOrder:
+        return cls(
+            r.id,
+            r.workspace_id,
+            r.member_id,
+            r.pack_id,
+            ucr_to_credits(r.credits_ucr),
+            r.amount_cents,
+            r.currency,
+            r.state,
+            r.session_id,
+            r.checkout_url,
+            r.refunded_cents,
+            r.dispute_status,
+            ucr_to_credits(r.clawed_back_ucr),
+            r.detail,
+            r.created_at,
+            r.updated_at,
         )

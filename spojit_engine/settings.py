@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
+    # Where `spojit serve` is reached from a browser: Stripe Checkout returns there.
+    public_url: str = "http://127.0.0.1:8000"
 
     # Limits (TigerBeetle: put a limit on everything).
     hold_ttl_seconds: int = Field(default=600, gt=0, le=7 * 24 * 3600)
@@ -32,6 +34,17 @@ class Settings(BaseSettings):
     request_body_max_bytes: int = Field(default=1024 * 1024, gt=0)
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
+    stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
+    stripe_network_retries_max: int = Field(default=2, ge=0, le=10)
+    # Credit guards (spojit_engine/guards): leases serialise pausing and resuming across
+    # processes; a cap set in one process applies in the others within budget_cache_seconds.
+    guard_lease_seconds: int = Field(default=120, gt=0, le=3600)
+    guard_lease_wait_seconds: float = Field(default=30.0, ge=0, le=600)
+    guard_lease_poll_seconds: float = Field(default=0.1, gt=0, le=10)
+    guard_history_days: int = Field(default=30, gt=0)
+    budget_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    renewals_interval_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file under ``home``."""

@@ -1,4 +1,5 @@
-"""The shipped plans and top-up packs, loaded from ``catalog.toml`` once."""
+"""The shipped plans and top-up packs (and the currency they are priced in), loaded from
+``catalog.toml`` once."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class Pack:
 class Catalog:
     plans: dict[str, Plan]
     packs: dict[str, Pack]
+    currency: str = "usd"
 
     def plan(self, plan_id: str) -> Plan:
         try:
@@ -72,4 +74,4 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
         )
         for key, value in raw["packs"].items()
     }
-    return Catalog(plans=plans, packs=packs)
+    return Catalog(plans=plans, packs=packs, currency=str(raw.get("currency", "usd")).lower())

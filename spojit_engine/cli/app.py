@@ -5,17 +5,25 @@ Errors are one sentence on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
+from rich.rule import Rule
 
 from spojit_engine.cli.render import (
     breakdown_table,
     console,
     err_console,
+    executions_table,
     print_json,
+    print_result,
+    run_costs_table,
+    run_json,
+    to_jsonable,
     usage_card,
 )
 
@@ -233,3 +241,195 @@ def ledger_verify(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> 
         console.print(
             f"Ledger OK: {checked} workspace(s) verified, every balance equals its entries."
         )
+
+
+# -- running workflows ----------------------------------------------------------------------------
+
+FlowArg = Annotated[
+    str,
+    typer.Argument(
+        help="An example (lead_enrichment, support_triage, nightly_digest), a .py file, "
+        "or module:attr.",
+        show_default=False,
+    ),
+]
+DEMO_ADMIN = "demo-admin@example.com"
+# The demo's examples, in order, and which run as a test run.
+DEMO_RUNS = (("lead_enrichment", False), ("support_triage", True), ("nightly_digest", False))
+DEMO_NEXT = (
+    ("spojit executions", "recent runs and what each cost"),
+    ("spojit usage --breakdown --by workflow,test_run", "test runs apart"),
+    ("spojit run lead_enrichment --test", "a test run: the Loop samples two leads"),
+)
+
+
+def _payload(loaded: Any, input_json: str | None) -> Any:
+    from spojit_engine.errors import InvalidInput
+
+    if input_json is None:
+        return loaded.sample_input
+    try:
+        return json.loads(input_json)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--input is not JSON: {exc.msg} at character {exc.pos}.") from None
+
+
+def _start_prefect(runner: Any) -> None:
+    with err_console.status("Starting Prefect (its local server takes a while the first time)…"):
+        runner.start_prefect()
+
+
+def _run_one(engine: Any, runner: Any, loaded: Any, *, workspace_id: str, actor: Any,
+             test: bool, payload: Any, show: bool) -> Any:  # fmt: skip
+    """Run one workflow; print its result and costs (``show``); raise its error as one sentence."""
+    report = runner.run_flow(
+        engine, loaded, workspace_id=workspace_id, member_id=actor.id if actor else None,
+        test=test, payload=payload, console=console if show else None,
+    )  # fmt: skip
+    if show and report.error is None:
+        console.print(Rule("Result", style="dim", align="left"))
+        print_result(report.result)
+    if show and report.nodes:
+        console.print(run_costs_table(report))
+    runner.raise_for(report)
+    return report
+
+
+@app.command()
+@one_sentence_errors
+def run(
+    flow: FlowArg,
+    test: Annotated[bool, typer.Option("--test", help="A test run: billed, labelled.")] = False,
+    workspace: WorkspaceOpt = None,
+    input_json: Annotated[
+        str | None,
+        typer.Option("--input", help="The payload as JSON (default: the flow's sample_input)."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a workflow as a Prefect flow billed to the workspace; show what each node cost."""
+    from spojit_engine.cli import runner
+    from spojit_engine.settings import get_settings
+
+    runner.prepare_environment(get_settings().home)
+    loaded = runner.load_flow(flow)
+    payload = _payload(loaded, input_json)
+    engine = _engine()
+    actor = _actor(engine)
+    ws_id = _workspace(engine, workspace, actor)
+    if not json_out:
+        kind = "test run" if test else "live run"
+        who = actor.email if actor else "operator"
+        console.print(
+            f"Running [bold]{escape(loaded.workflow.name)}[/] ({kind}) · workspace "
+            f"[bold]{escape(engine.balance(ws_id).workspace)}[/] · {escape(who)} · "
+            f"{_llm_mode()}",
+            highlight=False,
+        )
+    _start_prefect(runner)
+    report = _run_one(engine, runner, loaded, workspace_id=ws_id, actor=actor, test=test,
+                      payload=payload, show=not json_out)  # fmt: skip
+    balance = engine.balance(ws_id)
+    if json_out:
+        print_json(run_json(report, balance))
+        return
+    console.print(usage_card(balance))
+
+
+def _llm_mode() -> str:
+    from spojit_engine.llm import llm_mode
+
+    mode = llm_mode()
+    return "mock LLM (offline)" if mode == "mock" else f"{mode} LLM"
+
+
+@app.command()
+@one_sentence_errors
+def demo(
+    workspace: Annotated[
+        str, typer.Option("--workspace", "-w", help="The demo's workspace (reused if it exists).")
+    ] = "demo",
+    plan: Annotated[str, typer.Option(help="Plan of a new demo workspace.")] = "starter",
+) -> None:
+    """Run the three example workflows offline, then show Usage this period and its breakdown."""
+    from spojit_engine.cli import runner
+    from spojit_engine.errors import AlreadyExists
+    from spojit_engine.settings import get_settings
+
+    runner.prepare_environment(get_settings().home, offline=True)
+    engine = _engine()
+    actor = _actor(engine)
+    if actor is not None:
+        ws_id = _workspace(engine, workspace, actor)
+        console.print(f"Using workspace [bold]{escape(workspace)}[/] as {escape(actor.email)}.")
+    else:
+        try:
+            ws = engine.create_workspace(workspace, plan=plan)
+        except AlreadyExists:
+            ws_id = engine.workspace_id(workspace)
+            console.print(f"Reusing workspace [bold]{escape(workspace)}[/] ({ws_id}).")
+        else:
+            ws_id = ws.id
+            admin = engine.add_member(ws.id, DEMO_ADMIN, role="admin")
+            console.print(
+                f"Created workspace [bold]{escape(ws.name)}[/] ({ws.id}) on plan {ws.plan}."
+            )
+            console.print(f"Admin {admin.email}; token, shown once:")
+            console.print(admin.token, markup=False, highlight=False)
+    console.print(f"Database: {engine.database_url} · mock LLM (offline)", highlight=False)
+    _start_prefect(runner)
+    for i, (name, test) in enumerate(DEMO_RUNS, start=1):
+        loaded = runner.load_flow(name)
+        kind = "test run" if test else "live run"
+        console.print()
+        console.print(Rule(f"{i}/{len(DEMO_RUNS)} {name} ({kind})", align="left"))
+        if loaded.workflow.description:
+            console.print(loaded.workflow.description, style="dim", highlight=False)
+        _run_one(engine, runner, loaded, workspace_id=ws_id, actor=actor, test=test,
+                 payload=loaded.sample_input, show=True)  # fmt: skip
+    console.print()
+    console.print(usage_card(engine.balance(ws_id)))
+    only = actor.id if actor is not None and not actor.is_admin else None
+    dims = ("workflow", "node_type")
+    console.print(breakdown_table(engine.breakdown(ws_id, by=dims, member_id=only), dims))
+    console.print("Next:", style="bold")
+    for command, what in DEMO_NEXT:
+        console.print(f"  [bold]{command}[/]  {what}", highlight=False)
+
+
+@app.command()
+@one_sentence_errors
+def executions(
+    workspace: WorkspaceOpt = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recent runs (Executions): workflow, when, status, test or live, credits, member."""
+    engine = _engine()
+    actor = _actor(engine)
+    ws_id = _workspace(engine, workspace, actor)
+    # A member sees only their own runs; an admin (or the local operator) sees everyone's.
+    only = actor.id if actor is not None and not actor.is_admin else None
+    runs = engine.executions(ws_id, member_id=only, limit=limit)
+    members = {m: engine.member(m).email for m in {r.member_id for r in runs if r.member_id}}
+    if json_out:
+        rows = [to_jsonable(r) for r in runs]
+        for row in rows:
+            row["member"] = members.get(row["member_id"]) if row["member_id"] else None
+        print_json(rows)
+        return
+    if not runs:
+        console.print("No runs yet this far back; try `spojit demo` or `spojit run FLOW`.")
+        return
+    console.print(executions_table(runs, members))
+
+
+# -- billing: spojit topup, spojit plan set|list, spojit serve (cli/billing_cmds.py) --------------
+from spojit_engine.cli.billing_cmds import register as _register_billing  # noqa: E402
+
+_register_billing(app)
+
+# -- credit guards: spojit deploy, spojit deployments (cli/guard_cmds.py) -------------------------
+from spojit_engine.cli.guard_cmds import register as _register_guards  # noqa: E402
+
+_register_guards(app)

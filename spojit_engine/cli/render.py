@@ -7,21 +7,30 @@ import dataclasses
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from spojit_engine.display import credits_text
 from spojit_engine.results import Balance, BreakdownRow
 
+if TYPE_CHECKING:
+    from spojit_engine.cli.runner import RunReport
+    from spojit_engine.results import Execution
+
 console = Console()
 err_console = Console(stderr=True)
 
 
 def to_jsonable(value: Any) -> Any:
-    """Decimals as strings, datetimes as ISO 8601, dataclasses as objects."""
+    """Decimals as strings, datetimes as ISO 8601, dataclasses and pydantic models as objects."""
+    if isinstance(value, BaseModel):
+        return to_jsonable(value.model_dump(mode="python"))
     if isinstance(value, Decimal):
         return f"{value:f}"
     if isinstance(value, datetime):
@@ -36,7 +45,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(to_jsonable(value), indent=2))
+    print(json.dumps(to_jsonable(value), indent=2, default=str))
 
 
 def usage_card(balance: Balance) -> Panel:
@@ -73,4 +82,78 @@ def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
         table.add_row(
             *cells, "test" if row.test_run else "live", str(row.calls), credits_text(row.credits)
         )
+    return table
+
+
+def print_result(result: Any) -> None:
+    """A workflow's answer: text as it is, anything else as JSON."""
+    if isinstance(result, str):
+        console.print(result, markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print_json(json.dumps(to_jsonable(result), default=str))
+
+
+def run_costs_table(report: RunReport) -> Table:
+    """The credits one run cost, per node, in the order the nodes ran."""
+    kind = "test run" if report.test_run else "live run"
+    run = f"flow run {report.flow_run_name}, " if report.flow_run_name else ""
+    models = sorted({m for n in report.nodes if n.models for m in n.models.split(",")})
+    title = f"Credits this run — {report.workflow} ({run}{kind})"
+    table = Table(
+        title=title,
+        caption=f"Models: {', '.join(models)}" if models else None,
+        show_footer=True,
+        box=box.SIMPLE_HEAD,
+        min_width=len(title) + 2,
+    )
+    table.add_column("node", footer="Total")
+    table.add_column("type")
+    table.add_column("calls", justify="right", footer=str(sum(n.calls for n in report.nodes)))
+    table.add_column("tokens in/out", justify="right")
+    table.add_column("credits", justify="right", footer=credits_text(report.credits))
+    for node in report.nodes:
+        tokens = f"{node.tokens_in}/{node.tokens_out}" if node.tokens_in or node.tokens_out else ""
+        name = node.node if node.status == "ok" else f"{node.node} ({node.status})"
+        table.add_row(
+            escape(name), node.node_type, str(node.calls), tokens, credits_text(node.credits)
+        )
+    return table
+
+
+def run_json(report: RunReport, balance: Balance) -> dict[str, Any]:
+    return {
+        "workflow": report.workflow,
+        "workspace_id": report.workspace_id,
+        "flow_run_id": report.flow_run_id,
+        "flow_run_name": report.flow_run_name,
+        "state": report.state,
+        "test_run": report.test_run,
+        "member_id": report.member_id,
+        "result": report.result,
+        "nodes": report.nodes,
+        "credits": report.credits,
+        "usage": {
+            "consumed": balance.consumed,
+            "remaining": balance.remaining,
+            "held": balance.held,
+            "resets_at": balance.resets_at,
+        },
+    }
+
+
+def executions_table(runs: list[Execution], members: dict[str, str]) -> Table:
+    """Executions: recent flow runs, newest first, with what each consumed."""
+    table = Table(title="Executions")
+    for name in ("flow run", "workflow", "started (UTC)", "status", "run", "member"):
+        table.add_column(name)
+    table.add_column("node calls", justify="right")
+    table.add_column("credits", justify="right")
+    for run in runs:
+        status = run.status if run.status == "ok" else f"[red]{run.status}[/]"
+        member = members.get(run.member_id, run.member_id) if run.member_id else "operator"
+        table.add_row(
+            run.flow_run_id[:8], escape(run.workflow or "—"), f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            status, "test" if run.test_run else "live", escape(member), str(run.node_calls),
+            credits_text(run.credits),
+        )  # fmt: skip
     return table

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from spojit_engine.errors import InsufficientCredits, InvalidInput
+from spojit_engine.errors import InsufficientCredits
 from spojit_engine.metering.meter import Meter, metering
 from spojit_engine.metering.records import Usage
 from spojit_engine.metering.run_context import MEMBER_TAG, WORKSPACE_TAG, RunInfo, current_run
@@ -45,17 +45,14 @@ def _call_number(scope: str, attempt: int, node_name: str) -> int:
         return next(counter)
 
 
-def _workspace_of(runtime: Runtime, run: RunInfo | None) -> str:
+def _billed_workspace(runtime: Runtime, run: RunInfo | None) -> tuple[str, str]:
+    """(id, name) of the workspace this run bills: its tag, else the runtime's default."""
     named = (run.tag_value(WORKSPACE_TAG) if run else None) or runtime.default_workspace
-    if named:
-        return runtime.engine.workspace_id(named)
-    workspaces = runtime.engine.workspaces()
-    if len(workspaces) == 1:
-        return workspaces[0].id
-    raise InvalidInput(
-        "This node runs for no workspace; tag the flow run spojit:workspace=NAME "
-        "or set SPOJIT_WORKSPACE."
-    )
+    return runtime.workspace(named)
+
+
+def _workspace_of(runtime: Runtime, run: RunInfo | None) -> str:
+    return _billed_workspace(runtime, run)[0]
 
 
 @contextmanager
@@ -64,7 +61,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
     runtime = runtime or current_runtime()
     run = current_run()
     ledger = runtime.engine.ledger
-    workspace_id = _workspace_of(runtime, run)
+    workspace_id, workspace_name = _billed_workspace(runtime, run)
     scope = (run.task_run_id or run.flow_run_id) if run else None
     attempt = run.attempt if run else 1
     scope = scope or f"adhoc-{uuid.uuid4()}"
@@ -76,10 +73,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
         test_run=run.test_run if run else False,
         node_call=key,
     )
-    workspace_name = (
-        runtime.engine.balance(workspace_id).workspace if runtime.book.workspaces else ""
-    )
-    book = runtime.book.for_workspace(workspace_name) if workspace_name else runtime.book
+    book = runtime.book.for_workspace(workspace_name)
     meter = Meter(ledger, workspace_id, key, usage, book, runtime.prices, runtime.hold_ttl)
     base_ucr = book.base(node_type)
     status, error, base_charged_ucr = "ok", None, 0
@@ -91,6 +85,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
             yield meter
     except InsufficientCredits as exc:
         status, error = "refused", str(exc)
+        ledger.observers.refused(workspace_id, exc, usage)  # the credit guard pauses what it must
         raise
     except BaseException as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc}"

@@ -26,6 +26,7 @@ from spojit_engine.metering.burn import Block, allocate, spendable
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.metering.observers import LedgerObservers, Spend
 from spojit_engine.metering.periods import term_end
 from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import (
@@ -63,24 +64,40 @@ class Ledger:
         self.clock = clock
         self._catch_up_max = catch_up_max
         self._holds_batch_max = holds_batch_max
+        self.observers = LedgerObservers()
 
     @contextmanager
     def locked(self, workspace_id: str) -> Iterator[LedgerTx]:
-        """A write transaction holding the workspace's lock, the workspace brought up to date."""
+        """A write transaction holding the workspace's lock, the workspace brought up to date.
+        Once credits it added (a grant, a renewal) have committed, the observers hear of it."""
         now = self.clock()
-        with write_transaction(self.engine) as conn:
-            tx = LedgerTx.open(conn, workspace_id, now)
-            if now < tx.account.next_due_at:
-                yield tx
-                return
-            maintain(
-                tx,
-                self.catalog,
-                catch_up_max=self._catch_up_max,
-                holds_batch_max=self._holds_batch_max,
-            )
-        with write_transaction(self.engine) as conn:
-            yield LedgerTx.open(conn, workspace_id, now)
+        added = False  # by a transaction that has committed
+        try:
+            with write_transaction(self.engine) as conn:
+                tx = LedgerTx.open(conn, workspace_id, now)
+                due = now >= tx.account.next_due_at
+                before = (tx.account.period_start, tx.account.credits_ucr)
+                if due:
+                    maintain(
+                        tx,
+                        self.catalog,
+                        catch_up_max=self._catch_up_max,
+                        holds_batch_max=self._holds_batch_max,
+                    )
+                else:
+                    yield tx
+                adds = _adds_credits(before, tx)
+            added = adds
+            if due:
+                with write_transaction(self.engine) as conn:
+                    tx = LedgerTx.open(conn, workspace_id, now)
+                    before = (tx.account.period_start, tx.account.credits_ucr)
+                    yield tx
+                    adds = _adds_credits(before, tx)
+                added = added or adds
+        finally:
+            if added:
+                self.observers.credits_added(workspace_id)
 
     def bring_up_to_date(self, workspace_id: str) -> None:
         """Run whatever is due (renewals, expiries) now; a no-op when nothing is."""
@@ -165,7 +182,7 @@ class Ledger:
 
         def attempt() -> EntryRecord:
             with self.locked(workspace_id) as tx:
-                blocks = self._admit(tx, amount_ucr, replay)
+                blocks = self._admit(tx, Spend("debit", key, amount_ucr, usage), replay)
                 if isinstance(blocks, EntryRecord):
                     return blocks
                 takes = allocate(blocks, amount_ucr).takes
@@ -191,7 +208,7 @@ class Ledger:
 
         def attempt() -> HoldRecord:
             with self.locked(workspace_id) as tx:
-                admitted = self._admit(tx, amount_ucr, replay)
+                admitted = self._admit(tx, Spend("hold", key, amount_ucr, usage), replay)
                 if isinstance(admitted, HoldRecord):
                     return admitted
                 expires_at = tx.now + ttl
@@ -234,21 +251,27 @@ class Ledger:
 
         return self._once(key, attempt, replay)
 
-    @staticmethod
     def _admit(
-        tx: LedgerTx, amount_ucr: int, replay: Callable[[Connection], T | None]
+        self, tx: LedgerTx, spend: Spend, replay: Callable[[Connection], T | None]
     ) -> list[Block] | T:
-        """The spendable blocks when ``amount_ucr`` is covered; else the replay of the key, if
-        any; else ``InsufficientCredits``. Available = spendable grants - held - overdraft."""
+        """The spendable blocks when the spend is covered and no spend limit refuses it; else
+        the replay of the key, if any; else the refusal (``InsufficientCredits``, or the
+        limit's). Available = spendable grants - held - overdraft."""
         blocks = spendable(tx.blocks, tx.now)
         available = available_ucr(blocks, tx)
-        if amount_ucr <= available:
-            return blocks
+        refusal = None
+        if spend.amount_ucr <= available:
+            refusal = self.observers.limit_refusal(tx, spend)
+            if refusal is None:
+                return blocks
         found = replay(tx.conn)
         if found is not None:
             return found
-        raise InsufficientCredits(
-            tx.account.name, ucr_to_credits(amount_ucr), ucr_to_credits(max(available, 0))
+        raise refusal or InsufficientCredits(
+            tx.account.name,
+            ucr_to_credits(spend.amount_ucr),
+            ucr_to_credits(max(available, 0)),
+            resets_at=tx.account.period_end,
         )
 
     def settle(self, hold_id: int, *, actual_ucr: int) -> EntryRecord:
@@ -344,6 +367,11 @@ class Ledger:
         for workspace_id in due:
             self.bring_up_to_date(workspace_id)
         return due
+
+
+def _adds_credits(before: tuple[datetime, int], tx: LedgerTx) -> bool:
+    """Did the transaction renew the period or raise the balance (a grant)?"""
+    return tx.account.period_start != before[0] or tx.account.credits_ucr > before[1]
 
 
 def available_ucr(blocks: list[Block], tx: LedgerTx) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from spojit_engine.errors import NotMetered
+from spojit_engine.errors import Conflict, NotMetered
 from spojit_engine.metering.holds import HoldState
 from spojit_engine.metering.model_prices import ModelPriceTable
 from spojit_engine.metering.pricing import PriceBook, TokenUsage, llm_cost_ucr, max_cost_ucr
@@ -24,6 +24,9 @@ from spojit_engine.metering.records import Usage
 
 if TYPE_CHECKING:
     from spojit_engine.metering.ledger import Ledger
+
+
+REPLAYS_MAX = 100  # replays of one attempt's LLM call whose earlier runs all failed
 
 
 @dataclass
@@ -58,15 +61,28 @@ class Meter:
         """Hold the call's maximum, run it, settle what it used (or release on error)."""
         index = len(self.calls)
         price = self.prices.price(model)
-        hold = self.ledger.hold(
-            self.workspace_id,
-            amount_ucr=max(
-                1, max_cost_ucr(price, prompt_tokens, max_tokens, self.book.credits_per_usd)
-            ),
-            key=f"{self.key}:llm:{index}",
-            ttl=self.hold_ttl,
-            usage=self.usage,
+        amount_ucr = max(
+            1, max_cost_ucr(price, prompt_tokens, max_tokens, self.book.credits_per_usd)
         )
+        key = f"{self.key}:llm:{index}"
+        hold = self.ledger.hold(
+            self.workspace_id, amount_ucr=amount_ucr, key=key, ttl=self.hold_ttl,
+            usage=self.usage,
+        )  # fmt: skip
+        again = 0
+        while hold.state == HoldState.RELEASED.value:
+            # A replay of this attempt whose first run released this hold (its call failed, so
+            # nothing was billed): the call about to happen is new work and needs a hold of its
+            # own. The suffix is deterministic, so a replay of this replay finds it again.
+            again += 1
+            if again > REPLAYS_MAX:
+                raise Conflict(
+                    f"LLM call {index} of {self.key} failed {again} times in one attempt."
+                )
+            hold = self.ledger.hold(
+                self.workspace_id, amount_ucr=amount_ucr, key=f"{key}:again:{again}",
+                ttl=self.hold_ttl, usage=self.usage,
+            )  # fmt: skip
         settlement = LlmSettlement()
         try:
             yield settlement

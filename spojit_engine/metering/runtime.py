@@ -8,10 +8,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from spojit_engine.errors import InvalidInput, UnknownWorkspace
 from spojit_engine.metering.model_prices import ModelPriceTable
 from spojit_engine.metering.pricing import PriceBook, load_price_book
 from spojit_engine.settings import get_settings
@@ -33,6 +34,29 @@ class Runtime:
     prices: ModelPriceTable
     hold_ttl: timedelta
     default_workspace: str | None = None
+    # name or id -> (id, name); workspaces are never renamed or deleted, so this never goes stale
+    _workspaces: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def workspace(self, named: str | None) -> tuple[str, str]:
+        """(id, name) of the workspace a node call bills: ``named`` (a name or an id), else
+        the only workspace there is."""
+        if named and named in self._workspaces:
+            return self._workspaces[named]
+        from spojit_engine.accounts import list_workspaces
+
+        known = list_workspaces(self.engine.ledger)
+        if named:
+            found = next(((i, n) for i, n in known if named in (i, n)), None)
+            if found is None:
+                raise UnknownWorkspace(named)
+            self._workspaces[named] = found
+            return found
+        if len(known) == 1:
+            return known[0]
+        raise InvalidInput(
+            "This node runs for no workspace; tag the flow run spojit:workspace=NAME "
+            "or set SPOJIT_WORKSPACE."
+        )
 
     @classmethod
     def create(cls, engine: Engine, book: PriceBook | None = None,

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
@@ -72,3 +72,14 @@ def read_usage(
     query = query.where(*conditions).order_by(u.id.desc()).limit(limit)
     with read_transaction(engine) as conn:
         return [UsageRow(*row) for row in conn.execute(query)]
+
+
+def usage_totals(engine: SAEngine, *, flow_run_id: str) -> tuple[int, int]:
+    """How many node calls one flow run made, and what they cost in all (µcr)."""
+    u = schema.usage_records.c
+    query = select(func.count(), func.coalesce(func.sum(u.credits_ucr), 0)).where(
+        u.flow_run_id == flow_run_id
+    )
+    with read_transaction(engine) as conn:
+        calls, total = conn.execute(query).one()
+    return int(calls), int(total)

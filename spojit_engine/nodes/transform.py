@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,6 +44,12 @@ class Transform(Node):
         self.instructions = instructions
         self.max_tokens = max_tokens
 
+    @cached_property
+    def _system_prompt(self) -> str:
+        assert self.schema is not None
+        schema_json = json.dumps(self.schema.model_json_schema())
+        return f"{self.instructions} Answer with JSON matching: {schema_json}"
+
     def run(self, value: Any) -> Any:
         if self.mode == "map":
             assert self.fn is not None
@@ -50,8 +57,7 @@ class Transform(Node):
         assert self.schema is not None
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         messages = [
-            {"role": "system", "content": f"{self.instructions} Answer with JSON matching: "
-                                          f"{json.dumps(self.schema.model_json_schema())}"},
+            {"role": "system", "content": self._system_prompt},
             {"role": "user", "content": text},
         ]  # fmt: skip
         response = llm.complete(

@@ -4,6 +4,7 @@ publishes a Prefect table artifact of the credits each node call cost."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -12,6 +13,8 @@ from spojit_engine.errors import InvalidInput
 from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
+
+ARTIFACT_ROWS_MAX = 10_000  # node calls listed in a run's credit artifact (the total is all)
 
 
 def run_tags(workspace: str | None, member_id: str | None, test: bool) -> list[str]:
@@ -34,12 +37,14 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     from spojit_engine.display import credits_text
     from spojit_engine.metering.money import ucr_to_credits
     from spojit_engine.metering.runtime import current_runtime
-    from spojit_engine.metering.usage import read_usage
+    from spojit_engine.metering.usage import read_usage, usage_totals
 
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return []
-    usage = read_usage(current_runtime().engine.sa_engine, flow_run_id=str(ctx.flow_run.id))
+    sa_engine, flow_run_id = current_runtime().engine.sa_engine, str(ctx.flow_run.id)
+    usage = read_usage(sa_engine, flow_run_id=flow_run_id, limit=ARTIFACT_ROWS_MAX)
+    calls, total = usage_totals(sa_engine, flow_run_id=flow_run_id)
     rows = [
         {"node": u.node_name, "type": u.node_type + (f".{u.mode}" if u.mode else ""),
          "attempt": u.attempt, "status": u.status, "models": u.models or "",
@@ -47,11 +52,11 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
          "credits": credits_text(ucr_to_credits(u.credits_ucr))}
         for u in reversed(usage)
     ]  # fmt: skip
-    total = sum(u.credits_ucr for u in usage)
+    shown = "" if calls == len(rows) else f" (the last {len(rows)} of {calls} node calls)"
     create_table_artifact(
         table=rows,
         key="spojit-credits",
-        description=f"Credits per node: {credits_text(ucr_to_credits(total))} in all.",
+        description=f"Credits per node: {credits_text(ucr_to_credits(total))} in all{shown}.",
     )
     return rows
 
@@ -70,9 +75,19 @@ class Workflow:
         return first if isinstance(first, Trigger) else None
 
     def _body(self, payload: Any = None) -> Any:
+        from spojit_engine.guards.admission import admit_run
+
+        refused = admit_run(self.name)  # the credit guard: None, or this run's final state
+        if refused is not None:
+            return refused
         value = payload
-        for step in self.steps:
-            value = step(value)
+        try:
+            for step in self.steps:
+                value = step(value)
+        except BaseException:
+            with contextlib.suppress(Exception):  # never mask why the run failed
+                publish_credit_artifact()  # a failed run consumed credits too
+            raise
         publish_credit_artifact()
         return value
 

@@ -19,4 +19,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=engine.settings.request_body_max_bytes)
+    from spojit_engine.web import api, billing_page, stripe_webhook
+
+    app.include_router(api.router)
+    app.include_router(stripe_webhook.router)
+    app.include_router(billing_page.router)
+    from spojit_engine.web.hooks import router as workflow_hooks
+
+    app.include_router(workflow_hooks)  # POST /hooks/{name}: workflow webhooks (guards)
     return app

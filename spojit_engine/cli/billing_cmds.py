@@ -1,0 +1,163 @@
+"""``spojit topup PACK``, ``spojit plan set PLAN`` / ``spojit plan list``, ``spojit serve``.
+
+Thin callers of the ``Engine`` like every command: ``SPOJIT_TOKEN`` names the member who acts
+(only an admin may buy or change plan); without it the local operator acts as admin. Stripe,
+FastAPI and uvicorn are imported inside the commands, so ``spojit usage`` stays fast.
+
+No ``from __future__ import annotations`` here: Typer reads the commands' annotations, which name
+options imported inside ``register`` (importing them at module level would be circular).
+"""
+
+from typing import Annotated, Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the billing commands to ``app`` (called once, at the end of ``cli/app.py``)."""
+    from spojit_engine.cli.app import (
+        JsonOpt,
+        WorkspaceOpt,
+        _actor,
+        _engine,
+        _workspace,
+        one_sentence_errors,
+    )
+    from spojit_engine.cli.render import console, print_json
+
+    plan_app = typer.Typer(
+        help="Plans: list them, change the workspace's plan.", no_args_is_help=True
+    )
+    app.add_typer(plan_app, name="plan")
+
+    @app.command()
+    @one_sentence_errors
+    def topup(
+        pack: Annotated[str, typer.Argument(help="A top-up pack id (see `spojit plan list`).")],
+        workspace: WorkspaceOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Buy a top-up pack: prints the Stripe Checkout URL to pay at (admins only)."""
+        engine = _engine()
+        actor = _actor(engine)
+        ws_id = _workspace(engine, workspace, actor)
+        started = engine.topup(ws_id, pack, by=actor.id if actor else None)
+        if json_out:
+            print_json(started)
+            return
+        console.print(f"Order {started.order_id}: pay for pack [bold]{pack}[/] at", highlight=False)
+        console.print(started.checkout_url, markup=False, highlight=False, soft_wrap=True)
+        console.print("Credits land as soon as Stripe confirms the payment.", style="dim")
+
+    @plan_app.command("set")
+    @one_sentence_errors
+    def plan_set(
+        plan: Annotated[str, typer.Argument(help="A plan id (see `spojit plan list`).")],
+        workspace: WorkspaceOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Change plan: an upgrade takes effect now, a downgrade at the next reset (admins)."""
+        engine = _engine()
+        actor = _actor(engine)
+        ws_id = _workspace(engine, workspace, actor)
+        change = engine.set_plan(ws_id, plan, by=actor.id if actor else None)
+        if json_out:
+            print_json(
+                {
+                    "plan": change.plan_id,
+                    "pending_plan": change.pending_plan_id,
+                    "effective_at": change.effective_at,
+                }
+            )
+            return
+        if change.pending_plan_id:
+            when = change.effective_at.date().isoformat()
+            console.print(
+                f"Plan stays {change.plan_id} until the reset on {when}, "
+                f"then becomes {change.pending_plan_id}.",
+                highlight=False,
+            )
+        else:
+            console.print(f"Plan is now {change.plan_id}.", highlight=False)
+
+    @plan_app.command("list")
+    @one_sentence_errors
+    def plan_list(json_out: JsonOpt = False) -> None:
+        """The plans and the top-up packs (larger packs cost less per credit)."""
+        engine = _engine()
+        plans, packs = engine.plans(), engine.packs()
+        if json_out:
+            print_json(_catalog_json(plans, packs, engine.ledger.catalog.currency))
+            return
+        console.print(_catalog_tables(plans, packs, engine.ledger.catalog.currency))
+
+    @app.command()
+    @one_sentence_errors
+    def serve(
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    ) -> None:
+        """Serve the JSON API, the Stripe webhook and the billing page (uvicorn)."""
+        import uvicorn
+
+        from spojit_engine.web.app import create_app
+
+        engine = _engine()
+        console.print(
+            f"Serving http://{host}:{port}  (API /api/v1, docs /docs, billing page /billing, "
+            f"Stripe webhook /webhooks/stripe; database {engine.database_url})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+
+
+def _catalog_json(plans: list[Any], packs: list[Any], currency: str) -> dict[str, Any]:
+    from spojit_engine.metering.money import ucr_to_credits
+
+    return {
+        "currency": currency,
+        "plans": [
+            {"id": p.id, "name": p.name, "allowance_credits": ucr_to_credits(p.allowance_ucr),
+             "price_cents": p.price_cents, "term_months": p.term_months}
+            for p in plans
+        ],
+        "packs": [
+            {"id": k.id, "name": k.name, "credits": ucr_to_credits(k.credits_ucr),
+             "price_cents": k.price_cents}
+            for k in packs
+        ],
+    }  # fmt: skip
+
+
+def _catalog_tables(plans: list[Any], packs: list[Any], currency: str) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    from spojit_engine.display import credits_text
+    from spojit_engine.metering.money import ucr_to_credits
+
+    plan_table = Table(title="Plans", title_justify="left")
+    for column in ("plan", "name", "credits / month", "price / month", "term"):
+        plan_table.add_column(column, justify="right" if column != "name" else "left")
+    for p in plans:
+        plan_table.add_row(
+            p.id,
+            p.name,
+            credits_text(ucr_to_credits(p.allowance_ucr)),
+            f"{p.price_cents / 100:.2f} {currency.upper()}",
+            f"{p.term_months} months",
+        )
+    pack_table = Table(title="Top-up packs", title_justify="left")
+    for column in ("pack", "name", "credits", "price", "per credit"):
+        pack_table.add_column(column, justify="right" if column != "name" else "left")
+    for k in packs:
+        credits = ucr_to_credits(k.credits_ucr)
+        pack_table.add_row(
+            k.id,
+            k.name,
+            credits_text(credits),
+            f"{k.price_cents / 100:.2f} {currency.upper()}",
+            f"{k.price_cents / credits:.2f}¢",
+        )
+    return Group(plan_table, pack_table)

@@ -1,0 +1,204 @@
+"""``spojit deploy`` and ``spojit deployments``: Prefect deployments of workflows bound to a
+workspace, and what the credit guard did to them. ``register(app)`` adds them to ``spojit``.
+
+Both talk to the Prefect server named by ``PREFECT_API_URL`` (deployments only make sense on a
+server with a scheduler: ``prefect server start``); Prefect is imported inside the commands."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+WorkspaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace name or id (default: the only one).",
+        envvar="SPOJIT_WORKSPACE",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _entrypoint(spec: str) -> tuple[str, str]:
+    """Prefect's entrypoint of a workflow spec (as ``spojit run`` takes it) and the directory
+    its runs start in: a file's own folder, or here for ``module:attr``."""
+    from spojit_engine.cli import runner
+
+    target, _, attr = spec.partition(":")
+    attr = attr or "workflow"
+    if spec in runner.EXAMPLES:
+        path = (runner.examples_dir() / f"{spec}.py").resolve()
+        return f"{path}:{attr}.flow", str(path.parent)
+    if target.endswith(".py"):
+        path = Path(target).expanduser().resolve()
+        return f"{path}:{attr}.flow", str(path.parent)
+    return f"{target}:{attr}.flow", os.getcwd()
+
+
+def deploy(
+    flow: Annotated[
+        str, typer.Argument(help="An example name, a .py file, or module:attr.", show_default=False)
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(help="Deployment (and webhook) name; default: the workflow's name."),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Cron schedule, UTC (default: the workflow's Trigger cron, if any)."),
+    ] = None,
+    interval: Annotated[int | None, typer.Option(help="Run every SECONDS instead.")] = None,
+    webhook: Annotated[
+        bool,
+        typer.Option("--webhook", help="Also give it a webhook: POST /hooks/NAME with a secret."),
+    ] = False,
+    max_credits_per_run: Annotated[str | None, typer.Option(help="Budget cap per run.")] = None,
+    max_credits_per_day: Annotated[str | None, typer.Option(help="Budget cap per UTC day.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
+    from spojit_engine.accounts import require_admin
+    from spojit_engine.cli import runner
+    from spojit_engine.cli.app import _actor, _engine, _workspace
+    from spojit_engine.cli.render import console, print_json
+    from spojit_engine.guards.deploy import DeployRequest, deploy_workflow
+    from spojit_engine.metering.money import credits_to_ucr_exact
+
+    for cap in (max_credits_per_run, max_credits_per_day):
+        if cap is not None:
+            credits_to_ucr_exact(cap)  # refuse a bad cap before anything is deployed
+    engine = _engine()
+    actor = _actor(engine)
+    ws_id = _workspace(engine, workspace, actor)
+    require_admin(engine.ledger, ws_id, actor.id if actor else None, "deploy workflows")
+    loaded = runner.load_flow(flow)
+    workflow = loaded.workflow
+    trigger_cron = workflow.trigger.cron if workflow.trigger is not None else None
+    entrypoint, directory = _entrypoint(flow)
+    deployed = deploy_workflow(
+        engine.guard,
+        DeployRequest(
+            workflow=workflow.name,
+            entrypoint=entrypoint,
+            directory=directory,
+            name=name or workflow.name,
+            workspace_id=ws_id,
+            cron=cron if cron or interval is not None else trigger_cron,
+            interval_seconds=interval,
+            webhook=webhook,
+            description=workflow.description or None,
+        ),
+    )
+    budget = None
+    if max_credits_per_run is not None or max_credits_per_day is not None:
+        budget = engine.set_workflow_budget(
+            ws_id,
+            workflow.name,
+            max_credits_per_run=max_credits_per_run,
+            max_credits_per_day=max_credits_per_day,
+        )
+    url = (
+        engine.settings.public_url.rstrip("/") + deployed.webhook_path
+        if deployed.webhook_path
+        else None
+    )
+    if json_out:
+        print_json(
+            {
+                "deployment_id": deployed.deployment_id,
+                "name": deployed.name,
+                "workflow": deployed.workflow,
+                "workspace_id": ws_id,
+                "schedule": deployed.schedule,
+                "work_pool": deployed.pool,
+                "webhook_url": url,
+                "webhook_secret": deployed.webhook_secret,
+                "max_credits_per_run": budget.max_credits_per_run if budget else None,
+                "max_credits_per_day": budget.max_credits_per_day if budget else None,
+                "renewals_deployment_id": deployed.renewals_deployment_id,
+            }
+        )
+        return
+    console.print(
+        f"Deployed [bold]{deployed.workflow}[/] as [bold]{deployed.name}[/] "
+        f"({deployed.deployment_id}) for workspace {engine.balance(ws_id).workspace}: "
+        f"{deployed.schedule or 'no schedule'}, work pool {deployed.pool}.",
+        highlight=False,
+    )
+    if url:
+        console.print(f"Webhook: POST {url}  (Authorization: Bearer <secret>)", highlight=False)
+        console.print("Its secret, shown once:")
+        console.print(deployed.webhook_secret, markup=False, highlight=False)
+    if budget:
+        console.print(
+            f"Caps: {_cap(budget.max_credits_per_run)} per run, "
+            f"{_cap(budget.max_credits_per_day)} per UTC day.",
+            highlight=False,
+        )
+    console.print(
+        f"spojit-renewals is deployed too. Start a worker with the same SPOJIT_DATABASE_URL: "
+        f"prefect worker start --pool {deployed.pool}",
+        highlight=False,
+    )
+
+
+def _cap(value: Decimal | None) -> str:
+    from spojit_engine.display import credits_text
+
+    return "no cap" if value is None else f"{credits_text(value)} credits"
+
+
+def deployments(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Deployments: schedule, paused by the guard (and why), by a person, or not; webhooks."""
+    from spojit_engine.cli.app import _actor, _engine, _workspace
+    from spojit_engine.cli.render import console, print_json, to_jsonable
+
+    engine = _engine()
+    actor = _actor(engine)
+    ws_id = _workspace(engine, workspace, actor) if workspace or actor else None
+    rows = engine.deployments(ws_id)
+    names = {w.id: w.name for w in engine.workspaces()}
+    if json_out:
+        out = [to_jsonable(r) for r in rows]
+        for row in out:
+            row["workspace"] = names.get(row["workspace_id"])
+        print_json(out)
+        return
+    if not rows:
+        console.print("No deployments yet; `spojit deploy FLOW --cron '0 6 * * *'` makes one.")
+        return
+    console.print(_table(rows, names))
+
+
+def _table(rows: list[Any], names: dict[str, str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Deployments", title_justify="left")
+    for column in ("deployment", "workflow", "workspace", "schedule", "status", "webhook"):
+        table.add_column(column)
+    for r in rows:
+        status = r.status + (f": {r.reason}" if r.reason else "")
+        hook = f"/hooks/{r.webhook} ({r.queued} queued)" if r.webhook else "-"
+        table.add_row(
+            r.name,
+            r.workflow,
+            names.get(r.workspace_id, r.workspace_id),
+            ", ".join(r.schedules) or "-",
+            status,
+            hook,
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    from spojit_engine.cli.app import one_sentence_errors
+
+    app.command("deploy")(one_sentence_errors(deploy))
+    app.command("deployments")(one_sentence_errors(deployments))

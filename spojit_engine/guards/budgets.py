@@ -1,0 +1,285 @@
+"""Per-workflow budget caps: ``max_credits_per_run`` and ``max_credits_per_day`` (a UTC day).
+
+Enforced exactly, inside the ledger: ``Budgets.limit`` is a spend limit the ledger calls under the
+workspace's lock, in the transaction that would admit a debit or hold, so no two node calls of a
+workflow can together cross its cap. What counts as spent (µcr):
+
+- a day: the workflow's debits and settles since 00:00 UTC, plus its open holds;
+- a run: the debits of that flow run, plus its holds (open: the held amount; settled: the actual
+  cost; released or expired: nothing). The limit remembers each debit and hold key of a capped
+  run in ``guard_run_spends``, in the same transaction, so the sum reads the ledger's own rows.
+
+Caps are read through a per-process cache (``SPOJIT_BUDGET_CACHE_SECONDS``): a cap set in another
+process applies within that many seconds; one set through this process applies at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, case, delete, func, insert, select, update
+from sqlalchemy.engine import Engine as SAEngine
+
+from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.errors import InsufficientCredits, InvalidInput
+from spojit_engine.guards.errors import BudgetExceeded
+from spojit_engine.guards.policy import (
+    Cause,
+    day_start,
+    next_day,
+    over_day_budget,
+    over_run_budget,
+)
+from spojit_engine.guards.schema import guard_run_spends, workflow_budgets
+from spojit_engine.metering import schema
+from spojit_engine.metering.holds import HoldState
+from spojit_engine.metering.observers import Spend
+from spojit_engine.metering.posting import LedgerTx
+from spojit_engine.metering.records import USAGE_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    workspace_id: str
+    workflow: str
+    max_per_run_ucr: int | None
+    max_per_day_ucr: int | None
+    updated_at: datetime
+
+
+def spent_today_ucr(conn: Connection, workspace_id: str, workflow: str, now: datetime) -> int:
+    """What ``workflow`` spent today (UTC): its debits and settles since 00:00, and open holds."""
+    e, h = schema.entries.c, schema.holds.c
+    posted = conn.execute(
+        select(func.coalesce(-func.sum(e.amount_ucr), 0)).where(
+            e.workspace_id == workspace_id,
+            e.created_at >= day_start(now),
+            e.workflow == workflow,
+            e.kind.in_(USAGE_KINDS),
+        )
+    ).scalar_one()
+    held = conn.execute(
+        select(func.coalesce(func.sum(h.amount_ucr), 0)).where(
+            h.state == HoldState.HELD.value, h.workspace_id == workspace_id, h.workflow == workflow
+        )
+    ).scalar_one()
+    return int(posted) + int(held)
+
+
+def spent_in_run_ucr(conn: Connection, flow_run_id: str) -> int:
+    """What one flow run of a capped workflow spent, from the ledger rows its keys name."""
+    e, h, r = schema.entries.c, schema.holds.c, guard_run_spends.c
+    debits = conn.execute(
+        select(func.coalesce(-func.sum(e.amount_ucr), 0))
+        .select_from(schema.entries.join(guard_run_spends, e.key == r.key))
+        .where(r.flow_run_id == flow_run_id, r.kind == "debit")
+    ).scalar_one()
+    holds = conn.execute(
+        select(
+            func.coalesce(
+                func.sum(
+                    case(
+                        (h.state == HoldState.HELD.value, h.amount_ucr),
+                        (h.state == HoldState.SETTLED.value, h.settled_ucr),
+                        else_=0,
+                    )
+                ),
+                0,
+            )
+        )
+        .select_from(schema.holds.join(guard_run_spends, h.key == r.key))
+        .where(r.flow_run_id == flow_run_id, r.kind == "hold")
+    ).scalar_one()
+    return int(debits) + int(holds)
+
+
+def _current_flow_run_id() -> str | None:
+    """The flow run this spend belongs to; Prefect is consulted only if something imported it."""
+    if "prefect" not in sys.modules:
+        return None
+    from spojit_engine.metering.run_context import current_run
+
+    run = current_run()
+    return run.flow_run_id if run else None
+
+
+class Budgets:
+    def __init__(
+        self, engine: SAEngine, clock: Callable[[], datetime], cache_seconds: float
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, dict[str, Budget]]] = {}
+        self._lock = threading.Lock()
+
+    # -- storage -----------------------------------------------------------------------------------
+
+    def set(
+        self,
+        workspace_id: str,
+        workflow: str,
+        *,
+        max_per_run_ucr: int | None,
+        max_per_day_ucr: int | None,
+    ) -> Budget | None:
+        """Set (or, with both None, remove) a workflow's caps."""
+        if not workflow or len(workflow) > 128:
+            raise InvalidInput("A workflow name has 1-128 characters.")
+        for cap in (max_per_run_ucr, max_per_day_ucr):
+            if cap is not None and cap <= 0:
+                raise InvalidInput("A budget cap must be more than zero credits.")
+        b = workflow_budgets.c
+        where = (b.workspace_id == workspace_id, b.workflow == workflow)
+        values = {
+            "max_credits_per_run_ucr": max_per_run_ucr,
+            "max_credits_per_day_ucr": max_per_day_ucr,
+            "updated_at": self.clock(),
+        }
+        with write_transaction(self.engine) as conn:
+            if max_per_run_ucr is None and max_per_day_ucr is None:
+                conn.execute(delete(workflow_budgets).where(*where))
+            elif not conn.execute(update(workflow_budgets).where(*where).values(**values)).rowcount:
+                conn.execute(
+                    insert(workflow_budgets).values(
+                        workspace_id=workspace_id, workflow=workflow, **values
+                    )
+                )
+        with self._lock:
+            self._cache.pop(workspace_id, None)
+        return self.get(workspace_id, workflow)
+
+    def get(self, workspace_id: str, workflow: str) -> Budget | None:
+        with read_transaction(self.engine) as conn:
+            return self._load(conn, workspace_id).get(workflow)
+
+    @staticmethod
+    def _load(conn: Connection, workspace_id: str) -> dict[str, Budget]:
+        b = workflow_budgets.c
+        rows = conn.execute(
+            select(
+                b.workspace_id,
+                b.workflow,
+                b.max_credits_per_run_ucr,
+                b.max_credits_per_day_ucr,
+                b.updated_at,
+            ).where(b.workspace_id == workspace_id)
+        )
+        return {row.workflow: Budget(*row) for row in rows}
+
+    def cached(self, conn: Connection, workspace_id: str, workflow: str) -> Budget | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(workspace_id)
+        if hit is None or now - hit[0] > self.cache_seconds:
+            hit = (now, self._load(conn, workspace_id))
+            with self._lock:
+                self._cache[workspace_id] = hit
+        return hit[1].get(workflow)
+
+    # -- enforcement -------------------------------------------------------------------------------
+
+    def limit(self, tx: LedgerTx, spend: Spend) -> InsufficientCredits | None:
+        """The ledger's spend limit (under the workspace's lock): refuse what crosses a cap."""
+        workflow = spend.usage.workflow
+        if not workflow:
+            return None
+        budget = self.cached(tx.conn, tx.account.id, workflow)
+        if budget is None:
+            return None
+        if budget.max_per_day_ucr is not None:
+            spent = spent_today_ucr(tx.conn, tx.account.id, workflow, tx.now)
+            if spent + spend.amount_ucr > budget.max_per_day_ucr:
+                until = next_day(tx.now)
+                message = over_day_budget(
+                    workflow, budget.max_per_day_ucr, spent, spend.amount_ucr, until
+                )
+                return self._exceeded(
+                    message,
+                    tx,
+                    workflow,
+                    Cause.BUDGET_DAY,
+                    spend,
+                    budget.max_per_day_ucr - spent,
+                    until,
+                )
+        if budget.max_per_run_ucr is not None:
+            run_id = _current_flow_run_id()
+            if run_id is None:
+                return None
+            spent = spent_in_run_ucr(tx.conn, run_id)
+            if spent + spend.amount_ucr > budget.max_per_run_ucr:
+                message = over_run_budget(workflow, budget.max_per_run_ucr, spent, spend.amount_ucr)
+                return self._exceeded(
+                    message,
+                    tx,
+                    workflow,
+                    Cause.BUDGET_RUN,
+                    spend,
+                    budget.max_per_run_ucr - spent,
+                    next_day(tx.now),
+                )
+            tx.conn.execute(
+                insert(guard_run_spends).values(
+                    key=spend.key,
+                    flow_run_id=run_id,
+                    workspace_id=tx.account.id,
+                    kind=spend.kind,
+                    created_at=tx.now,
+                )
+            )
+        return None
+
+    @staticmethod
+    def _exceeded(
+        message: str,
+        tx: LedgerTx,
+        workflow: str,
+        cause: Cause,
+        spend: Spend,
+        allowed_ucr: int,
+        until: datetime,
+    ) -> BudgetExceeded:
+        return BudgetExceeded(
+            message,
+            workspace=tx.account.name,
+            workflow=workflow,
+            cause=cause.value,
+            needed_ucr=spend.amount_ucr,
+            allowed_ucr=allowed_ucr,
+            until=until,
+        )
+
+    def day_refusal(
+        self, workspace: str, workspace_id: str, workflow: str
+    ) -> BudgetExceeded | None:
+        """At a run's start: the day's cap is already spent (nothing more can run today)."""
+        now = self.clock()
+        with read_transaction(self.engine) as conn:
+            budget = self.cached(conn, workspace_id, workflow)
+            if budget is None or budget.max_per_day_ucr is None:
+                return None
+            spent = spent_today_ucr(conn, workspace_id, workflow, now)
+        if spent < budget.max_per_day_ucr:
+            return None
+        until = next_day(now)
+        return BudgetExceeded(
+            over_day_budget(workflow, budget.max_per_day_ucr, spent, 0, until),
+            workspace=workspace,
+            workflow=workflow,
+            cause=Cause.BUDGET_DAY.value,
+            needed_ucr=0,
+            allowed_ucr=0,
+            until=until,
+        )
+
+    def prune(self, before: datetime) -> int:
+        """Forget which keys old runs spent (their caps no longer matter)."""
+        r = guard_run_spends.c
+        with write_transaction(self.engine) as conn:
+            return int(conn.execute(delete(guard_run_spends).where(r.created_at < before)).rowcount)

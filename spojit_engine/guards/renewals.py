@@ -1,0 +1,48 @@
+"""The ``spojit-renewals`` flow: renew every workspace whose period has ended (or whose grants
+or holds expired), then let the guard finish what is pending — resume what a renewal or the next
+UTC day freed, retry pauses Prefect refused, replay webhook queues — and forget old history.
+
+Renewal is lazy anyway (the first ledger operation of a period renews it); this flow makes paused
+work come back at the reset without waiting for traffic. ``spojit deploy`` deploys it on the
+work pool, every ``SPOJIT_RENEWALS_INTERVAL_SECONDS``. Its worker needs the ledger's
+``SPOJIT_DATABASE_URL``, like every worker that runs spojit workflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow
+
+from spojit_engine.guards.deploy import RENEWALS_NAME
+
+if TYPE_CHECKING:
+    from spojit_engine.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalReport:
+    touched: list[str]  # workspaces brought up to date (renewed, or grants and holds expired)
+    resumed: list[str]  # "workspace_id/scope" the guard resumed
+    pauses_retried: int
+    requests_started: int
+    pruned: int
+
+
+def renew_due(engine: Engine) -> RenewalReport:
+    """One pass; a renewal's commit resumes its workspace through the guard's observer."""
+    touched = engine.sweep()
+    report = engine.guard.reconcile()
+    pruned = engine.guard.prune()
+    return RenewalReport(
+        touched, report.resumed, report.pauses_retried, report.requests_started, pruned
+    )
+
+
+@flow(name=RENEWALS_NAME, validate_parameters=False)
+def renewals_flow() -> dict[str, Any]:
+    """The deployed flow: ``renew_due`` on the engine of ``SPOJIT_DATABASE_URL``."""
+    from spojit_engine.metering.runtime import current_runtime
+
+    return asdict(renew_due(current_runtime().engine))
