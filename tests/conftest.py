@@ -29,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = Path(config.rootpath) / ".pytest_cache"
     os.environ.setdefault("SPOJIT_HOME", str(cache / "spojit_home"))
     # Before anything imports Prefect: its own home, no analytics, and LiteLLM's local price map.
+    (cache / "prefect_home").mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(cache / "prefect_home")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
