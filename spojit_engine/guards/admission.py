@@ -176,6 +176,8 @@ def _record_refusal(
             reason=str(refusal),
             needed_ucr=1,
         )
+    if run.kind is TriggerKind.SCHEDULE and run.deployment_id is not None:
+        _refuse_waiting_runs(guard, run.deployment_id, str(refusal))
     member = next(
         (t[len(MEMBER_TAG) :] for t in sorted(run.tags) if t.startswith(MEMBER_TAG)), None
     )
@@ -209,6 +211,18 @@ def _record_refusal(
         if request_id is not None:
             guard.hooks.requeue(request_id, run.flow_run_id, str(refusal))
     _log_refusal(run, refusal)
+
+
+def _refuse_waiting_runs(guard: Guard, deployment_id: str, reason: str) -> None:
+    """Runs Prefect's scheduler made just before the guard switched the schedule off start
+    late; cancel the rest of them now rather than refuse them one by one."""
+    try:
+        with prefect_api.client() as prefect:
+            prefect_api.refuse_waiting_runs(
+                prefect, deployment_id, reason, limit=guard.settings.page_size_max
+            )
+    except PrefectUnavailable as exc:
+        guard.note(f"Deployment {deployment_id}: waiting runs not refused: {exc}")
 
 
 def _log_refusal(run: RunFacts, refusal: InsufficientCredits) -> None:

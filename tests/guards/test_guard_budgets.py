@@ -4,6 +4,7 @@ schedules pause; the workspace and its other workflows run on."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -19,14 +20,26 @@ from spojit_engine.guards.budgets import spent_in_run_ucr
 from spojit_engine.guards.errors import BudgetExceeded
 from spojit_engine.guards.renewals import renew_due
 from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.usage import UsageRow, read_usage
 
 REAL_TIME = ["prefect", "httpx", "httpcore", "anyio", "pendulum", "whenever"]
+RECORDS_WAIT_SECONDS = 60
 
 
 def run_credits(engine: Engine, flow_run_id: str) -> Decimal:
     rows = read_usage(engine.sa_engine, flow_run_id=flow_run_id)
     return ucr_to_credits(sum(r.credits_ucr for r in rows))
+
+
+def all_records(engine: Engine, ws_id: str, *, count: int) -> list[UsageRow]:
+    """The workspace's usage records once there are ``count``: the flow raises at the first
+    refused branch while a sibling may still be finishing (bounded wait)."""
+    deadline = time.monotonic() + RECORDS_WAIT_SECONDS
+    while True:
+        records = [r for r in read_usage(engine.sa_engine, workspace_id=ws_id) if r.flow_run_id]
+        if len(records) >= count or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
 
 
 def test_a_parallel_run_stops_exactly_at_its_per_run_cap(bound_on_each_db: Engine) -> None:
@@ -46,14 +59,17 @@ def test_a_parallel_run_stops_exactly_at_its_per_run_cap(bound_on_each_db: Engin
         "2.01 and its next step needs 1.00. Raise max_credits_per_run to let such runs finish; "
         "its schedules resume the next day (UTC)."
     )
-    records = [r for r in read_usage(engine.sa_engine, workspace_id=ws.id) if r.flow_run_id]
+    # Four branches raced: exactly two fit under the cap, whichever they were. Prefect cancels
+    # a branch that had not started when the flow failed, so one or two were refused.
+    records = all_records(engine, ws.id, count=4)
     run_id = records[0].flow_run_id
     assert run_id is not None
-    # Four branches raced; exactly two fit under the cap, whatever order they ran in.
-    assert run_credits(engine, run_id) == Decimal("2.01")
-    assert sorted(r.status for r in records) == ["ok", "ok", "ok", "refused", "refused"]
     with read_transaction(engine.sa_engine) as conn:
         assert spent_in_run_ucr(conn, run_id) == 2_010_000
+    assert engine.balance(ws.id).consumed == Decimal("2.01")
+    statuses = [r.status for r in records]
+    assert statuses.count("ok") == 3 and 1 <= statuses.count("refused") <= 2
+    assert run_credits(engine, run_id) == Decimal("2.01")
 
     assert actives(d_fan) == [False] and actives(d_other) == [True]
     assert engine.guard.state(ws.id) is None or not engine.guard.state(ws.id).stopped
