@@ -28,7 +28,7 @@ import pytest
 from spojit_engine import Engine
 from spojit_engine.guards.deploy import RENEWALS_NAME
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
