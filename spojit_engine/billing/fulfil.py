@@ -23,7 +23,6 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.billing.clawback import (
     DisputeStatus,
     PaymentFacts,
@@ -44,6 +43,7 @@ from spojit_engine.billing.orders import (
 from spojit_engine.billing.stripe_client import SessionFacts
 from spojit_engine.errors import Conflict
 from spojit_engine.metering import schema as ledger_schema
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.clawback import claw_back
 from spojit_engine.metering.maintenance import grant_block
 from spojit_engine.metering.periods import term_end

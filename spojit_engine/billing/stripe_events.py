@@ -25,7 +25,6 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.billing.clawback import PaymentFacts, dispute_status_of
 from spojit_engine.billing.fulfil import (
     Applied,
@@ -45,6 +44,7 @@ from spojit_engine.billing.stripe_client import (
 )
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import BillingUnavailable, InvalidInput, InvalidSignature
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.posting import LedgerTx
 

@@ -18,11 +18,11 @@ from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import InsufficientCredits, InvalidInput, LedgerCorrupt, UnknownHold
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block, allocate, spendable
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.errors import LedgerUnavailable
 from spojit_engine.metering import schema
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.periods import add_months_clamped, months_between
 from spojit_engine.metering.posting import LedgerTx, inserted_id
