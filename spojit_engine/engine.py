@@ -11,14 +11,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spojit_engine import accounts
-from spojit_engine.billing.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.clock import utcnow
 from spojit_engine.db import make_engine, migrate, read_transaction
 from spojit_engine.errors import InvalidInput
+from spojit_engine.guards.guard import Guard
+from spojit_engine.metering.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.records import Usage
 from spojit_engine.metering.reports import read_balance, read_breakdown, read_grants
+from spojit_engine.metering.runtime import provide_default_host
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
@@ -72,9 +74,8 @@ class Engine:
             catch_up_max=self.settings.renewal_catch_up_periods_max,
             holds_batch_max=self.settings.sweep_holds_batch_max,
         )
-        from spojit_engine.guards.guard import Guard
-
-        self.guard = Guard(self)  # watches this ledger: pauses on refusals, resumes on grants
+        # watches this ledger through its observers: pauses on refusals, resumes on grants
+        self.guard = Guard(self.ledger, self.settings)
 
     def close(self) -> None:
         self.sa_engine.dispose()
@@ -337,3 +338,11 @@ class Engine:
         from spojit_engine.guards.status import deployment_statuses
 
         return deployment_statuses(self.guard, workspace_id)
+
+
+def _default_engine() -> Engine:
+    return Engine(settings=get_settings())
+
+
+# A node call in a worker finds its ledger through the metering runtime, which cannot import us.
+provide_default_host(_default_engine)

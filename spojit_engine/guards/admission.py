@@ -67,6 +67,7 @@ def admit_run(workflow: str) -> Any:
     """At the start of a flow run of ``workflow``: None to go on, else the run's final state."""
     from prefect.context import FlowRunContext
 
+    from spojit_engine.guards.guard import Guard
     from spojit_engine.metering.decorator import _workspace_of
     from spojit_engine.metering.run_context import current_run
     from spojit_engine.metering.runtime import current_runtime
@@ -79,7 +80,8 @@ def admit_run(workflow: str) -> Any:
         workspace_id = _workspace_of(runtime, current_run())
     except InvalidInput:
         return None  # the first node says so, in one sentence
-    refusal = admit(runtime.engine.guard, workspace_id, workflow, RunFacts.of(context.flow_run))
+    guard = Guard.of(runtime.engine.ledger)
+    refusal = admit(guard, workspace_id, workflow, RunFacts.of(context.flow_run))
     if refusal is None:
         return None
     from prefect.states import Cancelled

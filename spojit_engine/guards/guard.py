@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
@@ -47,7 +48,8 @@ from spojit_engine.metering.records import Usage
 from spojit_engine.metering.reports import BalanceRecord, read_balance
 
 if TYPE_CHECKING:
-    from spojit_engine.engine import Engine
+    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +61,34 @@ class ReconcileReport:
     requests_started: int
 
 
+_guards: WeakKeyDictionary[Ledger, Guard] = WeakKeyDictionary()
+
+
 class Guard:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.settings = engine.settings
-        self.sa = engine.sa_engine
-        self.clock = engine.ledger.clock
+    """Watches one ledger through its observers (the ledger never imports the guard): pauses on
+    refusals, resumes on grants. The ``Engine`` builds one per ledger; ``Guard.of`` finds it."""
+
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.sa = ledger.engine
+        self.clock = ledger.clock
         self.budgets = Budgets(self.sa, self.clock, self.settings.budget_cache_seconds)
         self.hooks = Webhooks(self)
         self._owner = f"{socket.gethostname()[:32]}:{os.getpid()}"
-        observers = engine.ledger.observers
+        observers = ledger.observers
         observers.on_credits_added(self.on_credits_added)
         observers.on_refused(self.on_refused)
         observers.add_spend_limit(self.budgets.limit)
+        _guards[ledger] = self
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> Guard:
+        """The guard watching ``ledger`` (a process's run-time ledger comes with its guard)."""
+        found = _guards.get(ledger)
+        if found is None:
+            raise LookupError("No guard watches this ledger; build it through Engine.")
+        return found
 
     def new_owner(self) -> str:
         """A lease owner id unique to one acquisition."""
@@ -107,7 +124,7 @@ class Guard:
 
     def balance_record(self, workspace_id: str, *, bring_up_to_date: bool = True) -> BalanceRecord:
         if bring_up_to_date:
-            self.engine.ledger.bring_up_to_date(workspace_id)
+            self.ledger.bring_up_to_date(workspace_id)
         with read_transaction(self.sa) as conn:
             return read_balance(conn, workspace_id, self.clock())
 
@@ -228,7 +245,7 @@ class Guard:
         if found is None or not found.stopped:
             return False
         if scope == WORKSPACE_SCOPE:
-            self.engine.ledger.bring_up_to_date(workspace_id)  # outside the lease: may renew
+            self.ledger.bring_up_to_date(workspace_id)  # outside the lease: may renew
         with self._lease(workspace_id, scope) as held:
             if not held:
                 self.note(f"Workspace {workspace_id}: resume deferred, the guard's lease is held.")

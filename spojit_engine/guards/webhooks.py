@@ -71,8 +71,8 @@ def _hash(secret: str) -> str:
 class Webhooks:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.engine = guard.engine.sa_engine
-        self.clock = guard.engine.ledger.clock
+        self.engine = guard.sa
+        self.clock = guard.clock
         self.queue_max = guard.settings.webhook_queue_max
 
     # -- registration ------------------------------------------------------------------------------

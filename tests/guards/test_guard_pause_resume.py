@@ -200,7 +200,7 @@ def test_the_period_renewal_resumes_it_too(bound: Engine) -> None:
     resets_at = bound.balance(scene.ws.id).resets_at
 
     with freeze_time(resets_at + timedelta(minutes=1), tick=True, ignore=REAL_TIME):
-        report = renew_due(bound)
+        report = renew_due(bound.guard)
         assert scene.ws.id in report.touched
         assert bound.balance(scene.ws.id).allowance_remaining == Decimal("100")
         assert_resumed(scene, queued)
