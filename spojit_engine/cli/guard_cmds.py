@@ -13,16 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace name or id (default: the only one).",
-        envvar="SPOJIT_WORKSPACE",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+from spojit_engine.cli.options import (
+    JsonOpt,
+    WorkspaceOpt,
+    acting_member,
+    one_sentence_errors,
+    open_engine,
+    resolve_workspace,
+)
+from spojit_engine.cli.render import console, print_json, to_jsonable
 
 
 def _entrypoint(spec: str) -> tuple[str, str]:
@@ -66,17 +65,15 @@ def deploy(
     """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
     from spojit_engine.accounts import require_admin
     from spojit_engine.cli import runner
-    from spojit_engine.cli.app import _actor, _engine, _workspace
-    from spojit_engine.cli.render import console, print_json
     from spojit_engine.guards.deploy import DeployRequest, deploy_workflow
     from spojit_engine.metering.money import credits_to_ucr_exact
 
     for cap in (max_credits_per_run, max_credits_per_day):
         if cap is not None:
             credits_to_ucr_exact(cap)  # refuse a bad cap before anything is deployed
-    engine = _engine()
-    actor = _actor(engine)
-    ws_id = _workspace(engine, workspace, actor)
+    engine = open_engine()
+    actor = acting_member(engine)
+    ws_id = resolve_workspace(engine, workspace, actor)
     require_admin(engine.ledger, ws_id, actor.id if actor else None, "deploy workflows")
     loaded = runner.load_flow(flow)
     workflow = loaded.workflow
@@ -157,12 +154,10 @@ def _cap(value: Decimal | None) -> str:
 
 def deployments(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """Deployments: schedule, paused by the guard (and why), by a person, or not; webhooks."""
-    from spojit_engine.cli.app import _actor, _engine, _workspace
-    from spojit_engine.cli.render import console, print_json, to_jsonable
 
-    engine = _engine()
-    actor = _actor(engine)
-    ws_id = _workspace(engine, workspace, actor) if workspace or actor else None
+    engine = open_engine()
+    actor = acting_member(engine)
+    ws_id = resolve_workspace(engine, workspace, actor) if workspace or actor else None
     rows = engine.deployments(ws_id)
     names = {w.id: w.name for w in engine.workspaces()}
     if json_out:
@@ -198,7 +193,5 @@ def _table(rows: list[Any], names: dict[str, str]) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    from spojit_engine.cli.app import one_sentence_errors
-
     app.command("deploy")(one_sentence_errors(deploy))
     app.command("deployments")(one_sentence_errors(deployments))
