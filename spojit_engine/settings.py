@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     sweep_holds_batch_max: int = Field(default=1000, gt=0)
     webhook_queue_max: int = Field(default=1000, gt=0)
     request_body_max_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Every JSON body (API, workflow webhooks, Stripe): nesting of arrays/objects, and digits in
+    # one number, checked on the raw bytes before parsing (jsonbody.py).
+    json_depth_max: int = Field(default=64, ge=2, le=1000)
+    json_number_digits_max: int = Field(default=100, ge=20, le=4000)
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "spojit_engine.display": 0,
     "spojit_engine.errors": 0,
     "spojit_engine.db": 0,
+    "spojit_engine.jsonbody": 0,
     "spojit_engine.metering": 1,
     "spojit_engine.accounts": 1,
     "spojit_engine.llm": 1,

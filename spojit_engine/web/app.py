@@ -18,7 +18,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=engine.settings.request_body_max_bytes)
+    settings = engine.settings
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.request_body_max_bytes,
+        depth_max=settings.json_depth_max,
+        digits_max=settings.json_number_digits_max,
+    )
     from spojit_engine.web import api, billing_page, stripe_webhook
 
     app.include_router(api.router)
