@@ -131,7 +131,11 @@ class Engine:
         priority: int | None = None,
         effective_at: datetime | None = None,
         reason: str | None = None,
+        by: str | None = None,
     ) -> Grant:
+        """Add a block of credits. ``by`` is the admin granting it (None: the local operator);
+        the grant records who and ``reason`` says why."""
+        accounts.require_admin(self.ledger, workspace_id, by, "grant credits")
         record = self.ledger.grant(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
@@ -141,6 +145,7 @@ class Engine:
             priority=priority,
             effective_at=effective_at,
             reason=reason,
+            granted_by=by or "operator",
         )
         return Grant.of(record)
 

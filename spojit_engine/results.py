@@ -85,6 +85,8 @@ class Grant:
     effective_at: datetime
     expires_at: datetime | None
     replayed: bool
+    granted_by: str | None  # a member id, "operator", "stripe" or "plan"
+    reason: str | None
 
     @classmethod
     def of(cls, r: GrantRecord) -> Grant:
@@ -181,6 +183,7 @@ class TopupOrder:
     detail: str | None
     created_at: datetime
     updated_at: datetime
+    flagged: bool  # paid another amount than the price; credits follow what was paid
 
     @classmethod
     def of(cls, r: OrderRecord) -> TopupOrder:

@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlmodel import Field, SQLModel
 
 from spojit_engine.metering.schema import UTCDateTime, column
@@ -52,6 +63,8 @@ class TopupOrder(SQLModel, table=True):
     detail: str | None = column(Text, nullable=True)
     created_at: datetime = column(UTCDateTime())
     updated_at: datetime = column(UTCDateTime())
+    # The amount paid was not the price: what was granted follows what was paid (migration 0009).
+    flagged: bool = column(Boolean, default=False, server_default=false())
 
 
 class StripePayment(SQLModel, table=True):
@@ -85,6 +98,23 @@ class StripeEvent(SQLModel, table=True):
     received_at: datetime = column(UTCDateTime())
 
 
+class StripeReject(SQLModel, table=True):
+    """A correctly signed Stripe event we could not read (answered 400), kept for the operator."""
+
+    __tablename__: ClassVar[str] = "stripe_rejects"
+    __table_args__ = (Index("ix_stripe_rejects_received", "received_at"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    event_id: str | None = column(String(STRIPE_ID_LENGTH_MAX), nullable=True)
+    type: str | None = column(String(64), nullable=True)
+    reason: str = column(Text)
+    body_sha256: str = column(String(64))
+    received_at: datetime = column(UTCDateTime())
+
+
 topup_orders = TopupOrder.__table__  # type: ignore[attr-defined]
 stripe_payments = StripePayment.__table__  # type: ignore[attr-defined]
 stripe_events = StripeEvent.__table__  # type: ignore[attr-defined]
+stripe_rejects = StripeReject.__table__  # type: ignore[attr-defined]

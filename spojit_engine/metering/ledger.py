@@ -130,6 +130,7 @@ class Ledger:
         priority: int | None = None,
         effective_at: datetime | None = None,
         reason: str | None = None,
+        granted_by: str = "operator",
     ) -> GrantRecord:
         """Add a block of credits; a top-up expires at the end of the plan term by default."""
         if kind not in DEFAULT_PRIORITY or kind == "allowance":
@@ -160,6 +161,7 @@ class Ledger:
                     priority=DEFAULT_PRIORITY[kind] if priority is None else priority,
                     effective_at=effective,
                     expires_at=expires,
+                    granted_by=granted_by,
                     reason=reason,
                 )
 

@@ -112,6 +112,9 @@ class Grant(SQLModel, table=True):
     effective_at: datetime = column(UTCDateTime())
     expires_at: datetime | None = column(UTCDateTime(), nullable=True)
     created_at: datetime = column(UTCDateTime())
+    # Who granted it (a member id, "operator", "stripe", "plan") and why (migration 0009).
+    granted_by: str | None = column(String(64), nullable=True)
+    reason: str | None = column(Text, nullable=True)
 
 
 class Hold(SQLModel, table=True):
