@@ -4,7 +4,8 @@ else reaches the ledger. Credits are ``Decimal`` here and µcr integers below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -14,7 +15,7 @@ from spojit_engine import accounts
 from spojit_engine.clock import utcnow
 from spojit_engine.db import make_engine, migrate, read_transaction
 from spojit_engine.errors import InvalidInput
-from spojit_engine.guards.guard import Guard
+from spojit_engine.guards.guard import Guard, ResumeWatch
 from spojit_engine.metering.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
@@ -337,6 +338,14 @@ class Engine:
         )
         self.guard.resume(workspace_id, scope=workflow)
         return None if budget is None else WorkflowBudget.of(budget)
+
+    @contextmanager
+    def watch_resumes(self) -> Iterator[ResumeWatch]:
+        """What the guard resumed (deployment names) for credits added inside the block, and
+        whether a resume is still pending (Prefect unreachable: ``spojit serve`` finishes it)."""
+        with self.guard.watch() as watch:
+            yield watch
+        watch.resumed = self.guard.deployment_names(watch.resumed)
 
     def deployments(self, workspace_id: str | None = None) -> list[DeploymentStatus]:
         """Deployments bound to a workspace (or to any): schedules, paused by whom and why."""

@@ -366,3 +366,8 @@ _register_billing(app)
 from spojit_engine.cli.guard_cmds import register as _register_guards  # noqa: E402
 
 _register_guards(app)
+
+# -- admin credits: spojit credits grant|list (cli/credits_cmds.py) ------------------------------
+from spojit_engine.cli.credits_cmds import register as _register_credits  # noqa: E402
+
+_register_credits(app)

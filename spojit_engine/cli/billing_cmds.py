@@ -6,10 +6,12 @@ FastAPI and uvicorn are imported inside the commands, so ``spojit usage`` stays 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 
+from spojit_engine.cli.credits_cmds import resumed_text
 from spojit_engine.cli.options import (
     JsonOpt,
     WorkspaceOpt,
@@ -19,6 +21,7 @@ from spojit_engine.cli.options import (
     resolve_workspace,
 )
 from spojit_engine.cli.render import console, print_json
+from spojit_engine.display import credits_text
 
 
 def register(app: typer.Typer) -> None:
@@ -58,13 +61,19 @@ def register(app: typer.Typer) -> None:
         engine = open_engine()
         actor = acting_member(engine)
         ws_id = resolve_workspace(engine, workspace, actor)
-        change = engine.set_plan(ws_id, plan, by=actor.id if actor else None)
+        before = engine.balance(ws_id).remaining
+        with engine.watch_resumes() as watch:
+            change = engine.set_plan(ws_id, plan, by=actor.id if actor else None)
+        added = max(engine.balance(ws_id).remaining - before, Decimal(0))
         if json_out:
             print_json(
                 {
                     "plan": change.plan_id,
                     "pending_plan": change.pending_plan_id,
                     "effective_at": change.effective_at,
+                    "credits_added": added,
+                    "resumed": watch.resumed,
+                    "resume_pending": watch.pending,
                 }
             )
             return
@@ -76,7 +85,11 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
         else:
-            console.print(f"Plan is now {change.plan_id}.", highlight=False)
+            console.print(
+                f"Plan is now {change.plan_id}: {credits_text(added)} credits added this period.",
+                highlight=False,
+            )
+            console.print(resumed_text(watch.resumed, watch.pending), highlight=False)
 
     @plan_app.command("list")
     @one_sentence_errors

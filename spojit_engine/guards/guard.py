@@ -23,10 +23,11 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
@@ -52,6 +53,15 @@ if TYPE_CHECKING:
     from spojit_engine.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ResumeWatch:
+    """What the guard did about credits that landed inside ``Guard.watch``: the deployments it
+    resumed, and whether a resume is still pending (Prefect unreachable, or the lease held)."""
+
+    resumed: list[str] = field(default_factory=list)  # deployment ids
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,26 @@ class Guard:
         observers.on_refused(self.on_refused)
         observers.add_spend_limit(self.budgets.limit)
         _guards[ledger] = self
+        self._local = threading.local()  # this thread's open ResumeWatch, if any
+
+    @contextmanager
+    def watch(self) -> Iterator[ResumeWatch]:
+        """Collect what this thread's resumes did while the block runs (a command that adds
+        credits says which deployments came back)."""
+        watch = ResumeWatch()
+        previous, self._local.watch = getattr(self._local, "watch", None), watch
+        try:
+            yield watch
+        finally:
+            self._local.watch = previous
+
+    def deployment_names(self, deployment_ids: list[str]) -> list[str]:
+        """The names the deployments were bound under (their ids when unknown)."""
+        found = (store.binding_of(self.sa, d) for d in deployment_ids)
+        return [b.deployment_name if b else d for b, d in zip(found, deployment_ids, strict=True)]
+
+    def _watched(self) -> ResumeWatch:
+        return getattr(self._local, "watch", None) or ResumeWatch()
 
     @classmethod
     def of(cls, ledger: Ledger) -> Guard:
@@ -249,6 +279,7 @@ class Guard:
         with self._lease(workspace_id, scope) as held:
             if not held:
                 self.note(f"Workspace {workspace_id}: resume deferred, the guard's lease is held.")
+                self._watched().pending = True
                 return False
             state = self.state(workspace_id, scope)
             if state is None or not state.stopped or not self._resumable(state):
@@ -259,7 +290,9 @@ class Guard:
                 resumed = schedules.resume(self.sa, state, clock=self.clock, limit=self._limit)
             except PrefectUnavailable as exc:
                 self.note(f"Workspace {workspace_id}: schedules not resumed yet: {exc}")
+                self._watched().pending = True
                 return False
+            self._watched().resumed.extend(resumed)
             store.move_state(
                 self.sa,
                 state,

@@ -25,9 +25,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         depth_max=settings.json_depth_max,
         digits_max=settings.json_number_digits_max,
     )
-    from spojit_engine.web import api, billing_page, stripe_webhook
+    from spojit_engine.web import api, billing_page, grants, stripe_webhook
 
     app.include_router(api.router)
+    app.include_router(grants.router)
     app.include_router(stripe_webhook.router)
     app.include_router(billing_page.router)
     from spojit_engine.web.hooks import router as workflow_hooks
