@@ -131,6 +131,13 @@ def deploy(
     )
     if url:
         console.print(f"Webhook: POST {url}  (Authorization: Bearer <secret>)", highlight=False)
+        if "public_url" not in engine.settings.model_fields_set:
+            console.print(
+                "  (the default address; set SPOJIT_PUBLIC_URL to where `spojit serve` is "
+                "reached, e.g. https://hooks.example.com)",
+                style="dim",
+                highlight=False,
+            )
         console.print("Its secret, shown once:")
         console.print(deployed.webhook_secret, markup=False, highlight=False)
     if budget:
@@ -139,11 +146,28 @@ def deploy(
             f"{_cap(budget.max_credits_per_day)} per UTC day.",
             highlight=False,
         )
-    console.print(
-        f"spojit-renewals is deployed too. Start a worker with the same SPOJIT_DATABASE_URL: "
-        f"prefect worker start --pool {deployed.pool}",
-        highlight=False,
-    )
+    console.print("spojit-renewals is deployed too. Start a worker with this environment:")
+    console.print(f"  {worker_command(engine.settings, deployed.pool)}", highlight=False)
+
+
+def worker_command(settings: Any, pool: str) -> str:
+    """The worker's command line with the environment this process uses (the ledger's
+    database, the Prefect API), so its runs bill the same ledger."""
+    import shlex
+
+    from prefect.settings import PREFECT_API_URL
+
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        where = "SPOJIT_DATABASE_URL=" + shlex.quote(
+            make_url(settings.database_url).render_as_string(hide_password=True)
+        )
+    else:
+        where = f"SPOJIT_HOME={shlex.quote(str(settings.home))}"
+    api = PREFECT_API_URL.value()
+    prefect = f" PREFECT_API_URL={shlex.quote(api)}" if api else ""
+    return f"{where}{prefect} prefect worker start --pool {shlex.quote(pool)} --type process"
 
 
 def _cap(value: Decimal | None) -> str:
@@ -177,7 +201,8 @@ def _table(rows: list[Any], names: dict[str, str]) -> Any:
 
     table = Table(title="Deployments", title_justify="left")
     for column in ("deployment", "workflow", "workspace", "schedule", "status", "webhook"):
-        table.add_column(column)
+        # fold, never cut: at 80 columns a name wraps onto the next line whole
+        table.add_column(column, overflow="fold", min_width=8 if column != "status" else 12)
     for r in rows:
         status = r.status + (f": {r.reason}" if r.reason else "")
         hook = f"/hooks/{r.webhook} ({r.queued} queued)" if r.webhook else "-"

@@ -108,7 +108,7 @@ def assert_stopped(scene: Scene) -> None:
     assert scheduled_runs(scene.d_digest) == [] and scheduled_runs(scene.d_leads) == []
     for late in scene.late:  # past due, no worker took them: refused, not left to start later
         state = flow_run(str(late)).state
-        assert (state.name, state.message) == ("Refused", pauses_reason(engine, scene))
+        assert (state.name, state.message) == ("OutOfCredits", pauses_reason(engine, scene))
     pauses = open_pauses(engine.sa_engine, scene.ws.id, limit=50)
     assert sorted((p.deployment_id, p.schedule_id) for p in pauses) == sorted(
         [
@@ -140,7 +140,7 @@ def assert_stopped(scene: Scene) -> None:
     ]
     assert (record.status, record.mode, record.credits_ucr) == ("refused", "manual", 0)
     state = flow_run(str(record.flow_run_id)).state
-    assert (state.type.value, state.name, state.message) == ("CANCELLED", "Refused", message)
+    assert (state.type.value, state.name, state.message) == ("CANCELLED", "OutOfCredits", message)
 
 
 def assert_resumed(scene: Scene, queued_ids: list[int]) -> None:
