@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     guard_history_days: int = Field(default=30, gt=0)
     budget_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     renewals_interval_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    # How often `spojit serve` finishes pending resumes, pauses and webhook queues.
+    guard_reconcile_interval_seconds: float = Field(default=5.0, ge=0.2, le=3600)
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

@@ -120,7 +120,19 @@ def register(app: typer.Typer) -> None:
             highlight=False,
             soft_wrap=True,
         )
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+        if "public_url" not in engine.settings.model_fields_set:
+            console.print(
+                f"Links (webhook URLs, Stripe's return) use {engine.settings.public_url}; set "
+                "SPOJIT_PUBLIC_URL to the address people and Stripe reach this server at.",
+                highlight=False,
+                soft_wrap=True,
+            )
+        every = engine.settings.guard_reconcile_interval_seconds
+        console.print(
+            f"The credit guard's reconciler runs every {every:g}s (pending resumes, queues).",
+            highlight=False,
+        )
+        uvicorn.run(create_app(engine, reconcile=True), host=host, port=port, log_level="info")
 
 
 def _catalog_json(plans: list[Any], packs: list[Any], currency: str) -> dict[str, Any]:

@@ -174,7 +174,9 @@ class Guard:
         ledger, and stops the workspace (or the workflow's day) when it finds nothing left."""
         for scope in (WORKSPACE_SCOPE, workflow):
             found = self.state(workspace_id, scope)
-            if found is not None and found.stopped and found.cause is not Cause.BUDGET_RUN:
+            if found is None or not found.stopped or found.cause is Cause.BUDGET_RUN:
+                continue
+            if not self._resumable(found):  # the live balance decides, never a stale reason
                 return found.reason or "The guard stopped it."
         if not check_balance:
             return None
@@ -310,6 +312,14 @@ class Guard:
         for hook in self.hooks.hooks_of(workspace_id, workflow):
             self.hooks.drain(hook.name)
         return True
+
+    def resume_pending(self, workspace_id: str, scope: str = WORKSPACE_SCOPE) -> bool:
+        """What stopped the scope is gone but its schedules are not back yet (Prefect was
+        unreachable, or the resume has not run): the background reconciler finishes it."""
+        state = self.state(workspace_id, scope)
+        if state is None or not state.stopped:
+            return bool(store.open_pauses(self.sa, workspace_id, scope, limit=1))
+        return self._resumable(state)
 
     def _resumable(self, state: ScopeState) -> bool:
         now = self.clock()
