@@ -33,16 +33,4 @@ class DeploymentItem(BaseModel):
 )
 async def deployments(member: Member, engine: EngineDep) -> list[DeploymentItem]:
     rows = await run_in_threadpool(engine.deployments, member.workspace_id)
-    return [
-        DeploymentItem(
-            deployment_id=r.deployment_id,
-            name=r.name,
-            workflow=r.workflow,
-            schedules=r.schedules,
-            status=r.status,
-            reason=r.reason,
-            webhook=r.webhook,
-            queued=r.queued,
-        )
-        for r in rows
-    ]
+    return [DeploymentItem(**{f: getattr(r, f) for f in DeploymentItem.model_fields}) for r in rows]
