@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from spojit_engine.errors import InvalidInput
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_BRACKET = re.compile(rb"[\[\]{}]")
+_OPENERS = frozenset(b"[{")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def check_json_shape(data: bytes, *, depth_max: int, digits_max: int) -> None:
     """``InvalidInput`` when the JSON in ``data`` nests deeper than ``depth_max`` arrays and
     objects, or writes a number with more than ``digits_max`` digits in a row (strings excluded).
     Linear in the size of ``data`` and recursion-free; says nothing about other syntax."""
+    too_long = re.compile(rb"[0-9]{%d}" % (digits_max + 1))
+    opened = data.count(b"[") + data.count(b"{")
+    if opened <= depth_max and not too_long.search(data):
+        return  # the common case: nothing to strip (strings only ever add to these counts)
     bare = _STRING.sub(b'""', data)
-    depth = 0
-    for bracket in _BRACKET.finditer(bare):
-        depth += 1 if bracket.group() in (b"[", b"{") else -1
-        if depth > depth_max:
-            raise InvalidInput(
-                f"The JSON body nests deeper than {depth_max} levels of arrays and objects."
-            )
-    if re.search(rb"[0-9]{%d}" % (digits_max + 1), bare):
+    brackets = bare.translate(None, _NOT_BRACKETS)
+    if max(accumulate(1 if b in _OPENERS else -1 for b in brackets), default=0) > depth_max:
+        raise InvalidInput(
+            f"The JSON body nests deeper than {depth_max} levels of arrays and objects."
+        )
+    if too_long.search(bare):
         raise InvalidInput(f"The JSON body has a number longer than {digits_max} digits.")
 
 
