@@ -36,7 +36,6 @@ import pstats
 import re
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import fs_type, median  # noqa: E402  (bench/ is the script's directory)
+
 AMOUNT = Decimal("0.001")  # credits per debit
 AMOUNT_UCR = 1000  # the same in µcr (1 credit = 1_000_000 µcr)
 SEED = Decimal("100000000")
@@ -58,26 +59,6 @@ PG_CLIENTS = 8
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
-def _fs_type(path: Path) -> str:
-    """The filesystem a path lives on (from /proc/mounts), so a tmpfs run is visible."""
-    try:
-        best = ("", "?")
-        target = str(path.resolve())
-        for line in Path("/proc/mounts").read_text().splitlines():
-            _dev, mnt, fstype, *_ = line.split()
-            if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(
-                best[0]
-            ):
-                best = (mnt, fstype)
-        return best[1]
-    except OSError:
-        return "?"
 
 
 def _seed_workspace(engine: Any, name: str) -> str:
@@ -261,7 +242,7 @@ def bench_sqlite(rounds: int, n: int, warmup: int, workdir: Path, log: Any) -> d
     ).fetchone()
     engine.close()
     conn.close()
-    e_med, r_med = _median(e_rates), _median(r_rates)
+    e_med, r_med = median(e_rates), median(r_rates)
     return {
         "rounds": rounds,
         "debits_per_round": n,
@@ -269,15 +250,15 @@ def bench_sqlite(rounds: int, n: int, warmup: int, workdir: Path, log: Any) -> d
         "raw_per_s": r_rates,
         "engine_median": e_med,
         "raw_median": r_med,
-        "engine_cpu_us_median": _median(e_cpu),
-        "raw_cpu_us_median": _median(r_cpu),
+        "engine_cpu_us_median": median(e_cpu),
+        "raw_cpu_us_median": median(r_cpu),
         "ratio": e_med / r_med,
         "target": 0.25,
         "raw_balanced": credits == grants_left,
         "pragmas": pragmas,
         "sqlite_version": sqlite3.sqlite_version,
         "dir": str(workdir),
-        "fs": _fs_type(workdir),
+        "fs": fs_type(workdir),
     }
 
 
@@ -506,8 +487,8 @@ def bench_pg(url: str, rounds: int, secs: float, log: Any) -> dict[str, Any]:
                 "rounds": rounds,
                 "secs_per_run": secs,
                 "runs": runs,
-                "medians": {k: _median(v) for k, v in runs.items() if v},
-                "client_cpu_us_medians": {k: _median(v) for k, v in cpu_us.items() if v},
+                "medians": {k: median(v) for k, v in runs.items() if v},
+                "client_cpu_us_medians": {k: median(v) for k, v in cpu_us.items() if v},
                 "target": 0.5,
             }
         )

@@ -72,6 +72,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from common import fs_type, median  # noqa: E402  (bench/ is the script's directory)
+
 WORKSPACE = "bench"
 SEED_CREDITS = Decimal("100000000")  # the top-up on top of the business plan's allowance
 MODEL = "gpt-4o-mini"
@@ -82,10 +84,6 @@ TEXT = (
 )
 TARGET_RATIO = 1.05
 TARGET_PRICE_US = 20.0
-
-
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
 
 
 def _mean(xs: list[float]) -> float:
@@ -110,22 +108,6 @@ def _set_env(workdir: Path) -> None:
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 
-def _fs_type(path: Path) -> str:
-    """The filesystem a path lives on (from /proc/mounts)."""
-    try:
-        best = ("", "?")
-        target = str(path.resolve())
-        for line in Path("/proc/mounts").read_text().splitlines():
-            _dev, mnt, fstype, *_ = line.split()
-            if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(
-                best[0]
-            ):
-                best = (mnt, fstype)
-        return best[1]
-    except OSError:
-        return "?"
-
-
 def _fsync_ms(directory: Path, n: int = 20) -> float:
     """Median ms to append 4 KiB and fsync it in ``directory``: what each durable commit waits."""
     path = directory / "fsync-probe"
@@ -138,7 +120,7 @@ def _fsync_ms(directory: Path, n: int = 20) -> float:
             os.fsync(f.fileno())
             times.append(time.perf_counter() - t0)
     path.unlink()
-    return _median(times) * 1e3
+    return median(times) * 1e3
 
 
 def _load() -> float:
@@ -278,7 +260,7 @@ def bench_prefect(b: Bench, rounds: int, n: int, block: int, log: Any) -> dict[s
         times = bench_flow(r)
         flow_s.append(time.perf_counter() - t0)
         for k in variants:
-            per_round[k].append(_median(times[k]) * 1e3)
+            per_round[k].append(median(times[k]) * 1e3)
             pooled[k].extend(x * 1e3 for x in times[k])
             pooled_cpu[k].extend(x * 1e3 for x in times[k + ":cpu"])
         log(
@@ -292,11 +274,11 @@ def bench_prefect(b: Bench, rounds: int, n: int, block: int, log: Any) -> dict[s
         "block": block,
         "tags": {"map": sorted(map_tags), "llm": sorted(llm_tags)},
         "flow_wall_s": flow_s,
-        "median_ms": {k: _median(v) for k, v in pooled.items()},
+        "median_ms": {k: median(v) for k, v in pooled.items()},
         "mean_ms": {k: _mean(v) for k, v in pooled.items()},
         "p90_ms": {k: _quantile(v, 0.9) for k, v in pooled.items()},
         "max_ms": {k: max(v) for k, v in pooled.items()},
-        "cpu_median_ms": {k: _median(v) for k, v in pooled_cpu.items()},
+        "cpu_median_ms": {k: median(v) for k, v in pooled_cpu.items()},
         "round_median_ms": per_round,
         "target": TARGET_RATIO,
     }
@@ -428,8 +410,8 @@ def bench_direct(b: Bench, repeats: int, k: int, log: Any) -> dict[str, Any]:
             f"  direct repeat {r + 1}/{repeats}: map.call {us['map_call'][-1]:.0f} µs, "
             f"llm.call {us['llm_call'][-1]:.0f} µs (load {_load():.2f})"
         )
-    med = {key: _median(v) for key, v in us.items()}
-    med_cpu = {key: _median(v) for key, v in cpu.items()}
+    med = {key: median(v) for key, v in us.items()}
+    med_cpu = {key: median(v) for key, v in cpu.items()}
     return {
         "repeats": repeats,
         "calls_per_repeat": k,
@@ -487,7 +469,7 @@ def bench_pricing(b: Bench, repeats: int, ours_n: int, litellm_n: int, log: Any)
         for side, fn, number in order if r % 2 == 0 else order[::-1]:
             per_call = timeit.timeit(fn, number=number) / number * 1e6
             (ours_us if side == "ours" else theirs_us).append(per_call)
-    log(f"  pricing: ours {_median(ours_us):.2f} µs, litellm {_median(theirs_us):.0f} µs")
+    log(f"  pricing: ours {median(ours_us):.2f} µs, litellm {median(theirs_us):.0f} µs")
     ours_ucr = ours()
     theirs_usd = theirs()
     theirs_ucr = usd_to_ucr_ceil(Decimal(str(theirs_usd)), credits_per_usd)
@@ -500,9 +482,9 @@ def bench_pricing(b: Bench, repeats: int, ours_n: int, litellm_n: int, log: Any)
         "litellm_number": litellm_n,
         "ours_us": ours_us,
         "litellm_us": theirs_us,
-        "ours_median_us": _median(ours_us),
-        "litellm_median_us": _median(theirs_us),
-        "ratio_litellm_over_ours": _median(theirs_us) / _median(ours_us),
+        "ours_median_us": median(ours_us),
+        "litellm_median_us": median(theirs_us),
+        "ratio_litellm_over_ours": median(theirs_us) / median(ours_us),
         "cold_first_lookup_ms": cold_ms,
         "ours_ucr": ours_ucr,
         "litellm_usd": theirs_usd,
@@ -805,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
             "versions": {"prefect": prefect.__version__, "litellm": _version("litellm")},
             "sqlite_version": sqlite3.sqlite_version,
             "dir": str(workdir),
-            "fs": _fs_type(workdir),
+            "fs": fs_type(workdir),
             "fsync_ms": _fsync_ms(workdir),
             "imports_s": imports_s,
             "harness_start_s": harness_s,

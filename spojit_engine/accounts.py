@@ -210,6 +210,7 @@ def set_plan(ledger: Ledger, workspace_id: str, plan_id: str, by: str | None) ->
             priority=DEFAULT_PRIORITY["allowance"],
             effective_at=tx.now,
             expires_at=tx.account.period_end,
+            granted_by=by or "operator",
             reason=f"upgrade {current.id} -> {new.id}",
         )
         return PlanChange(new.id, None, tx.now)

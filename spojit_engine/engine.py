@@ -4,21 +4,24 @@ else reaches the ledger. Credits are ``Decimal`` here and µcr integers below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spojit_engine import accounts
-from spojit_engine.billing.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.clock import utcnow
 from spojit_engine.db import make_engine, migrate, read_transaction
 from spojit_engine.errors import InvalidInput
+from spojit_engine.guards.guard import Guard, ResumeWatch
+from spojit_engine.metering.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.records import Usage
 from spojit_engine.metering.reports import read_balance, read_breakdown, read_grants
+from spojit_engine.metering.runtime import provide_default_host
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
@@ -72,9 +75,8 @@ class Engine:
             catch_up_max=self.settings.renewal_catch_up_periods_max,
             holds_batch_max=self.settings.sweep_holds_batch_max,
         )
-        from spojit_engine.guards.guard import Guard
-
-        self.guard = Guard(self)  # watches this ledger: pauses on refusals, resumes on grants
+        # watches this ledger through its observers: pauses on refusals, resumes on grants
+        self.guard = Guard(self.ledger, self.settings)
 
     def close(self) -> None:
         self.sa_engine.dispose()
@@ -130,7 +132,11 @@ class Engine:
         priority: int | None = None,
         effective_at: datetime | None = None,
         reason: str | None = None,
+        by: str | None = None,
     ) -> Grant:
+        """Add a block of credits. ``by`` is the admin granting it (None: the local operator);
+        the grant records who and ``reason`` says why."""
+        accounts.require_admin(self.ledger, workspace_id, by, "grant credits")
         record = self.ledger.grant(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
@@ -140,6 +146,7 @@ class Engine:
             priority=priority,
             effective_at=effective_at,
             reason=reason,
+            granted_by=by or "operator",
         )
         return Grant.of(record)
 
@@ -332,8 +339,24 @@ class Engine:
         self.guard.resume(workspace_id, scope=workflow)
         return None if budget is None else WorkflowBudget.of(budget)
 
+    @contextmanager
+    def watch_resumes(self) -> Iterator[ResumeWatch]:
+        """What the guard resumed (deployment names) for credits added inside the block, and
+        whether a resume is still pending (Prefect unreachable: ``spojit serve`` finishes it)."""
+        with self.guard.watch() as watch:
+            yield watch
+        watch.resumed = self.guard.deployment_names(watch.resumed)
+
     def deployments(self, workspace_id: str | None = None) -> list[DeploymentStatus]:
         """Deployments bound to a workspace (or to any): schedules, paused by whom and why."""
         from spojit_engine.guards.status import deployment_statuses
 
         return deployment_statuses(self.guard, workspace_id)
+
+
+def _default_engine() -> Engine:
+    return Engine(settings=get_settings())
+
+
+# A node call in a worker finds its ledger through the metering runtime, which cannot import us.
+provide_default_host(_default_engine)

@@ -2,7 +2,8 @@
 
     SpojitError
     ├── InvalidInput            400  bad amount, bad email, bad key, bad option;
-    │                                UnknownModelPrice, NotMetered, InvalidSignature
+    │                                UnknownModelPrice, NotMetered, InvalidSignature,
+    │                                MalformedEvent
     ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan,
     │                                UnknownPack, UnknownHold, UnknownOrder
     ├── Unauthorized            401  missing or unknown member token
@@ -60,6 +61,12 @@ class InvalidSignature(InvalidInput):
     """A Stripe webhook whose signature, secret or timestamp does not check out."""
 
     code = "invalid_signature"
+
+
+class MalformedEvent(InvalidInput):
+    """A correctly signed Stripe event we cannot read (no id, a field of the wrong type…)."""
+
+    code = "malformed_event"
 
 
 class NotFound(SpojitError):

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from spojit_engine.billing.orders import OrderRecord
 from spojit_engine.metering.executions import ExecutionRecord
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
 from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
+
+T = TypeVar("T")
+
+
+def _view(cls: type[T], record: Any, **renamed: str) -> T:
+    """``cls`` built from a record, field by field: ``name`` reads ``record.name`` (or the
+    field ``renamed`` names); a record's ``name_ucr`` becomes credits (``Decimal``; None stays
+    None). One rule for every result, so a field added to both sides needs no code."""
+    values = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        source = renamed.get(f.name, f.name)
+        if hasattr(record, f"{source}_ucr"):
+            ucr = getattr(record, f"{source}_ucr")
+            values[f.name] = None if ucr is None else ucr_to_credits(ucr)
+        else:
+            values[f.name] = getattr(record, source)
+    return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +55,7 @@ class Entry:
 
     @classmethod
     def of(cls, r: EntryRecord) -> Entry:
-        return cls(
-            r.id,
-            r.workspace_id,
-            r.key,
-            r.kind,
-            ucr_to_credits(r.amount_ucr),
-            ucr_to_credits(r.held_ucr),
-            ucr_to_credits(r.overdraft_ucr),
-            r.created_at,
-            r.replayed,
-        )
+        return _view(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +71,7 @@ class Hold:
 
     @classmethod
     def of(cls, r: HoldRecord) -> Hold:
-        settled = None if r.settled_ucr is None else ucr_to_credits(r.settled_ucr)
-        return cls(
-            r.id,
-            r.workspace_id,
-            r.key,
-            ucr_to_credits(r.amount_ucr),
-            r.state,
-            r.expires_at,
-            settled,
-            r.replayed,
-        )
+        return _view(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +85,12 @@ class Grant:
     effective_at: datetime
     expires_at: datetime | None
     replayed: bool
+    granted_by: str | None  # a member id, "operator", "stripe" or "plan"
+    reason: str | None
 
     @classmethod
     def of(cls, r: GrantRecord) -> Grant:
-        return cls(
-            r.id,
-            r.key,
-            r.kind,
-            ucr_to_credits(r.amount_ucr),
-            ucr_to_credits(r.remaining_ucr),
-            r.priority,
-            r.effective_at,
-            r.expires_at,
-            r.replayed,
-        )
+        return _view(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +114,8 @@ class Balance:
 
     @classmethod
     def of(cls, r: BalanceRecord) -> Balance:
-        c = ucr_to_credits
-        return cls(
-            r.workspace_id,
-            r.workspace_name,
-            r.plan_id,
-            r.pending_plan_id,
-            c(r.consumed_ucr),
-            c(r.remaining_ucr),
-            c(r.allowance_remaining_ucr),
-            c(r.topup_remaining_ucr),
-            c(r.other_remaining_ucr),
-            c(r.held_ucr),
-            c(r.overdraft_ucr),
-            r.period_start,
-            r.resets_at,
+        return _view(
+            cls, r, workspace="workspace_name", plan="plan_id", pending_plan="pending_plan_id"
         )
 
 
@@ -183,17 +160,7 @@ class Execution:
 
     @classmethod
     def of(cls, r: ExecutionRecord) -> Execution:
-        return cls(
-            r.flow_run_id,
-            r.workflow,
-            r.started_at,
-            r.finished_at,
-            r.status,
-            r.test_run,
-            r.member_id,
-            r.node_calls,
-            ucr_to_credits(r.credits_ucr),
-        )
+        return _view(cls, r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,24 +183,8 @@ class TopupOrder:
     detail: str | None
     created_at: datetime
     updated_at: datetime
+    flagged: bool  # paid another amount than the price; credits follow what was paid
 
     @classmethod
     def of(cls, r: OrderRecord) -> TopupOrder:
-        return cls(
-            r.id,
-            r.workspace_id,
-            r.member_id,
-            r.pack_id,
-            ucr_to_credits(r.credits_ucr),
-            r.amount_cents,
-            r.currency,
-            r.state,
-            r.session_id,
-            r.checkout_url,
-            r.refunded_cents,
-            r.dispute_status,
-            ucr_to_credits(r.clawed_back_ucr),
-            r.detail,
-            r.created_at,
-            r.updated_at,
-        )
+        return _view(cls, r, pack="pack_id")

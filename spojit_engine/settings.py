@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     sweep_holds_batch_max: int = Field(default=1000, gt=0)
     webhook_queue_max: int = Field(default=1000, gt=0)
     request_body_max_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Every JSON body (API, workflow webhooks, Stripe): nesting of arrays/objects, and digits in
+    # one number, checked on the raw bytes before parsing (jsonbody.py).
+    json_depth_max: int = Field(default=64, ge=2, le=1000)
+    json_number_digits_max: int = Field(default=100, ge=20, le=4000)
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
@@ -44,6 +48,8 @@ class Settings(BaseSettings):
     guard_history_days: int = Field(default=30, gt=0)
     budget_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     renewals_interval_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    # How often `spojit serve` finishes pending resumes, pauses and webhook queues.
+    guard_reconcile_interval_seconds: float = Field(default=5.0, ge=0.2, le=3600)
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

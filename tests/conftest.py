@@ -19,7 +19,7 @@ PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 LEDGER_TABLES = (
-    "stripe_events, stripe_payments, topup_orders, "
+    "stripe_rejects, stripe_events, stripe_payments, topup_orders, "
     "workflow_budgets, webhook_queue, workflow_hooks, guard_pauses, deployment_bindings, "
     "usage_records, postings, entries, holds, grants, members, workspaces"
 )

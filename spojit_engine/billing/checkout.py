@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from spojit_engine.billing.catalog import Pack
 from spojit_engine.billing.orders import (
     OrderState,
     find_order,
@@ -21,6 +20,7 @@ from spojit_engine.billing.orders import (
 from spojit_engine.billing.stripe_client import SessionFacts, session_facts, stripe_errors
 from spojit_engine.db import write_transaction
 from spojit_engine.errors import PaymentProviderError
+from spojit_engine.metering.catalog import Pack
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import ucr_to_credits
 

@@ -1,4 +1,13 @@
-"""How much of a paid top-up goes back when its money does. Pure: integers in, integers out.
+"""How many credits a top-up's money buys, and how much goes back when its money does. Pure:
+integers in, integers out.
+
+**The payment rule** (stated here once): a Checkout Session that paid ``paid_cents`` for a pack of
+``credits_ucr`` priced ``price_cents`` grants ``floor(credits_ucr * paid_cents / price_cents)`` µcr
+— what the amount paid buys at the pack's price per credit, rounded down (never a fraction of a
+micro-credit the customer did not pay for). Paying the price grants exactly the pack; any other
+amount grants in proportion and flags the order. The order then keeps what was granted and what
+was paid, so the refund rule below claws back in proportion to *that*: a full refund takes back
+exactly what was granted.
 
 **The rounding rule** (stated here once): a refund of ``refunded_cents`` out of the order's
 ``amount_cents`` claws back ``ceil(credits_ucr * refunded_cents / amount_cents)`` µcr, computed
@@ -68,6 +77,14 @@ def merge_facts(known: PaymentFacts, new: PaymentFacts) -> PaymentFacts:
             dispute_status=new.dispute_status,
         )
     return merged
+
+
+def paid_credits_ucr_floor(*, credits_ucr: int, price_cents: int, paid_cents: int) -> int:
+    """``floor(credits_ucr * paid_cents / price_cents)``: what ``paid_cents`` buys at the pack's
+    price per credit (0 for a free or negative amount, and for a pack with no price)."""
+    if price_cents <= 0 or paid_cents <= 0:
+        return 0
+    return (credits_ucr * paid_cents) // price_cents
 
 
 def refund_clawback_ucr_ceil(*, credits_ucr: int, refunded_cents: int, amount_cents: int) -> int:

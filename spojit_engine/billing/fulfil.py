@@ -15,7 +15,7 @@ together. Keys, all derived from Stripe's ids so a retry in another transaction 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,13 +23,13 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.billing.clawback import (
     DisputeStatus,
     PaymentFacts,
     disputed,
     granted_state,
     merge_facts,
+    paid_credits_ucr_floor,
     target_clawback_ucr,
 )
 from spojit_engine.billing.orders import (
@@ -42,10 +42,13 @@ from spojit_engine.billing.orders import (
     update_order,
 )
 from spojit_engine.billing.stripe_client import SessionFacts
+from spojit_engine.display import credits_text
 from spojit_engine.errors import Conflict
 from spojit_engine.metering import schema as ledger_schema
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.clawback import claw_back
 from spojit_engine.metering.maintenance import grant_block
+from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.periods import term_end
 from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import DEFAULT_PRIORITY
@@ -149,6 +152,9 @@ def record_paid(
         )
     if order.order_state in GRANTED_STATES:
         return Applied("already_granted", order.id, order.workspace_id)
+    order = _follow_amount_paid(tx, order, session)
+    if order.credits_ucr == 0:
+        return close_order(tx, order, OrderState.FAILED, order.detail or "nothing was paid")
     state = transition(order.id, order.order_state, OrderState.PAID)
     key = grant_key_for(session.id)
     grant = replayed_grant(tx.conn, key, order.workspace_id, "topup", order.credits_ucr)
@@ -162,6 +168,7 @@ def record_paid(
             priority=DEFAULT_PRIORITY["topup"],
             effective_at=tx.now,
             expires_at=term_end(tx.account.anchor_at, term_months, tx.now),
+            granted_by="stripe",
             reason=f"top-up {order.pack_id} (order {order.id})",
         )
     payment_intent = session.payment_intent_id or order.payment_intent_id
@@ -189,6 +196,29 @@ def record_paid(
         landed_ucr=order.credits_ucr + after.landed_ucr,
         detail=None if after.outcome == "unchanged" else f"then {after.outcome}",
     )
+
+
+def _follow_amount_paid(tx: LedgerTx, order: OrderRecord, session: SessionFacts) -> OrderRecord:
+    """An amount paid other than the price: the order buys what was paid (``clawback.py``'s
+    payment rule) and is flagged; its credits and amount become what was granted and paid, so
+    refunds follow them. Another currency buys nothing. The order as it now stands."""
+    paid = session.amount_total_cents
+    currency_differs = bool(session.currency) and session.currency != order.currency
+    if (paid is None or paid == order.amount_cents) and not currency_differs:
+        return order
+    paid = 0 if currency_differs or paid is None else paid
+    credits_ucr = paid_credits_ucr_floor(
+        credits_ucr=order.credits_ucr, price_cents=order.amount_cents, paid_cents=paid
+    )
+    price = f"{order.amount_cents / 100:.2f} {order.currency.upper()}"
+    got = f"{paid / 100:.2f} {(session.currency or order.currency).upper()}"
+    granted, pack = (credits_text(ucr_to_credits(u)) for u in (credits_ucr, order.credits_ucr))
+    detail = f"flagged: paid {got} for a pack priced {price}; granted {granted} of {pack} credits"
+    values = {"flagged": True, "detail": detail, "updated_at": tx.now}
+    if credits_ucr > 0:
+        values |= {"credits_ucr": credits_ucr, "amount_cents": paid}
+    update_order(tx.conn, order.id, **values)
+    return replace(load_order(tx.conn, order.id), credits_ucr=credits_ucr)
 
 
 def note_payment_intent(tx: LedgerTx, order: OrderRecord, session: SessionFacts) -> Applied:
@@ -252,6 +282,7 @@ def reconcile(tx: LedgerTx, order: OrderRecord) -> Applied:
             priority=DEFAULT_PRIORITY["topup"],
             effective_at=tx.now,
             expires_at=_expiry_of(tx.conn, order.grant_id),
+            granted_by="stripe",
             reason=f"dispute {facts.dispute_id} won (order {order.id})",
         )
         outcome = "restored"

@@ -69,6 +69,7 @@ class OrderRecord:
     detail: str | None
     created_at: datetime
     updated_at: datetime
+    flagged: bool  # the amount paid was not the price (see clawback.paid_credits_ucr_floor)
 
     @property
     def order_state(self) -> OrderState:

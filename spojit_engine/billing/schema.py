@@ -8,19 +8,25 @@ per event id; ``0 <= clawed_back_ucr <= credits_ucr``; cents and µcr never nega
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlmodel import Field, SQLModel
 
-from spojit_engine.metering.schema import UTCDateTime
+from spojit_engine.metering.schema import UTCDateTime, column
 
 STRIPE_ID_LENGTH_MAX = 255  # Stripe's ids are shorter; its docs promise at most 255
-
-
-def _col(type_: Any, *args: Any, **kwargs: Any) -> Any:
-    kwargs.setdefault("nullable", False)
-    return Field(sa_column=Column(type_, *args, **kwargs))
 
 
 class TopupOrder(SQLModel, table=True):
@@ -40,23 +46,25 @@ class TopupOrder(SQLModel, table=True):
     )
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
-    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
-    member_id: str | None = _col(String(32), nullable=True)
-    pack_id: str = _col(String(32))
-    credits_ucr: int = _col(BigInteger)
-    amount_cents: int = _col(BigInteger)
-    currency: str = _col(String(3))
-    state: str = _col(String(16))
-    session_id: str | None = _col(String(STRIPE_ID_LENGTH_MAX), nullable=True, unique=True)
-    checkout_url: str | None = _col(Text, nullable=True)
-    payment_intent_id: str | None = _col(String(STRIPE_ID_LENGTH_MAX), nullable=True)
-    grant_id: int | None = _col(Integer, ForeignKey("grants.id"), nullable=True)
-    refunded_cents: int = _col(BigInteger, default=0)
-    dispute_status: str | None = _col(String(16), nullable=True)
-    clawed_back_ucr: int = _col(BigInteger, default=0)
-    detail: str | None = _col(Text, nullable=True)
-    created_at: datetime = _col(UTCDateTime())
-    updated_at: datetime = _col(UTCDateTime())
+    workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
+    member_id: str | None = column(String(32), nullable=True)
+    pack_id: str = column(String(32))
+    credits_ucr: int = column(BigInteger)
+    amount_cents: int = column(BigInteger)
+    currency: str = column(String(3))
+    state: str = column(String(16))
+    session_id: str | None = column(String(STRIPE_ID_LENGTH_MAX), nullable=True, unique=True)
+    checkout_url: str | None = column(Text, nullable=True)
+    payment_intent_id: str | None = column(String(STRIPE_ID_LENGTH_MAX), nullable=True)
+    grant_id: int | None = column(Integer, ForeignKey("grants.id"), nullable=True)
+    refunded_cents: int = column(BigInteger, default=0)
+    dispute_status: str | None = column(String(16), nullable=True)
+    clawed_back_ucr: int = column(BigInteger, default=0)
+    detail: str | None = column(Text, nullable=True)
+    created_at: datetime = column(UTCDateTime())
+    updated_at: datetime = column(UTCDateTime())
+    # The amount paid was not the price: what was granted follows what was paid (migration 0009).
+    flagged: bool = column(Boolean, default=False, server_default=false())
 
 
 class StripePayment(SQLModel, table=True):
@@ -68,13 +76,13 @@ class StripePayment(SQLModel, table=True):
     __table_args__ = (Index("ix_stripe_payments_order", "order_id"),)
 
     payment_intent_id: str = Field(sa_column=Column(String(STRIPE_ID_LENGTH_MAX), primary_key=True))
-    order_id: str | None = _col(String(32), nullable=True)
-    charge_id: str | None = _col(String(STRIPE_ID_LENGTH_MAX), nullable=True)
-    amount_cents: int | None = _col(BigInteger, nullable=True)
-    refunded_cents: int = _col(BigInteger, default=0)
-    dispute_id: str | None = _col(String(STRIPE_ID_LENGTH_MAX), nullable=True)
-    dispute_status: str | None = _col(String(16), nullable=True)
-    updated_at: datetime = _col(UTCDateTime())
+    order_id: str | None = column(String(32), nullable=True)
+    charge_id: str | None = column(String(STRIPE_ID_LENGTH_MAX), nullable=True)
+    amount_cents: int | None = column(BigInteger, nullable=True)
+    refunded_cents: int = column(BigInteger, default=0)
+    dispute_id: str | None = column(String(STRIPE_ID_LENGTH_MAX), nullable=True)
+    dispute_status: str | None = column(String(16), nullable=True)
+    updated_at: datetime = column(UTCDateTime())
 
 
 class StripeEvent(SQLModel, table=True):
@@ -83,13 +91,30 @@ class StripeEvent(SQLModel, table=True):
     __tablename__: ClassVar[str] = "stripe_events"
 
     event_id: str = Field(sa_column=Column(String(STRIPE_ID_LENGTH_MAX), primary_key=True))
-    type: str = _col(String(64))
-    order_id: str | None = _col(String(32), nullable=True)
-    outcome: str = _col(String(32))
-    detail: str | None = _col(Text, nullable=True)
-    received_at: datetime = _col(UTCDateTime())
+    type: str = column(String(64))
+    order_id: str | None = column(String(32), nullable=True)
+    outcome: str = column(String(32))
+    detail: str | None = column(Text, nullable=True)
+    received_at: datetime = column(UTCDateTime())
+
+
+class StripeReject(SQLModel, table=True):
+    """A correctly signed Stripe event we could not read (answered 400), kept for the operator."""
+
+    __tablename__: ClassVar[str] = "stripe_rejects"
+    __table_args__ = (Index("ix_stripe_rejects_received", "received_at"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
+    event_id: str | None = column(String(STRIPE_ID_LENGTH_MAX), nullable=True)
+    type: str | None = column(String(64), nullable=True)
+    reason: str = column(Text)
+    body_sha256: str = column(String(64))
+    received_at: datetime = column(UTCDateTime())
 
 
 topup_orders = TopupOrder.__table__  # type: ignore[attr-defined]
 stripe_payments = StripePayment.__table__  # type: ignore[attr-defined]
 stripe_events = StripeEvent.__table__  # type: ignore[attr-defined]
+stripe_rejects = StripeReject.__table__  # type: ignore[attr-defined]

@@ -21,10 +21,12 @@ from spojit_engine.billing.stripe_events import (
     EventHandler,
     WebhookResult,
     fulfil_session,
-    verify_event,
+    parse_event,
+    record_reject,
+    verify_signature,
 )
 from spojit_engine.db import read_transaction
-from spojit_engine.errors import InvalidInput, UnknownOrder
+from spojit_engine.errors import InvalidInput, MalformedEvent, UnknownOrder
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.settings import Settings
 
@@ -79,13 +81,26 @@ class Billing:
     # -- Stripe tells us -------------------------------------------------------------------------
 
     def handle_webhook(self, payload: bytes, signature: str | None) -> WebhookResult:
-        event = verify_event(
+        """Verify, read and act on one Stripe event. Not Stripe's (bad signature): 400, nothing
+        kept. Stripe's but unreadable: 400, kept in ``stripe_rejects``. Readable but not ours
+        or of a type we do not handle: 200 "ignored"."""
+        settings = self.settings
+        verify_signature(
             payload,
             signature,
-            secret=self.settings.stripe_webhook_secret,
-            tolerance_seconds=self.settings.stripe_webhook_tolerance_seconds,
+            secret=settings.stripe_webhook_secret,
+            tolerance_seconds=settings.stripe_webhook_tolerance_seconds,
         )
-        return self._events.handle(event)
+        try:
+            event = parse_event(
+                payload,
+                depth_max=settings.json_depth_max,
+                digits_max=settings.json_number_digits_max,
+            )
+            return self._events.handle(event)
+        except MalformedEvent as exc:
+            record_reject(self.ledger.engine, payload, exc, self.ledger.clock())
+            raise
 
     def fulfil_session(self, session_id: str) -> OrderRecord:
         """The success redirect: ask Stripe about the session, and grant now if it is paid."""

@@ -12,7 +12,8 @@ from typing import Any
 
 import stripe
 
-from spojit_engine.errors import BillingUnavailable, PaymentProviderError
+from spojit_engine.billing.schema import STRIPE_ID_LENGTH_MAX
+from spojit_engine.errors import BillingUnavailable, MalformedEvent, PaymentProviderError
 from spojit_engine.settings import Settings
 
 
@@ -50,6 +51,42 @@ def stripe_errors(action: str) -> Iterator[None]:
         ) from exc
 
 
+EVENT_TYPE_LENGTH_MAX = 64
+CENTS_MAX = 10**9  # ten million in any currency: past Stripe's own maximum charge
+
+
+def stripe_id(value: Any, what: str, *, required: bool = True) -> str | None:
+    """An id Stripe sent: 1-255 printable characters, else ``MalformedEvent``."""
+    if value is None and not required:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= STRIPE_ID_LENGTH_MAX
+        or not value.isprintable()
+    ):
+        raise MalformedEvent(f"The Stripe event's {what} is not a Stripe id.")
+    return value
+
+
+def read_event(data: Any) -> Any:
+    """The ``stripe.Event`` of a parsed, verified body — an object with an id, a type and
+    ``data.object`` — else ``MalformedEvent`` saying what is missing."""
+    if not isinstance(data, dict):
+        raise MalformedEvent("The Stripe event is not a JSON object.")
+    stripe_id(data.get("id"), "id")
+    kind = data.get("type")
+    if (
+        not isinstance(kind, str)
+        or not 0 < len(kind) <= EVENT_TYPE_LENGTH_MAX
+        or not kind.isprintable()
+    ):
+        raise MalformedEvent("The Stripe event has no type.")
+    body = data.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
+        raise MalformedEvent("The Stripe event has no data.object.")
+    return stripe.Event.construct_from(data, None)
+
+
 def plain(obj: Any) -> dict[str, Any]:
     """A Stripe object (no longer a dict in stripe 16) or a dict, as a plain dict."""
     if isinstance(obj, stripe.StripeObject):
@@ -59,20 +96,32 @@ def plain(obj: Any) -> dict[str, Any]:
     raise TypeError(f"not a Stripe object: {type(obj).__name__}")
 
 
-def object_id(value: Any) -> str | None:
+def object_id(value: Any, what: str = "reference") -> str | None:
     """An id field that may be a bare id or an expanded object."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return value
+    if isinstance(value, stripe.StripeObject):
+        value = plain(value)
     if isinstance(value, Mapping):
-        found = value.get("id")
-        return str(found) if found else None
-    return object_id(plain(value))
+        return stripe_id(value.get("id"), what, required=False)
+    return stripe_id(value, what)
 
 
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _int(value: Any, what: str) -> int | None:
+    """A whole number of cents, else ``MalformedEvent`` (``True`` is not a number here)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= CENTS_MAX:
+        raise MalformedEvent(f"The Stripe event's {what} is not a whole number of cents.")
+    return value
+
+
+def _text(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > STRIPE_ID_LENGTH_MAX or "\x00" in value:
+        raise MalformedEvent(f"The Stripe event's {what} is not a short text.")
+    return value
 
 
 def _metadata(data: Mapping[str, Any]) -> dict[str, str]:
@@ -98,14 +147,16 @@ def session_facts(obj: Any) -> SessionFacts:
     data = plain(obj)
     meta = _metadata(data)
     return SessionFacts(
-        id=str(data["id"]),
-        status=data.get("status"),
-        payment_status=data.get("payment_status"),
-        amount_total_cents=_int(data.get("amount_total")),
-        currency=data.get("currency"),
-        payment_intent_id=object_id(data.get("payment_intent")),
-        order_id=meta.get("order_id") or data.get("client_reference_id"),
-        url=data.get("url"),
+        id=str(stripe_id(data.get("id"), "session id")),
+        status=_text(data.get("status"), "status"),
+        payment_status=_text(data.get("payment_status"), "payment_status"),
+        amount_total_cents=_int(data.get("amount_total"), "amount_total"),
+        currency=_text(data.get("currency"), "currency"),
+        payment_intent_id=object_id(data.get("payment_intent"), "payment_intent"),
+        order_id=_text(
+            meta.get("order_id") or data.get("client_reference_id"), "client_reference_id"
+        ),
+        url=data["url"] if isinstance(data.get("url"), str) else None,
     )
 
 
@@ -121,11 +172,11 @@ class ChargeFacts:
 def charge_facts(obj: Any) -> ChargeFacts:
     data = plain(obj)
     return ChargeFacts(
-        id=str(data["id"]),
-        payment_intent_id=object_id(data.get("payment_intent")),
-        amount_cents=_int(data.get("amount")),
-        amount_refunded_cents=int(data.get("amount_refunded") or 0),
-        order_id=_metadata(data).get("order_id"),
+        id=str(stripe_id(data.get("id"), "charge id")),
+        payment_intent_id=object_id(data.get("payment_intent"), "payment_intent"),
+        amount_cents=_int(data.get("amount"), "amount"),
+        amount_refunded_cents=_int(data.get("amount_refunded"), "amount_refunded") or 0,
+        order_id=_text(_metadata(data).get("order_id"), "order_id"),
     )
 
 
@@ -140,8 +191,8 @@ class DisputeFacts:
 def dispute_facts(obj: Any) -> DisputeFacts:
     data = plain(obj)
     return DisputeFacts(
-        id=str(data["id"]),
-        charge_id=object_id(data.get("charge")),
-        payment_intent_id=object_id(data.get("payment_intent")),
-        status=data.get("status"),
+        id=str(stripe_id(data.get("id"), "dispute id")),
+        charge_id=object_id(data.get("charge"), "charge"),
+        payment_intent_id=object_id(data.get("payment_intent"), "payment_intent"),
+        status=_text(data.get("status"), "status"),
     )

@@ -16,16 +16,17 @@ applies them together with the event id. Delivery order does not matter.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import stripe
 from sqlalchemy import Connection, select
+from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.billing.clawback import PaymentFacts, dispute_status_of
 from spojit_engine.billing.fulfil import (
     Applied,
@@ -41,10 +42,18 @@ from spojit_engine.billing.stripe_client import (
     SessionFacts,
     charge_facts,
     dispute_facts,
+    read_event,
     session_facts,
 )
 from spojit_engine.db import read_transaction, write_transaction
-from spojit_engine.errors import BillingUnavailable, InvalidInput, InvalidSignature
+from spojit_engine.errors import (
+    BillingUnavailable,
+    InvalidInput,
+    InvalidSignature,
+    MalformedEvent,
+)
+from spojit_engine.jsonbody import parse_json
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.posting import LedgerTx
 
@@ -69,23 +78,63 @@ class WebhookResult:
     detail: str | None = None
 
 
-def verify_event(
+def verify_signature(
     payload: bytes, signature: str | None, *, secret: str | None, tolerance_seconds: int
-) -> Any:
-    """The ``stripe.Event`` in ``payload`` if its signature checks out against ``secret``."""
+) -> None:
+    """``InvalidSignature`` unless Stripe signed exactly these bytes with ``secret``. Nothing is
+    parsed before this: what fails here was not sent by Stripe, and is not recorded."""
     if not secret:
         raise BillingUnavailable(
             "Stripe webhooks are not configured: set SPOJIT_STRIPE_WEBHOOK_SECRET."
         )
-    if not signature:
+    if not signature or not signature.isprintable():
         raise InvalidSignature("The request carries no Stripe-Signature header.")
     try:
-        return stripe.Webhook.construct_event(payload, signature, secret, tolerance_seconds)
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSignature("The body is not UTF-8 text, so Stripe did not sign it.") from None
+    try:
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance_seconds)
     except stripe.SignatureVerificationError as exc:
         reason = " ".join(str(exc.user_message or exc).split()).rstrip(".")
         raise InvalidSignature(f"The Stripe signature was refused: {reason}.") from None
-    except ValueError:  # also UnicodeDecodeError
-        raise InvalidInput("The Stripe event is not a JSON object.") from None
+
+
+def parse_event(payload: bytes, *, depth_max: int, digits_max: int) -> Any:
+    """The ``stripe.Event`` of a verified body, or ``MalformedEvent`` (bounded parsing first)."""
+    try:
+        data = parse_json(payload, depth_max=depth_max, digits_max=digits_max)
+    except InvalidInput as exc:
+        raise MalformedEvent(f"The Stripe event cannot be read: {exc}") from None
+    return read_event(data)
+
+
+def record_reject(engine: SAEngine, payload: bytes, error: MalformedEvent, now: datetime) -> None:
+    """Keep a verified event we refused (400) for the operator: its id and type as far as they
+    can be read, why, and the body's SHA-256 (the body itself is Stripe's to resend)."""
+    event_id = kind = None
+    try:
+        data = parse_json(payload, depth_max=8, digits_max=20)
+    except InvalidInput:
+        data = None
+    if isinstance(data, dict):
+        event_id, kind = _clip(data.get("id"), 255), _clip(data.get("type"), 64)
+    with write_transaction(engine) as conn:
+        conn.execute(
+            schema.stripe_rejects.insert().values(
+                event_id=event_id,
+                type=kind,
+                reason=str(error),
+                body_sha256=hashlib.sha256(payload).hexdigest(),
+                received_at=now,
+            )
+        )
+
+
+def _clip(value: Any, length: int) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return "".join(c for c in value if c.isprintable())[:length] or None
 
 
 def event_seen(conn: Connection, event_id: str) -> bool:

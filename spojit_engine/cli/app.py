@@ -4,16 +4,17 @@ Errors are one sentence on stderr and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.rule import Rule
 
+from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
+from spojit_engine.cli.options import acting_member as _actor
+from spojit_engine.cli.options import open_engine as _engine
+from spojit_engine.cli.options import resolve_workspace as _workspace
 from spojit_engine.cli.render import (
     breakdown_table,
     console,
@@ -27,8 +28,6 @@ from spojit_engine.cli.render import (
     usage_card,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 app = typer.Typer(
     name="spojit",
     help="Cost-aware workflow execution for Prefect: credits, usage and top-ups.",
@@ -40,72 +39,6 @@ member_app = typer.Typer(help="Workspace members.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The credit ledger.", no_args_is_help=True)
 app.add_typer(member_app, name="member")
 app.add_typer(ledger_app, name="ledger")
-
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace name or id (default: the only one).",
-        envvar="SPOJIT_WORKSPACE",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def one_sentence_errors(command: F) -> F:
-    """Turn our errors (and bad settings) into one line on stderr and exit code 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pydantic import ValidationError
-
-        from spojit_engine.errors import SpojitError
-
-        try:
-            return command(*args, **kwargs)
-        except SpojitError as exc:
-            err_console.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            err_console.print(
-                f"Error: setting {where}: {first['msg']}.", markup=False, soft_wrap=True
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _engine() -> Any:
-    from spojit_engine.engine import Engine
-
-    return Engine()
-
-
-def _actor(engine: Any) -> Any:
-    """The member named by SPOJIT_TOKEN, or None for the local operator."""
-    token = os.environ.get("SPOJIT_TOKEN")
-    return engine.authenticate(token) if token else None
-
-
-def _workspace(engine: Any, name: str | None, actor: Any) -> str:
-    """The workspace to act on: the actor's, the named one, or the only one there is."""
-    from spojit_engine.errors import Forbidden, InvalidInput
-
-    if actor is not None:
-        if name and engine.workspace_id(name) != actor.workspace_id:
-            raise Forbidden(f"{actor.email} is not a member of workspace {name}.")
-        return str(actor.workspace_id)
-    if name:
-        return str(engine.workspace_id(name))
-    workspaces = engine.workspaces()
-    if len(workspaces) == 1:
-        return str(workspaces[0].id)
-    if not workspaces:
-        raise InvalidInput("There is no workspace yet; run `spojit init` first.")
-    raise InvalidInput("There are several workspaces; name one with --workspace.")
 
 
 @app.command()
@@ -433,3 +366,8 @@ _register_billing(app)
 from spojit_engine.cli.guard_cmds import register as _register_guards  # noqa: E402
 
 _register_guards(app)
+
+# -- admin credits: spojit credits grant|list (cli/credits_cmds.py) ------------------------------
+from spojit_engine.cli.credits_cmds import register as _register_credits  # noqa: E402
+
+_register_credits(app)

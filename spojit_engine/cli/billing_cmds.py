@@ -2,29 +2,30 @@
 
 Thin callers of the ``Engine`` like every command: ``SPOJIT_TOKEN`` names the member who acts
 (only an admin may buy or change plan); without it the local operator acts as admin. Stripe,
-FastAPI and uvicorn are imported inside the commands, so ``spojit usage`` stays fast.
+FastAPI and uvicorn are imported inside the commands, so ``spojit usage`` stays fast."""
 
-No ``from __future__ import annotations`` here: Typer reads the commands' annotations, which name
-options imported inside ``register`` (importing them at module level would be circular).
-"""
+from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
 
+from spojit_engine.cli.credits_cmds import resumed_text
+from spojit_engine.cli.options import (
+    JsonOpt,
+    WorkspaceOpt,
+    acting_member,
+    one_sentence_errors,
+    open_engine,
+    resolve_workspace,
+)
+from spojit_engine.cli.render import console, print_json
+from spojit_engine.display import credits_text
+
 
 def register(app: typer.Typer) -> None:
     """Add the billing commands to ``app`` (called once, at the end of ``cli/app.py``)."""
-    from spojit_engine.cli.app import (
-        JsonOpt,
-        WorkspaceOpt,
-        _actor,
-        _engine,
-        _workspace,
-        one_sentence_errors,
-    )
-    from spojit_engine.cli.render import console, print_json
-
     plan_app = typer.Typer(
         help="Plans: list them, change the workspace's plan.", no_args_is_help=True
     )
@@ -38,9 +39,9 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Buy a top-up pack: prints the Stripe Checkout URL to pay at (admins only)."""
-        engine = _engine()
-        actor = _actor(engine)
-        ws_id = _workspace(engine, workspace, actor)
+        engine = open_engine()
+        actor = acting_member(engine)
+        ws_id = resolve_workspace(engine, workspace, actor)
         started = engine.topup(ws_id, pack, by=actor.id if actor else None)
         if json_out:
             print_json(started)
@@ -57,16 +58,22 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Change plan: an upgrade takes effect now, a downgrade at the next reset (admins)."""
-        engine = _engine()
-        actor = _actor(engine)
-        ws_id = _workspace(engine, workspace, actor)
-        change = engine.set_plan(ws_id, plan, by=actor.id if actor else None)
+        engine = open_engine()
+        actor = acting_member(engine)
+        ws_id = resolve_workspace(engine, workspace, actor)
+        before = engine.balance(ws_id).remaining
+        with engine.watch_resumes() as watch:
+            change = engine.set_plan(ws_id, plan, by=actor.id if actor else None)
+        added = max(engine.balance(ws_id).remaining - before, Decimal(0))
         if json_out:
             print_json(
                 {
                     "plan": change.plan_id,
                     "pending_plan": change.pending_plan_id,
                     "effective_at": change.effective_at,
+                    "credits_added": added,
+                    "resumed": watch.resumed,
+                    "resume_pending": watch.pending,
                 }
             )
             return
@@ -78,13 +85,17 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
         else:
-            console.print(f"Plan is now {change.plan_id}.", highlight=False)
+            console.print(
+                f"Plan is now {change.plan_id}: {credits_text(added)} credits added this period.",
+                highlight=False,
+            )
+            console.print(resumed_text(watch.resumed, watch.pending), highlight=False)
 
     @plan_app.command("list")
     @one_sentence_errors
     def plan_list(json_out: JsonOpt = False) -> None:
         """The plans and the top-up packs (larger packs cost less per credit)."""
-        engine = _engine()
+        engine = open_engine()
         plans, packs = engine.plans(), engine.packs()
         if json_out:
             print_json(_catalog_json(plans, packs, engine.ledger.catalog.currency))
@@ -102,14 +113,26 @@ def register(app: typer.Typer) -> None:
 
         from spojit_engine.web.app import create_app
 
-        engine = _engine()
+        engine = open_engine()
         console.print(
             f"Serving http://{host}:{port}  (API /api/v1, docs /docs, billing page /billing, "
             f"Stripe webhook /webhooks/stripe; database {engine.database_url})",
             highlight=False,
             soft_wrap=True,
         )
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+        if "public_url" not in engine.settings.model_fields_set:
+            console.print(
+                f"Links (webhook URLs, Stripe's return) use {engine.settings.public_url}; set "
+                "SPOJIT_PUBLIC_URL to the address people and Stripe reach this server at.",
+                highlight=False,
+                soft_wrap=True,
+            )
+        every = engine.settings.guard_reconcile_interval_seconds
+        console.print(
+            f"The credit guard's reconciler runs every {every:g}s (pending resumes, queues).",
+            highlight=False,
+        )
+        uvicorn.run(create_app(engine, reconcile=True), host=host, port=port, log_level="info")
 
 
 def _catalog_json(plans: list[Any], packs: list[Any], currency: str) -> dict[str, Any]:

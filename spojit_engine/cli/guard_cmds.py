@@ -13,16 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace name or id (default: the only one).",
-        envvar="SPOJIT_WORKSPACE",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+from spojit_engine.cli.options import (
+    JsonOpt,
+    WorkspaceOpt,
+    acting_member,
+    one_sentence_errors,
+    open_engine,
+    resolve_workspace,
+)
+from spojit_engine.cli.render import console, print_json, to_jsonable
 
 
 def _entrypoint(spec: str) -> tuple[str, str]:
@@ -66,17 +65,15 @@ def deploy(
     """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
     from spojit_engine.accounts import require_admin
     from spojit_engine.cli import runner
-    from spojit_engine.cli.app import _actor, _engine, _workspace
-    from spojit_engine.cli.render import console, print_json
     from spojit_engine.guards.deploy import DeployRequest, deploy_workflow
     from spojit_engine.metering.money import credits_to_ucr_exact
 
     for cap in (max_credits_per_run, max_credits_per_day):
         if cap is not None:
             credits_to_ucr_exact(cap)  # refuse a bad cap before anything is deployed
-    engine = _engine()
-    actor = _actor(engine)
-    ws_id = _workspace(engine, workspace, actor)
+    engine = open_engine()
+    actor = acting_member(engine)
+    ws_id = resolve_workspace(engine, workspace, actor)
     require_admin(engine.ledger, ws_id, actor.id if actor else None, "deploy workflows")
     loaded = runner.load_flow(flow)
     workflow = loaded.workflow
@@ -134,6 +131,13 @@ def deploy(
     )
     if url:
         console.print(f"Webhook: POST {url}  (Authorization: Bearer <secret>)", highlight=False)
+        if "public_url" not in engine.settings.model_fields_set:
+            console.print(
+                "  (the default address; set SPOJIT_PUBLIC_URL to where `spojit serve` is "
+                "reached, e.g. https://hooks.example.com)",
+                style="dim",
+                highlight=False,
+            )
         console.print("Its secret, shown once:")
         console.print(deployed.webhook_secret, markup=False, highlight=False)
     if budget:
@@ -142,11 +146,28 @@ def deploy(
             f"{_cap(budget.max_credits_per_day)} per UTC day.",
             highlight=False,
         )
-    console.print(
-        f"spojit-renewals is deployed too. Start a worker with the same SPOJIT_DATABASE_URL: "
-        f"prefect worker start --pool {deployed.pool}",
-        highlight=False,
-    )
+    console.print("spojit-renewals is deployed too. Start a worker with this environment:")
+    console.print(f"  {worker_command(engine.settings, deployed.pool)}", highlight=False)
+
+
+def worker_command(settings: Any, pool: str) -> str:
+    """The worker's command line with the environment this process uses (the ledger's
+    database, the Prefect API), so its runs bill the same ledger."""
+    import shlex
+
+    from prefect.settings import PREFECT_API_URL
+
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        where = "SPOJIT_DATABASE_URL=" + shlex.quote(
+            make_url(settings.database_url).render_as_string(hide_password=True)
+        )
+    else:
+        where = f"SPOJIT_HOME={shlex.quote(str(settings.home))}"
+    api = PREFECT_API_URL.value()
+    prefect = f" PREFECT_API_URL={shlex.quote(api)}" if api else ""
+    return f"{where}{prefect} prefect worker start --pool {shlex.quote(pool)} --type process"
 
 
 def _cap(value: Decimal | None) -> str:
@@ -157,12 +178,10 @@ def _cap(value: Decimal | None) -> str:
 
 def deployments(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """Deployments: schedule, paused by the guard (and why), by a person, or not; webhooks."""
-    from spojit_engine.cli.app import _actor, _engine, _workspace
-    from spojit_engine.cli.render import console, print_json, to_jsonable
 
-    engine = _engine()
-    actor = _actor(engine)
-    ws_id = _workspace(engine, workspace, actor) if workspace or actor else None
+    engine = open_engine()
+    actor = acting_member(engine)
+    ws_id = resolve_workspace(engine, workspace, actor) if workspace or actor else None
     rows = engine.deployments(ws_id)
     names = {w.id: w.name for w in engine.workspaces()}
     if json_out:
@@ -182,7 +201,8 @@ def _table(rows: list[Any], names: dict[str, str]) -> Any:
 
     table = Table(title="Deployments", title_justify="left")
     for column in ("deployment", "workflow", "workspace", "schedule", "status", "webhook"):
-        table.add_column(column)
+        # fold, never cut: at 80 columns a name wraps onto the next line whole
+        table.add_column(column, overflow="fold", min_width=8 if column != "status" else 12)
     for r in rows:
         status = r.status + (f": {r.reason}" if r.reason else "")
         hook = f"/hooks/{r.webhook} ({r.queued} queued)" if r.webhook else "-"
@@ -198,7 +218,5 @@ def _table(rows: list[Any], names: dict[str, str]) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    from spojit_engine.cli.app import one_sentence_errors
-
     app.command("deploy")(one_sentence_errors(deploy))
     app.command("deployments")(one_sentence_errors(deployments))

@@ -125,9 +125,7 @@ class LoadedFlow:
 
 def examples_dir() -> Path:
     """The shipped ``flows/`` folder, next to the package in a checkout (``pip install -e .``)."""
-    import spojit_engine
-
-    return Path(spojit_engine.__file__).resolve().parent.parent / "flows"
+    return Path(__file__).resolve().parents[2] / "flows"
 
 
 def load_flow(spec: str) -> LoadedFlow:

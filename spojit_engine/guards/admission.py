@@ -2,8 +2,10 @@
 
 Prefect hooks cannot refuse a run (they swallow exceptions), and a paused deployment still takes
 manual and automation runs, so the refusal happens in the flow body: ``Workflow._body`` calls
-``admit_run`` first and returns what it gives back — ``Cancelled`` named ``Refused`` whose message
-says why and what to do, with the error as its data (so calling the flow raises it).
+``admit_run`` first and returns what it gives back — ``Cancelled`` named ``OutOfCredits`` whose
+message says why and what to do, with the error as its data (so calling the flow raises it). In
+a worker, Prefect would log that raise as an ERROR with a traceback; ``refusal_log`` turns it
+into the one WARNING line it is.
 
 A run is refused when its workspace is stopped (out of credits) and its balance still cannot pay
 what was refused, or its workflow's day cap is spent. The ledger stays the authority on a single
@@ -20,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InsufficientCredits, InvalidInput
-from spojit_engine.guards import prefect_api, store
+from spojit_engine.guards import prefect_api, refusal_log, store
 from spojit_engine.guards.errors import BudgetExceeded, OutOfCredits, PrefectUnavailable
 from spojit_engine.guards.policy import (
+    REFUSED_STATE_NAME,
     Cause,
     TriggerKind,
     classify,
@@ -37,7 +40,6 @@ from spojit_engine.metering.usage import UsageRow, read_usage, record_usage
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
 
-REFUSED_STATE_NAME = "Refused"
 GUARD_NODE = "credit guard"
 
 
@@ -67,6 +69,7 @@ def admit_run(workflow: str) -> Any:
     """At the start of a flow run of ``workflow``: None to go on, else the run's final state."""
     from prefect.context import FlowRunContext
 
+    from spojit_engine.guards.guard import Guard
     from spojit_engine.metering.decorator import _workspace_of
     from spojit_engine.metering.run_context import current_run
     from spojit_engine.metering.runtime import current_runtime
@@ -74,12 +77,14 @@ def admit_run(workflow: str) -> Any:
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return None
+    refusal_log.install()
     runtime = current_runtime()
     try:
         workspace_id = _workspace_of(runtime, current_run())
     except InvalidInput:
         return None  # the first node says so, in one sentence
-    refusal = admit(runtime.engine.guard, workspace_id, workflow, RunFacts.of(context.flow_run))
+    guard = Guard.of(runtime.engine.ledger)
+    refusal = admit(guard, workspace_id, workflow, RunFacts.of(context.flow_run))
     if refusal is None:
         return None
     from prefect.states import Cancelled

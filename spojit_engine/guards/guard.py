@@ -23,12 +23,14 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
@@ -47,9 +49,19 @@ from spojit_engine.metering.records import Usage
 from spojit_engine.metering.reports import BalanceRecord, read_balance
 
 if TYPE_CHECKING:
-    from spojit_engine.engine import Engine
+    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ResumeWatch:
+    """What the guard did about credits that landed inside ``Guard.watch``: the deployments it
+    resumed, and whether a resume is still pending (Prefect unreachable, or the lease held)."""
+
+    resumed: list[str] = field(default_factory=list)  # deployment ids
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +71,54 @@ class ReconcileReport:
     requests_started: int
 
 
+_guards: WeakKeyDictionary[Ledger, Guard] = WeakKeyDictionary()
+
+
 class Guard:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.settings = engine.settings
-        self.sa = engine.sa_engine
-        self.clock = engine.ledger.clock
+    """Watches one ledger through its observers (the ledger never imports the guard): pauses on
+    refusals, resumes on grants. The ``Engine`` builds one per ledger; ``Guard.of`` finds it."""
+
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.sa = ledger.engine
+        self.clock = ledger.clock
         self.budgets = Budgets(self.sa, self.clock, self.settings.budget_cache_seconds)
         self.hooks = Webhooks(self)
         self._owner = f"{socket.gethostname()[:32]}:{os.getpid()}"
-        observers = engine.ledger.observers
+        observers = ledger.observers
         observers.on_credits_added(self.on_credits_added)
         observers.on_refused(self.on_refused)
         observers.add_spend_limit(self.budgets.limit)
+        _guards[ledger] = self
+        self._local = threading.local()  # this thread's open ResumeWatch, if any
+
+    @contextmanager
+    def watch(self) -> Iterator[ResumeWatch]:
+        """Collect what this thread's resumes did while the block runs (a command that adds
+        credits says which deployments came back)."""
+        watch = ResumeWatch()
+        previous, self._local.watch = getattr(self._local, "watch", None), watch
+        try:
+            yield watch
+        finally:
+            self._local.watch = previous
+
+    def deployment_names(self, deployment_ids: list[str]) -> list[str]:
+        """The names the deployments were bound under (their ids when unknown)."""
+        found = (store.binding_of(self.sa, d) for d in deployment_ids)
+        return [b.deployment_name if b else d for b, d in zip(found, deployment_ids, strict=True)]
+
+    def _watched(self) -> ResumeWatch:
+        return getattr(self._local, "watch", None) or ResumeWatch()
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> Guard:
+        """The guard watching ``ledger`` (a process's run-time ledger comes with its guard)."""
+        found = _guards.get(ledger)
+        if found is None:
+            raise LookupError("No guard watches this ledger; build it through Engine.")
+        return found
 
     def new_owner(self) -> str:
         """A lease owner id unique to one acquisition."""
@@ -107,7 +154,7 @@ class Guard:
 
     def balance_record(self, workspace_id: str, *, bring_up_to_date: bool = True) -> BalanceRecord:
         if bring_up_to_date:
-            self.engine.ledger.bring_up_to_date(workspace_id)
+            self.ledger.bring_up_to_date(workspace_id)
         with read_transaction(self.sa) as conn:
             return read_balance(conn, workspace_id, self.clock())
 
@@ -127,7 +174,9 @@ class Guard:
         ledger, and stops the workspace (or the workflow's day) when it finds nothing left."""
         for scope in (WORKSPACE_SCOPE, workflow):
             found = self.state(workspace_id, scope)
-            if found is not None and found.stopped and found.cause is not Cause.BUDGET_RUN:
+            if found is None or not found.stopped or found.cause is Cause.BUDGET_RUN:
+                continue
+            if not self._resumable(found):  # the live balance decides, never a stale reason
                 return found.reason or "The guard stopped it."
         if not check_balance:
             return None
@@ -228,10 +277,11 @@ class Guard:
         if found is None or not found.stopped:
             return False
         if scope == WORKSPACE_SCOPE:
-            self.engine.ledger.bring_up_to_date(workspace_id)  # outside the lease: may renew
+            self.ledger.bring_up_to_date(workspace_id)  # outside the lease: may renew
         with self._lease(workspace_id, scope) as held:
             if not held:
                 self.note(f"Workspace {workspace_id}: resume deferred, the guard's lease is held.")
+                self._watched().pending = True
                 return False
             state = self.state(workspace_id, scope)
             if state is None or not state.stopped or not self._resumable(state):
@@ -242,7 +292,9 @@ class Guard:
                 resumed = schedules.resume(self.sa, state, clock=self.clock, limit=self._limit)
             except PrefectUnavailable as exc:
                 self.note(f"Workspace {workspace_id}: schedules not resumed yet: {exc}")
+                self._watched().pending = True
                 return False
+            self._watched().resumed.extend(resumed)
             store.move_state(
                 self.sa,
                 state,
@@ -260,6 +312,14 @@ class Guard:
         for hook in self.hooks.hooks_of(workspace_id, workflow):
             self.hooks.drain(hook.name)
         return True
+
+    def resume_pending(self, workspace_id: str, scope: str = WORKSPACE_SCOPE) -> bool:
+        """What stopped the scope is gone but its schedules are not back yet (Prefect was
+        unreachable, or the resume has not run): the background reconciler finishes it."""
+        state = self.state(workspace_id, scope)
+        if state is None or not state.stopped:
+            return bool(store.open_pauses(self.sa, workspace_id, scope, limit=1))
+        return self._resumable(state)
 
     def _resumable(self, state: ScopeState) -> bool:
         now = self.clock()

@@ -13,6 +13,9 @@ from spojit_engine.errors import IllegalTransition
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.run_context import TEST_TAG
 
+# The one Prefect state (type CANCELLED) a run refused for credits ends in, at its start or
+# mid-way; its message is the one-line reason.
+REFUSED_STATE_NAME = "OutOfCredits"
 TRIGGER_TAG = "spojit:trigger="
 HOOK_REQUEST_TAG = "spojit:hook-request="
 

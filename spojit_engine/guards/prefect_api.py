@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from spojit_engine.guards.errors import PrefectUnavailable
+from spojit_engine.guards.policy import REFUSED_STATE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,34 @@ def read_deployment(prefect: Any, deployment_id: str) -> DeploymentInfo | None:
     )
 
 
+PAUSE_NOTE_MARK = "Paused by the spojit credit guard"
+
+
+def with_pause_note(description: str | None, note: str | None) -> str:
+    """``description`` with the guard's note as its first line (``note`` None: without it), so
+    `prefect deployment inspect` and the Prefect UI say when and why the guard paused it."""
+    text = description or ""
+    if text.startswith(PAUSE_NOTE_MARK):
+        _, _, text = text.partition("\n\n")
+    if note is None:
+        return text
+    return f"{PAUSE_NOTE_MARK} {note}" + (f"\n\n{text}" if text else "")
+
+
+def note_pause(prefect: Any, deployment_id: str, note: str | None) -> None:
+    """Put the guard's note on the deployment's description (``note`` None: take it off)."""
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        found = prefect.read_deployment(UUID(deployment_id))
+        wanted = with_pause_note(found.description, note)
+        if wanted != (found.description or ""):
+            prefect.update_deployment(UUID(deployment_id), DeploymentUpdate(description=wanted))
+    except ObjectNotFound:
+        return
+
+
 def set_schedule_active(
     prefect: Any, deployment_id: str, schedule_id: str, active: bool
 ) -> ScheduleInfo | None:
@@ -130,7 +159,7 @@ def set_schedule_active(
 
 
 def refuse_waiting_runs(prefect: Any, deployment_id: str, message: str, *, limit: int) -> int:
-    """Cancel (as ``Refused``) the deployment's auto-scheduled runs that no worker took yet.
+    """Cancel (as ``OutOfCredits``) the deployment's auto-scheduled runs that no worker took yet.
     Switching a schedule off deletes only future ones; these are the late ones."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -154,7 +183,8 @@ def refuse_waiting_runs(prefect: Any, deployment_id: str, message: str, *, limit
         )
         for run in page:
             if run.auto_scheduled and not run.run_count:
-                prefect.set_flow_run_state(run.id, Cancelled(name="Refused", message=message))
+                refusal: Any = Cancelled(name=REFUSED_STATE_NAME, message=message)
+                prefect.set_flow_run_state(run.id, refusal)
                 refused += 1
             else:
                 kept += 1

@@ -18,7 +18,7 @@ from prefect import flow
 from spojit_engine.guards.deploy import RENEWALS_NAME
 
 if TYPE_CHECKING:
-    from spojit_engine.engine import Engine
+    from spojit_engine.guards.guard import Guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +30,11 @@ class RenewalReport:
     pruned: int
 
 
-def renew_due(engine: Engine) -> RenewalReport:
+def renew_due(guard: Guard) -> RenewalReport:
     """One pass; a renewal's commit resumes its workspace through the guard's observer."""
-    touched = engine.sweep()
-    report = engine.guard.reconcile()
-    pruned = engine.guard.prune()
+    touched = guard.ledger.maintain_due(guard.settings.page_size_max)
+    report = guard.reconcile()
+    pruned = guard.prune()
     return RenewalReport(
         touched, report.resumed, report.pauses_retried, report.requests_started, pruned
     )
@@ -43,6 +43,7 @@ def renew_due(engine: Engine) -> RenewalReport:
 @flow(name=RENEWALS_NAME, validate_parameters=False)
 def renewals_flow() -> dict[str, Any]:
     """The deployed flow: ``renew_due`` on the engine of ``SPOJIT_DATABASE_URL``."""
+    from spojit_engine.guards.guard import Guard
     from spojit_engine.metering.runtime import current_runtime
 
-    return asdict(renew_due(current_runtime().engine))
+    return asdict(renew_due(Guard.of(current_runtime().engine.ledger)))

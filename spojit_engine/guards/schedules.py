@@ -4,8 +4,8 @@ Off: every *active* schedule of the scope's deployments, each one recorded (``gu
 with the reason and Prefect's ``updated`` of the schedule right after. A paused deployment, or a
 schedule that is already off, was paused by a person: never touched, never recorded — unless the
 guard itself holds it off for another scope, then this scope records a hold on it too. The
-deployment's auto-scheduled runs no worker took yet are cancelled as ``Refused`` (Prefect deletes
-only the future ones when a schedule goes off).
+deployment's auto-scheduled runs no worker took yet are cancelled as ``OutOfCredits`` (Prefect
+deletes only the future ones when a schedule goes off).
 
 On: each recorded schedule, unless another open scope still holds it, it was deleted, it is
 already on, or a person changed it since (its ``updated`` moved past the recorded one).
@@ -68,6 +68,9 @@ def pause(
                 )
                 paused.add(deployment.id)
             if deployment.id in paused:
+                when = clock().strftime("%Y-%m-%d %H:%M UTC")
+                note = f"at {when}: {state.reason or 'out of credits'}"
+                prefect_api.note_pause(prefect, deployment.id, note)
                 prefect_api.refuse_waiting_runs(
                     prefect, deployment.id, state.reason or "", limit=limit
                 )
@@ -108,6 +111,8 @@ def resume(
             store.close_pause(sa, recorded.id, outcome, clock())
             if outcome == RESUMED:
                 resumed.add(recorded.deployment_id)
+        for deployment_id in resumed:
+            prefect_api.note_pause(prefect, deployment_id, None)
     return sorted(resumed)
 
 

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 ACTIVE = "active"
 PAUSED_BY_GUARD = "paused by the guard"
+RESUME_PENDING = "resume pending"
+PENDING_REASON = (
+    "credits are back; the guard resumes it within seconds (spojit serve) or at the next "
+    "spojit-renewals run"
+)
 PAUSED_BY_PERSON = "paused by a person"
 NO_SCHEDULE = "no schedule"
 DELETED = "deleted in Prefect"
@@ -68,6 +73,13 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
         for ws in {b.workspace_id for b in bindings}
         for h in guard.hooks.hooks_of(ws)
     }
+    known: dict[tuple[str, str], bool] = {}
+
+    def pending(workspace_id: str, scope: str) -> bool:
+        if (workspace_id, scope) not in known:
+            known[workspace_id, scope] = guard.resume_pending(workspace_id, scope)
+        return known[workspace_id, scope]
+
     infos: dict[str, prefect_api.DeploymentInfo | None] = {}
     reachable = True
     try:
@@ -97,6 +109,9 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
             status = NO_SCHEDULE
         else:
             status = ACTIVE
+        reason = mine[0].reason if mine else None
+        if status == PAUSED_BY_GUARD and pending(b.workspace_id, mine[0].scope):
+            status, reason = RESUME_PENDING, PENDING_REASON
         hook = hooks.get(b.deployment_id)
         out.append(
             DeploymentStatus(
@@ -106,7 +121,7 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
                 b.workspace_id,
                 schedules,
                 status,
-                mine[0].reason if mine else None,
+                reason,
                 hook,
                 guard.hooks.queued_count(hook=hook) if hook else 0,
             )

@@ -35,12 +35,13 @@ from spojit_engine.guards.errors import PrefectUnavailable, QueueFull, UnknownHo
 from spojit_engine.guards.policy import HOOK_REQUEST_TAG, TRIGGER_TAG, TriggerKind
 from spojit_engine.guards.schema import webhook_queue, workflow_hooks
 from spojit_engine.guards.store import count_rows, release_lease, try_lease
+from spojit_engine.jsonbody import parse_json
 from spojit_engine.metering.run_context import WORKSPACE_TAG
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
 
-HOOK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 QUEUED, STARTED = "queued", "started"
 _DRAIN_PASSES_MAX = 3  # a pass picks up what arrived while the previous one held the lease
 
@@ -65,14 +66,17 @@ class Receipt:
 
 
 def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+_DUMMY_HASH = _hash(secrets.token_urlsafe(32))  # what an unknown hook's secret is compared to
 
 
 class Webhooks:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
-        self.engine = guard.engine.sa_engine
-        self.clock = guard.engine.ledger.clock
+        self.engine = guard.sa
+        self.clock = guard.clock
         self.queue_max = guard.settings.webhook_queue_max
 
     # -- registration ------------------------------------------------------------------------------
@@ -128,14 +132,23 @@ class Webhooks:
         return Hook(*row)
 
     def authenticate(self, name: str, secret: str | None) -> Hook:
-        """The hook, if ``secret`` is its secret (404 for an unknown hook, 401 for a bad secret)."""
-        hook = self.find(name)
-        h = workflow_hooks.c
-        with read_transaction(self.engine) as conn:
-            stored = conn.execute(select(h.secret_hash).where(h.name == name)).scalar_one()
-        if not secret or not hmac.compare_digest(_hash(secret), str(stored)):
-            raise Unauthorized(f"The secret does not match webhook {name}.")
-        return hook
+        """The hook, if ``secret`` is its secret. An unknown hook, a name that cannot be one
+        (checked before the database sees it) and a wrong secret all answer the same 401, after
+        the same hash comparison, so hook names cannot be enumerated."""
+        found = None
+        if HOOK_NAME.match(name):
+            h = workflow_hooks.c
+            with read_transaction(self.engine) as conn:
+                found = conn.execute(
+                    select(
+                        h.name, h.workflow, h.workspace_id, h.deployment_id, h.secret_hash
+                    ).where(h.name == name)
+                ).one_or_none()
+        stored = str(found.secret_hash) if found is not None else _DUMMY_HASH
+        matches = hmac.compare_digest(_hash(secret or ""), stored)
+        if found is None or not secret or not matches:
+            raise Unauthorized("No webhook of that name takes this secret.")
+        return Hook(found.name, found.workflow, found.workspace_id, found.deployment_id)
 
     def hooks_of(self, workspace_id: str, workflow: str | None = None) -> list[Hook]:
         h = workflow_hooks.c
@@ -151,7 +164,11 @@ class Webhooks:
 
     def receive(self, hook: Hook, body: bytes) -> Receipt:
         """Accept one request: queue it, and start it at once unless the workspace is stopped."""
-        payload_text = _json_text(body)
+        settings = self.guard.settings
+        parse_json(  # a 400 before anything is queued: the queue keeps the text as received
+            body, depth_max=settings.json_depth_max, digits_max=settings.json_number_digits_max
+        )
+        payload_text = body.decode("utf-8")
         reason = self.guard.stopped_reason(hook.workspace_id, hook.workflow, check_balance=True)
         request_id = self._enqueue(hook, payload_text, reason)
         if reason is None:
@@ -324,19 +341,3 @@ class Webhooks:
                     delete(webhook_queue).where(and_(q.state == STARTED, q.started_at < before))
                 ).rowcount
             )
-
-
-def _json_text(body: bytes) -> str:
-    """The body as JSON text, or ``InvalidInput`` (400) saying what is wrong with it."""
-    if not body.strip():
-        raise InvalidInput("The request body is empty; send a JSON document.")
-    try:
-        text = body.decode("utf-8")
-        json.loads(text)
-    except UnicodeDecodeError:
-        raise InvalidInput("The request body is not UTF-8 text; send a JSON document.") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"The request body is not valid JSON: {exc.msg} at character {exc.pos}."
-        ) from None
-    return text

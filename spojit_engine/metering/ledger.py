@@ -18,11 +18,11 @@ from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import InsufficientCredits, InvalidInput, LedgerCorrupt, UnknownHold
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block, allocate, spendable
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
@@ -130,6 +130,7 @@ class Ledger:
         priority: int | None = None,
         effective_at: datetime | None = None,
         reason: str | None = None,
+        granted_by: str = "operator",
     ) -> GrantRecord:
         """Add a block of credits; a top-up expires at the end of the plan term by default."""
         if kind not in DEFAULT_PRIORITY or kind == "allowance":
@@ -160,6 +161,7 @@ class Ledger:
                     priority=DEFAULT_PRIORITY[kind] if priority is None else priority,
                     effective_at=effective,
                     expires_at=expires,
+                    granted_by=granted_by,
                     reason=reason,
                 )
 

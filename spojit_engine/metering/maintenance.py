@@ -10,9 +10,9 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from spojit_engine.billing.catalog import Catalog
 from spojit_engine.errors import LedgerUnavailable
 from spojit_engine.metering import schema
+from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.periods import add_months_clamped, months_between
 from spojit_engine.metering.posting import LedgerTx, inserted_id
@@ -32,9 +32,11 @@ def grant_block(
     priority: int,
     effective_at: datetime,
     expires_at: datetime | None,
+    granted_by: str,
     reason: str | None = None,
 ) -> GrantRecord:
-    """Insert a grant and its entry; an outstanding overdraft is paid from it first."""
+    """Insert a grant and its entry; an outstanding overdraft is paid from it first. Every grant
+    says who made it (a member id, "operator", "stripe", "plan") and, ideally, why."""
     pays_overdraft = min(amount_ucr, tx.account.overdraft_ucr)
     grant_id = inserted_id(
         tx.conn.execute(
@@ -48,6 +50,8 @@ def grant_block(
                 effective_at=effective_at,
                 expires_at=expires_at,
                 created_at=tx.now,
+                granted_by=granted_by,
+                reason=reason,
             )
         )
     )
@@ -73,6 +77,8 @@ def grant_block(
         priority=priority,
         effective_at=effective_at,
         expires_at=expires_at,
+        granted_by=granted_by,
+        reason=reason,
     )
 
 
@@ -112,6 +118,7 @@ def grant_allowance(tx: LedgerTx, catalog: Catalog, plan_id: str) -> None:
         priority=DEFAULT_PRIORITY["allowance"],
         effective_at=tx.account.period_start,
         expires_at=tx.account.period_end,
+        granted_by="plan",
         reason=f"{plan_id} allowance",
     )
 

@@ -77,3 +77,5 @@ class GrantRecord:
     effective_at: datetime
     expires_at: datetime | None
     replayed: bool = False
+    granted_by: str | None = None  # a member id, "operator", "stripe" or "plan"
+    reason: str | None = None

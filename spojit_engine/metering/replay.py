@@ -63,9 +63,11 @@ def find_grant(conn: Connection, key: str) -> GrantRecord | None:
             g.priority,
             g.effective_at,
             g.expires_at,
+            g.granted_by,
+            g.reason,
         ).where(g.key == key)
     ).one_or_none()
-    return None if row is None else GrantRecord(*row, replayed=True)
+    return None if row is None else GrantRecord(**row._mapping, replayed=True)
 
 
 def replayed_grant(

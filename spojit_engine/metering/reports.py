@@ -99,11 +99,13 @@ def read_grants(conn: Connection, workspace_id: str) -> list[GrantRecord]:
             g.priority,
             g.effective_at,
             g.expires_at,
+            g.granted_by,
+            g.reason,
         )
         .where(g.workspace_id == workspace_id)
         .order_by(g.id)
     )
-    return [GrantRecord(*row) for row in rows]
+    return [GrantRecord(**row._mapping) for row in rows]
 
 
 def read_breakdown(

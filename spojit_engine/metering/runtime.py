@@ -1,24 +1,41 @@
 """What a metered node needs at run time — the Engine, the price book, the model price table —
 built once per process from the settings, or bound explicitly (``use_runtime``) by tests and by
-``spojit run``. The Engine is imported lazily: the metering core must not depend on the facade.
+``spojit run``. Metering sits below the facade and never imports it: the Engine is only seen
+through ``RuntimeHost``, and the facade registers how to build the process's default one
+(``provide_default_host``) when it is imported.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spojit_engine.errors import InvalidInput, UnknownWorkspace
 from spojit_engine.metering.model_prices import ModelPriceTable
 from spojit_engine.metering.pricing import PriceBook, load_price_book
-from spojit_engine.settings import get_settings
 
 if TYPE_CHECKING:
-    from spojit_engine.engine import Engine
+    from sqlalchemy.engine import Engine as SAEngine
+
+    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.settings import Settings
+
+
+class RuntimeHost(Protocol):
+    """What a node call needs of the object that owns the ledger (the ``Engine``)."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sa_engine(self) -> SAEngine: ...
 
 
 def _litellm_model_cost() -> dict[str, Any]:
@@ -29,7 +46,7 @@ def _litellm_model_cost() -> dict[str, Any]:
 
 @dataclass
 class Runtime:
-    engine: Engine
+    engine: RuntimeHost
     book: PriceBook
     prices: ModelPriceTable
     hold_ttl: timedelta
@@ -59,7 +76,7 @@ class Runtime:
         )
 
     @classmethod
-    def create(cls, engine: Engine, book: PriceBook | None = None,
+    def create(cls, engine: RuntimeHost, book: PriceBook | None = None,
                default_workspace: str | None = None) -> Runtime:  # fmt: skip
         settings = engine.settings
         book = book or load_price_book(settings.price_book)
@@ -75,6 +92,13 @@ class Runtime:
 _lock = threading.Lock()
 _bound: Runtime | None = None
 _default: Runtime | None = None
+_host_factory: Callable[[], RuntimeHost] | None = None
+
+
+def provide_default_host(factory: Callable[[], RuntimeHost]) -> None:
+    """How to build this process's host from the settings (the facade calls this on import)."""
+    global _host_factory
+    _host_factory = factory
 
 
 def current_runtime() -> Runtime:
@@ -86,11 +110,10 @@ def current_runtime() -> Runtime:
         if _default is None:
             import os
 
-            from spojit_engine.engine import Engine
-
+            if _host_factory is None:
+                raise RuntimeError("No runtime: import spojit_engine (its Engine) first.")
             _default = Runtime.create(
-                Engine(settings=get_settings()),
-                default_workspace=os.environ.get("SPOJIT_WORKSPACE"),
+                _host_factory(), default_workspace=os.environ.get("SPOJIT_WORKSPACE")
             )
         return _default
 

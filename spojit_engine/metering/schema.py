@@ -47,7 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def _col(type_: Any, *args: Any, **kwargs: Any) -> Any:
+def column(type_: Any, *args: Any, **kwargs: Any) -> Any:
+    """A SQLModel field on a NOT NULL column unless ``nullable=True`` (every schema uses it)."""
     kwargs.setdefault("nullable", False)
     return Field(sa_column=Column(type_, *args, **kwargs))
 
@@ -62,17 +63,17 @@ class Workspace(SQLModel, table=True):
     )
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
-    name: str = _col(String(NAME_LENGTH_MAX), unique=True)
-    plan_id: str = _col(String(32))
-    pending_plan_id: str | None = _col(String(32), nullable=True)
-    anchor_at: datetime = _col(UTCDateTime())
-    period_start: datetime = _col(UTCDateTime())
-    period_end: datetime = _col(UTCDateTime())
-    next_due_at: datetime = _col(UTCDateTime())
-    credits_ucr: int = _col(BigInteger, default=0)
-    held_ucr: int = _col(BigInteger, default=0)
-    overdraft_ucr: int = _col(BigInteger, default=0)
-    created_at: datetime = _col(UTCDateTime())
+    name: str = column(String(NAME_LENGTH_MAX), unique=True)
+    plan_id: str = column(String(32))
+    pending_plan_id: str | None = column(String(32), nullable=True)
+    anchor_at: datetime = column(UTCDateTime())
+    period_start: datetime = column(UTCDateTime())
+    period_end: datetime = column(UTCDateTime())
+    next_due_at: datetime = column(UTCDateTime())
+    credits_ucr: int = column(BigInteger, default=0)
+    held_ucr: int = column(BigInteger, default=0)
+    overdraft_ucr: int = column(BigInteger, default=0)
+    created_at: datetime = column(UTCDateTime())
 
 
 class Member(SQLModel, table=True):
@@ -80,11 +81,11 @@ class Member(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("workspace_id", "email", name="uq_members_workspace_email"),)
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
-    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
-    email: str = _col(String(254))
-    role: str = _col(String(16))
-    token_hash: str = _col(String(64), unique=True)
-    created_at: datetime = _col(UTCDateTime())
+    workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
+    email: str = column(String(254))
+    role: str = column(String(16))
+    token_hash: str = column(String(64), unique=True)
+    created_at: datetime = column(UTCDateTime())
 
 
 class Grant(SQLModel, table=True):
@@ -102,15 +103,18 @@ class Grant(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
     )
-    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
-    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
-    kind: str = _col(String(16))
-    amount_ucr: int = _col(BigInteger)
-    remaining_ucr: int = _col(BigInteger)
-    priority: int = _col(Integer)
-    effective_at: datetime = _col(UTCDateTime())
-    expires_at: datetime | None = _col(UTCDateTime(), nullable=True)
-    created_at: datetime = _col(UTCDateTime())
+    workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
+    key: str = column(String(KEY_LENGTH_MAX), unique=True)
+    kind: str = column(String(16))
+    amount_ucr: int = column(BigInteger)
+    remaining_ucr: int = column(BigInteger)
+    priority: int = column(Integer)
+    effective_at: datetime = column(UTCDateTime())
+    expires_at: datetime | None = column(UTCDateTime(), nullable=True)
+    created_at: datetime = column(UTCDateTime())
+    # Who granted it (a member id, "operator", "stripe", "plan") and why (migration 0009).
+    granted_by: str | None = column(String(64), nullable=True)
+    reason: str | None = column(Text, nullable=True)
 
 
 class Hold(SQLModel, table=True):
@@ -123,18 +127,18 @@ class Hold(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
     )
-    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
-    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
-    amount_ucr: int = _col(BigInteger)
-    state: str = _col(String(16))
-    expires_at: datetime = _col(UTCDateTime())
-    settled_ucr: int | None = _col(BigInteger, nullable=True)
-    workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
-    node_type: str | None = _col(String(NAME_LENGTH_MAX), nullable=True)
-    member_id: str | None = _col(String(32), nullable=True)
-    test_run: bool = _col(Boolean, default=False)
-    node_call: str | None = _col(String(KEY_LENGTH_MAX), nullable=True)
-    created_at: datetime = _col(UTCDateTime())
+    workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
+    key: str = column(String(KEY_LENGTH_MAX), unique=True)
+    amount_ucr: int = column(BigInteger)
+    state: str = column(String(16))
+    expires_at: datetime = column(UTCDateTime())
+    settled_ucr: int | None = column(BigInteger, nullable=True)
+    workflow: str | None = column(String(NAME_LENGTH_MAX * 2), nullable=True)
+    node_type: str | None = column(String(NAME_LENGTH_MAX), nullable=True)
+    member_id: str | None = column(String(32), nullable=True)
+    test_run: bool = column(Boolean, default=False)
+    node_call: str | None = column(String(KEY_LENGTH_MAX), nullable=True)
+    created_at: datetime = column(UTCDateTime())
 
 
 class Entry(SQLModel, table=True):
@@ -147,20 +151,20 @@ class Entry(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
     )
-    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
-    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
-    kind: str = _col(String(16))
-    amount_ucr: int = _col(BigInteger)
-    held_ucr: int = _col(BigInteger, default=0)
-    grant_id: int | None = _col(Integer, ForeignKey("grants.id"), nullable=True)
-    hold_id: int | None = _col(Integer, ForeignKey("holds.id"), nullable=True)
-    workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
-    node_type: str | None = _col(String(NAME_LENGTH_MAX), nullable=True)
-    member_id: str | None = _col(String(32), nullable=True)
-    test_run: bool = _col(Boolean, default=False)
-    node_call: str | None = _col(String(KEY_LENGTH_MAX), nullable=True)
-    reason: str | None = _col(Text, nullable=True)
-    created_at: datetime = _col(UTCDateTime())
+    workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
+    key: str = column(String(KEY_LENGTH_MAX), unique=True)
+    kind: str = column(String(16))
+    amount_ucr: int = column(BigInteger)
+    held_ucr: int = column(BigInteger, default=0)
+    grant_id: int | None = column(Integer, ForeignKey("grants.id"), nullable=True)
+    hold_id: int | None = column(Integer, ForeignKey("holds.id"), nullable=True)
+    workflow: str | None = column(String(NAME_LENGTH_MAX * 2), nullable=True)
+    node_type: str | None = column(String(NAME_LENGTH_MAX), nullable=True)
+    member_id: str | None = column(String(32), nullable=True)
+    test_run: bool = column(Boolean, default=False)
+    node_call: str | None = column(String(KEY_LENGTH_MAX), nullable=True)
+    reason: str | None = column(Text, nullable=True)
+    created_at: datetime = column(UTCDateTime())
 
 
 class Posting(SQLModel, table=True):
@@ -175,9 +179,9 @@ class Posting(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
     )
-    entry_id: int = _col(Integer, ForeignKey("entries.id"))
-    grant_id: int | None = _col(Integer, ForeignKey("grants.id"), nullable=True)
-    amount_ucr: int = _col(BigInteger)
+    entry_id: int = column(Integer, ForeignKey("entries.id"))
+    grant_id: int | None = column(Integer, ForeignKey("grants.id"), nullable=True)
+    amount_ucr: int = column(BigInteger)
 
 
 class UsageRecord(SQLModel, table=True):
@@ -192,26 +196,26 @@ class UsageRecord(SQLModel, table=True):
     id: int | None = Field(
         default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
     )
-    key: str = _col(String(KEY_LENGTH_MAX), unique=True)
-    workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
-    workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
-    flow_run_id: str | None = _col(String(36), nullable=True)
-    task_run_id: str | None = _col(String(36), nullable=True)
-    attempt: int = _col(Integer)
-    node_name: str = _col(String(NAME_LENGTH_MAX * 2))
-    node_type: str = _col(String(NAME_LENGTH_MAX))
-    mode: str | None = _col(String(32), nullable=True)
-    models: str | None = _col(Text, nullable=True)
-    tokens_in: int = _col(BigInteger, default=0)
-    tokens_out: int = _col(BigInteger, default=0)
-    tokens_cached: int = _col(BigInteger, default=0)
-    llm_calls: int = _col(Integer, default=0)
-    credits_ucr: int = _col(BigInteger)
-    member_id: str | None = _col(String(32), nullable=True)
-    test_run: bool = _col(Boolean, default=False)
-    status: str = _col(String(16))
-    error: str | None = _col(Text, nullable=True)
-    created_at: datetime = _col(UTCDateTime())
+    key: str = column(String(KEY_LENGTH_MAX), unique=True)
+    workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
+    workflow: str | None = column(String(NAME_LENGTH_MAX * 2), nullable=True)
+    flow_run_id: str | None = column(String(36), nullable=True)
+    task_run_id: str | None = column(String(36), nullable=True)
+    attempt: int = column(Integer)
+    node_name: str = column(String(NAME_LENGTH_MAX * 2))
+    node_type: str = column(String(NAME_LENGTH_MAX))
+    mode: str | None = column(String(32), nullable=True)
+    models: str | None = column(Text, nullable=True)
+    tokens_in: int = column(BigInteger, default=0)
+    tokens_out: int = column(BigInteger, default=0)
+    tokens_cached: int = column(BigInteger, default=0)
+    llm_calls: int = column(Integer, default=0)
+    credits_ucr: int = column(BigInteger)
+    member_id: str | None = column(String(32), nullable=True)
+    test_run: bool = column(Boolean, default=False)
+    status: str = column(String(16))
+    error: str | None = column(Text, nullable=True)
+    created_at: datetime = column(UTCDateTime())
 
 
 workspaces = Workspace.__table__  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""The JSON API (``/api/v1``): usage, breakdown, executions, plans, packs, top-ups, plan changes.
+"""The JSON API (``/api/v1``): usage, breakdown, executions, plans, packs, top-ups, plan changes
+(grants: ``grants.py``).
 
 Every route needs a member token (``Authorization: Bearer …``) and acts on that member's own
 workspace — no route takes a workspace, so no token reaches another's. A member sees only their

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from spojit_engine.engine import Engine
@@ -9,19 +12,47 @@ from spojit_engine.web.errors import install_error_handlers
 from spojit_engine.web.limits import BodyLimit
 
 
-def create_app(engine: Engine | None = None) -> FastAPI:
+def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> FastAPI:
+    """The app over ``engine``; ``reconcile`` runs the guard's reconciler in the background
+    while the app is up (``spojit serve`` does; tests drive the guard themselves)."""
     engine = engine or Engine()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not reconcile:
+            yield
+            return
+        from spojit_engine.guards.reconciler import Reconciler
+
+        reconciler = Reconciler(
+            engine.guard, interval_seconds=engine.settings.guard_reconcile_interval_seconds
+        )
+        reconciler.start()
+        try:
+            yield
+        finally:
+            reconciler.stop()
+
     app = FastAPI(
         title="spojit_engine",
         summary="Credits, usage and top-ups for Prefect workflows.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.state.engine = engine
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=engine.settings.request_body_max_bytes)
-    from spojit_engine.web import api, billing_page, stripe_webhook
+    settings = engine.settings
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.request_body_max_bytes,
+        depth_max=settings.json_depth_max,
+        digits_max=settings.json_number_digits_max,
+    )
+    from spojit_engine.web import api, billing_page, deployments, grants, stripe_webhook
 
     app.include_router(api.router)
+    app.include_router(grants.router)
+    app.include_router(deployments.router)
     app.include_router(stripe_webhook.router)
     app.include_router(billing_page.router)
     from spojit_engine.web.hooks import router as workflow_hooks

@@ -14,10 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from spojit_engine.engine import Engine
 from spojit_engine.guards.webhooks import Receipt
+from spojit_engine.web.api import CLIENT_ERRORS, Error
 from spojit_engine.web.auth import engine_of
 
 router = APIRouter()
@@ -36,7 +38,31 @@ def _receive(engine: Engine, name: str, secret: str | None, body: bytes) -> Rece
     return engine.guard.hooks.receive(hook, body)
 
 
-@router.post("/hooks/{name}", status_code=202, summary="Start (or queue) a workflow run")
+class HookReceipt(BaseModel):
+    status: str = Field(description="started, or queued while the workspace is stopped.")
+    request_id: int
+    flow_run_id: str | None = Field(default=None, description="The run, once started.")
+    position: int | None = Field(default=None, description="1 = the next to start.")
+    reason: str | None = Field(default=None, description="Why it waits.")
+
+
+_HOOK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Any JSON document: it becomes the run's payload.",
+        "content": {"application/json": {"schema": {}}},
+    }
+}
+
+
+@router.post(
+    "/hooks/{name}",
+    status_code=202,
+    summary="Start (or queue) a workflow run",
+    response_model=HookReceipt,
+    responses={**CLIENT_ERRORS, **{s: {"model": Error} for s in (400, 401, 402, 413, 503)}},
+    openapi_extra=_HOOK_BODY,
+)
 async def receive_hook(name: str, request: Request) -> JSONResponse:
     body = await request.body()
     receipt = await run_in_threadpool(_receive, engine_of(request), name, _secret(request), body)

@@ -1,5 +1,7 @@
 """A request body larger than ``SPOJIT_REQUEST_BODY_MAX_BYTES`` is refused with 413 before any
-route reads it, whether it declares its length or streams it."""
+route reads it, whether it declares its length or streams it; a JSON body nested too deep or with
+too long a number is refused with 400 (``jsonbody.check_json_shape``) — except on the routes that
+parse their raw bytes themselves through ``jsonbody.parse_json`` (``RAW_BODY_ROUTES``)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,18 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from spojit_engine.errors import InvalidInput
+from spojit_engine.jsonbody import check_json_shape
+
+RAW_BODY_ROUTES = ("/webhooks/stripe", "/hooks/")
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, depth_max: int, digits_max: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.depth_max = depth_max
+        self.digits_max = digits_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,6 +42,12 @@ class BodyLimit:
                 await self._too_large(send)
                 return
             more = message.get("more_body", False)
+        if body and not str(scope.get("path", "")).startswith(RAW_BODY_ROUTES):
+            try:
+                check_json_shape(bytes(body), depth_max=self.depth_max, digits_max=self.digits_max)
+            except InvalidInput as exc:
+                await self._refuse(send, 400, str(exc), exc.code)
+                return
         replayed = False
 
         async def replay() -> Message:
@@ -45,12 +60,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        payload: dict[str, Any] = {
-            "error": f"The request body is larger than {self.max_bytes} bytes.",
-            "code": "body_too_large",
-        }
+        message = f"The request body is larger than {self.max_bytes} bytes."
+        await self._refuse(send, 413, message, "body_too_large")
+
+    async def _refuse(self, send: Send, status: int, message: str, code: str) -> None:
+        payload: dict[str, Any] = {"error": message, "code": code}
         data = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": 413,
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(data)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": data})

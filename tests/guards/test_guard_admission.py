@@ -80,7 +80,7 @@ def test_a_scheduled_run_of_a_deployment_made_elsewhere_is_bound_paused_and_refu
 
     state = run_in_process(workflow, first)
 
-    assert (state.type.value, state.name) == ("CANCELLED", "Refused")
+    assert (state.type.value, state.name) == ("CANCELLED", "OutOfCredits")
     assert state.message.startswith(f"Out of credits: workspace {ws.name} has 0.50 credits")
     binding = binding_of(bound.sa_engine, deployment_id)
     assert binding is not None and (binding.workspace_id, binding.workflow) == (
@@ -120,7 +120,7 @@ def test_a_refused_webhook_run_goes_back_to_its_queue_and_replays_once(bound: En
 
     state = run_in_process(workflow, flow_run(receipt.flow_run_id))  # the webhook run starts
 
-    assert state.name == "Refused"
+    assert state.name == "OutOfCredits"
     [record] = guard_records(bound, ws.id)
     assert record.mode == "webhook"
     assert hooks.queued_count(ws.id) == 1  # back in the queue, under its own id

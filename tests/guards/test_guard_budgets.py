@@ -108,7 +108,7 @@ def test_a_day_cap_stops_the_workflow_until_the_next_utc_day(bound_on_each_db: E
     tomorrow = engine.guard.state(ws.id, daily.name)
     assert tomorrow is not None and tomorrow.until is not None
     with freeze_time(tomorrow.until + timedelta(minutes=1), tick=True, ignore=REAL_TIME):
-        report = renew_due(engine)
+        report = renew_due(engine.guard)
         assert f"{ws.id}/{daily.name}" in report.resumed
         assert actives(d_daily) == [True]
 

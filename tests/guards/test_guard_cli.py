@@ -88,6 +88,7 @@ def test_deploy_binds_schedules_and_hooks_and_deployments_shows_who_paused(
         (example["name"], "active", None, 0),
     ]
 
+    bound.debit(ws.id, bound.balance(ws.id).remaining, key="drain")  # really out of credits
     bound.guard.exhaust(
         ws.id,
         scope="",

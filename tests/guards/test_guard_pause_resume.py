@@ -108,7 +108,7 @@ def assert_stopped(scene: Scene) -> None:
     assert scheduled_runs(scene.d_digest) == [] and scheduled_runs(scene.d_leads) == []
     for late in scene.late:  # past due, no worker took them: refused, not left to start later
         state = flow_run(str(late)).state
-        assert (state.name, state.message) == ("Refused", pauses_reason(engine, scene))
+        assert (state.name, state.message) == ("OutOfCredits", pauses_reason(engine, scene))
     pauses = open_pauses(engine.sa_engine, scene.ws.id, limit=50)
     assert sorted((p.deployment_id, p.schedule_id) for p in pauses) == sorted(
         [
@@ -140,7 +140,7 @@ def assert_stopped(scene: Scene) -> None:
     ]
     assert (record.status, record.mode, record.credits_ucr) == ("refused", "manual", 0)
     state = flow_run(str(record.flow_run_id)).state
-    assert (state.type.value, state.name, state.message) == ("CANCELLED", "Refused", message)
+    assert (state.type.value, state.name, state.message) == ("CANCELLED", "OutOfCredits", message)
 
 
 def assert_resumed(scene: Scene, queued_ids: list[int]) -> None:
@@ -200,7 +200,7 @@ def test_the_period_renewal_resumes_it_too(bound: Engine) -> None:
     resets_at = bound.balance(scene.ws.id).resets_at
 
     with freeze_time(resets_at + timedelta(minutes=1), tick=True, ignore=REAL_TIME):
-        report = renew_due(bound)
+        report = renew_due(bound.guard)
         assert scene.ws.id in report.touched
         assert bound.balance(scene.ws.id).allowance_remaining == Decimal("100")
         assert_resumed(scene, queued)

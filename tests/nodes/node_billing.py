@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from pydantic import BaseModel
 
 from spojit_engine import Engine
 from spojit_engine.metering.pricing import PriceBook
@@ -35,6 +36,13 @@ _SHIPPED = tomllib.loads(
 )
 CREDITS_PER_USD = Decimal(_SHIPPED["credits_per_usd"])
 BASE_UCR = {node_type: int(Decimal(v) * UCR) for node_type, v in _SHIPPED["base"].items()}
+
+
+class Person(BaseModel):
+    """What the example Connector and Transform nodes extract."""
+
+    name: str
+    title: str
 
 
 def litellm() -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -73,18 +73,6 @@ def crm_lookup(value: dict[str, Any]) -> dict[str, Any]:
 
 def full_type(row: UsageRow) -> str:
     return row.node_type + (f".{row.mode}" if row.mode else "")
-
-
-@pytest.fixture
-def acme(sqlite_engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(sqlite_engine) as billed:
-        yield billed
-
-
-@pytest.fixture
-def acme_on_each_db(engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(engine) as billed:
-        yield billed
 
 
 @dataclass(frozen=True)

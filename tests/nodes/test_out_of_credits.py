@@ -3,7 +3,6 @@ run with a readable message, before any LLM call, and is never retried (DESIGN.m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -12,33 +11,14 @@ from node_billing import (
     BASE_UCR,
     UCR,
     Billed,
-    billed_workspace,
+    Person,
     flow_run_state,
     spy_on_litellm,
     task_runs,
 )
-from pydantic import BaseModel
 
-from spojit_engine import Engine
 from spojit_engine.errors import InsufficientCredits
 from spojit_engine.nodes import Connector, Response, Transform, Variable, Workflow
-
-
-class Person(BaseModel):
-    name: str
-    title: str
-
-
-@pytest.fixture
-def acme(sqlite_engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(sqlite_engine) as billed:
-        yield billed
-
-
-@pytest.fixture
-def acme_on_each_db(engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(engine) as billed:
-        yield billed
 
 
 def test_too_few_credits_for_the_hold_stops_the_run_before_the_llm_call(

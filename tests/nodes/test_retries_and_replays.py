@@ -3,37 +3,23 @@ same run count, so the same idempotency keys) bills nothing new (DESIGN.md §5).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from node_billing import (
     BASE_UCR,
     Billed,
-    billed_workspace,
+    Person,
     forget_call_numbers,
     spojit_tags,
     spy_on_litellm,
     task_runs,
 )
 from prefect import flow, task
-from pydantic import BaseModel
 
-from spojit_engine import Engine
 from spojit_engine.nodes import Connector, Transform, Workflow
 
 TEXT = "Ana Novak is the CTO of Acme Robotics."
-
-
-class Person(BaseModel):
-    name: str
-    title: str
-
-
-@pytest.fixture
-def acme(sqlite_engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(sqlite_engine) as billed:
-        yield billed
 
 
 def test_a_retried_node_bills_each_attempt_it_made(acme: Billed) -> None:

@@ -4,7 +4,6 @@ scopes a test run down. Each flow run publishes a ``spojit-credits`` table artif
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,30 +12,17 @@ from node_billing import (
     BASE_UCR,
     UCR,
     Billed,
-    billed_workspace,
+    Person,
     credit_artifact,
     credit_artifacts,
     spojit_tags,
     spy_on_litellm,
 )
 from prefect import flow
-from pydantic import BaseModel
 
-from spojit_engine import Engine
 from spojit_engine.errors import InsufficientCredits
 from spojit_engine.nodes import Connector, Loop, Transform, Trigger, Variable, Workflow
 from spojit_engine.nodes.workflow import publish_credit_artifact
-
-
-class Person(BaseModel):
-    name: str
-    title: str
-
-
-@pytest.fixture
-def acme(sqlite_engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(sqlite_engine) as billed:
-        yield billed
 
 
 def test_a_test_run_is_billed_like_a_live_run_and_labelled_test(

@@ -71,14 +71,14 @@ def test_bad_input_is_refused_before_anything_is_queued_or_charged(
     door = Door(Engine(sqlite_engine.database_url, settings=settings), credits="5")
     entries = door.ledger_rows()
     cases = [
-        (door.post("nope", json={"a": 1}), 404, "unknown_hook", "No workflow webhook named 'nope'"),
+        (door.post("nope", json={"a": 1}), 401, "unauthorized", "No webhook of that name takes"),
         (
             door.post(json={"a": 1}, secret="whk_wrong"),
             401,
             "unauthorized",
-            "The secret does not match webhook leads.",
+            "No webhook of that name takes this secret.",
         ),
-        (door.client.post("/hooks/leads", json={"a": 1}), 401, "unauthorized", "The secret"),
+        (door.client.post("/hooks/leads", json={"a": 1}), 401, "unauthorized", "No webhook"),
         (
             door.post(content=b"x" * (BODY_MAX_BYTES + 1)),
             413,

@@ -1,0 +1,178 @@
+"""``spojit credits grant`` and ``spojit credits list``: credits without Stripe (a promotion, a
+correction), each grant recording who made it and why, and the workspace's credit blocks.
+
+Admins only (``SPOJIT_TOKEN`` of an admin, or the local operator who holds the database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from spojit_engine.cli.options import (
+    JsonOpt,
+    WorkspaceOpt,
+    acting_member,
+    one_sentence_errors,
+    open_engine,
+    resolve_workspace,
+)
+from spojit_engine.cli.render import console, print_json, to_jsonable
+
+REASON_LENGTH_MAX = 500  # characters of a grant's reason
+GRANT_KINDS = ("promo", "adjustment")
+
+
+def expiry_of(day: str | None) -> datetime | None:
+    """``--expires DATE``: the credits last through that UTC day (they expire at its end)."""
+    from spojit_engine.errors import InvalidInput
+
+    if day is None:
+        return None
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        raise InvalidInput(f"--expires must be a date like 2027-01-31, not {day!r}.") from None
+    return datetime.combine(parsed + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def check_grant_request(reason: str, kind: str) -> str:
+    """The reason, stripped; ``InvalidInput`` for an empty or too long one or another kind."""
+    from spojit_engine.errors import InvalidInput
+
+    if kind not in GRANT_KINDS:
+        raise InvalidInput(f"--kind must be promo or adjustment, not {kind!r}.")
+    reason = " ".join(reason.split())
+    if not 0 < len(reason) <= REASON_LENGTH_MAX or not reason.isprintable():
+        raise InvalidInput(f"--reason must say why in 1-{REASON_LENGTH_MAX} characters.")
+    return reason
+
+
+def resumed_text(resumed: list[str], pending: bool) -> str:
+    """One sentence on what the guard did with the new credits (shared with plan set)."""
+    if resumed:
+        return f"The guard resumed: {', '.join(resumed)}."
+    if pending:
+        return (
+            "A resume is pending (Prefect was not reachable); `spojit serve` completes it "
+            "within seconds, or the next spojit-renewals run."
+        )
+    return "Nothing was paused by the guard."
+
+
+def grant(
+    amount: Annotated[str, typer.Argument(help="Credits to add, e.g. 50 or 12.5.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the grant).")],
+    kind: Annotated[str, typer.Option(help="promo (burns first) or adjustment.")] = "promo",
+    expires: Annotated[
+        str | None, typer.Option(help="Last UTC day the credits may be spent (YYYY-MM-DD).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Grant credits without Stripe (admins): says how many landed and what the guard resumed."""
+    import uuid
+
+    why = check_grant_request(reason, kind)
+    expires_at = expiry_of(expires)
+    engine = open_engine()
+    actor = acting_member(engine)
+    ws_id = resolve_workspace(engine, workspace, actor)
+    with engine.watch_resumes() as watch:
+        granted = engine.grant(
+            ws_id,
+            amount,
+            kind=kind,
+            key=f"cli-grant:{uuid.uuid4().hex}",
+            expires_at=expires_at,
+            reason=why,
+            by=actor.id if actor else None,
+        )
+    balance = engine.balance(ws_id)
+    if json_out:
+        print_json(
+            {
+                "grant": to_jsonable(granted),
+                "remaining": balance.remaining,
+                "resumed": watch.resumed,
+                "resume_pending": watch.pending,
+            }
+        )
+        return
+    from spojit_engine.display import credits_text
+
+    until = f", until {expires_at.date() - timedelta(days=1)}" if expires_at else ""
+    console.print(
+        f"Added {credits_text(granted.amount)} credits ({kind}{until}) to workspace "
+        f"{balance.workspace}: {why}. Remaining now {credits_text(balance.remaining)}.",
+        highlight=False,
+        markup=False,
+    )
+    console.print(resumed_text(watch.resumed, watch.pending), highlight=False, markup=False)
+
+
+def list_grants(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """The workspace's credit blocks, in burn order: kind, amount, remaining, expiry, who, why."""
+    from spojit_engine.errors import Forbidden
+
+    engine = open_engine()
+    actor = acting_member(engine)
+    ws_id = resolve_workspace(engine, workspace, actor)
+    if actor is not None and not actor.is_admin:
+        raise Forbidden(f"Only a workspace admin may list grants; {actor.email} is a member.")
+    blocks = engine.grants(ws_id)
+    who = grantor_names(engine, blocks)
+    if json_out:
+        rows = [to_jsonable(g) for g in blocks]
+        for row in rows:
+            row["granted_by_name"] = who.get(row["granted_by"], row["granted_by"])
+        print_json(rows)
+        return
+    console.print(_table(blocks, who))
+
+
+def grantor_names(engine: Any, blocks: list[Any]) -> dict[str, str]:
+    """Member ids among the grantors, as emails (operator, stripe, plan stay as they are)."""
+    from spojit_engine.errors import NotFound
+
+    names = {}
+    for member_id in {g.granted_by for g in blocks if g.granted_by}:
+        try:
+            names[member_id] = engine.member(member_id).email
+        except NotFound:
+            continue
+    return names
+
+
+def _table(blocks: list[Any], who: dict[str, str]) -> Any:
+    from rich.table import Table
+
+    from spojit_engine.display import credits_text
+
+    table = Table(title="Credit blocks (burn order: priority, then soonest expiry)")
+    for column in ("kind", "amount", "remaining", "prio", "expires", "who", "why"):
+        right = column in ("amount", "remaining", "prio")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    ordered = sorted(
+        blocks, key=lambda g: (g.priority, g.expires_at is None, g.expires_at or g.effective_at)
+    )
+    for g in ordered:
+        table.add_row(
+            g.kind,
+            credits_text(g.amount),
+            credits_text(g.remaining),
+            str(g.priority),
+            g.expires_at.strftime("%Y-%m-%d %H:%M") if g.expires_at else "never",
+            who.get(g.granted_by or "", g.granted_by or "-"),
+            g.reason or "-",
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``spojit credits grant|list`` to ``app`` (called at the end of ``cli/app.py``)."""
+    credits_app = typer.Typer(help="Credits: grant without Stripe, list the blocks.")
+    credits_app.command("grant")(one_sentence_errors(grant))
+    credits_app.command("list")(one_sentence_errors(list_grants))
+    app.add_typer(credits_app, name="credits", no_args_is_help=True)

@@ -1,0 +1,51 @@
+"""The one JSON body rule: nesting and number length bounded on the raw bytes, strings excluded,
+whatever the body's size; the fast path (few brackets, no long digit run) agrees with the slow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spojit_engine.errors import InvalidInput
+from spojit_engine.jsonbody import check_json_shape, parse_json
+
+
+def depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    return 0
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}\\"0123456789ab', max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=values, limit=st.integers(min_value=2, max_value=8))
+def test_the_depth_rule_matches_the_documents_real_depth(value: object, limit: int) -> None:
+    data = json.dumps(value).encode()
+    if depth(value) > limit:
+        with pytest.raises(InvalidInput, match="nests deeper"):
+            check_json_shape(data, depth_max=limit, digits_max=30)
+    else:
+        check_json_shape(data, depth_max=limit, digits_max=30)
+        assert parse_json(data, depth_max=limit, digits_max=30) == value
+
+
+def test_long_numbers_are_refused_but_long_digit_strings_are_not() -> None:
+    with pytest.raises(InvalidInput, match="longer than 20 digits"):
+        parse_json(b'{"n": ' + b"9" * 21 + b"}", depth_max=8, digits_max=20)
+    assert parse_json(b'{"s": "' + b"9" * 500 + b'"}', depth_max=8, digits_max=20)["s"] == "9" * 500
+    for bad in (b"", b"  ", b"\xff", b"{", b"[" * 100_000 + b"]" * 100_000):
+        with pytest.raises(InvalidInput):
+            parse_json(bad, depth_max=64, digits_max=20)
