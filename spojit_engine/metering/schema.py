@@ -28,6 +28,7 @@ from sqlmodel import Field, SQLModel
 
 KEY_LENGTH_MAX = 200
 NAME_LENGTH_MAX = 64
+RUN_NAME_LENGTH_MAX = 128  # Prefect's generated names ("crimson-otter") are far shorter
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -187,6 +188,7 @@ class UsageRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_usage_workspace_created", "workspace_id", "created_at"),
         Index("ix_usage_flow_run", "flow_run_id"),
+        Index("ix_usage_workspace_run", "workspace_id", "flow_run_id"),
     )
 
     id: int | None = Field(
@@ -196,6 +198,8 @@ class UsageRecord(SQLModel, table=True):
     workspace_id: str = _col(String(32), ForeignKey("workspaces.id"))
     workflow: str | None = _col(String(NAME_LENGTH_MAX * 2), nullable=True)
     flow_run_id: str | None = _col(String(36), nullable=True)
+    run_name: str | None = _col(String(RUN_NAME_LENGTH_MAX), nullable=True)
+    trigger: str | None = _col(String(16), nullable=True)
     task_run_id: str | None = _col(String(36), nullable=True)
     attempt: int = _col(Integer)
     node_name: str = _col(String(NAME_LENGTH_MAX * 2))
