@@ -14,7 +14,7 @@ from spojit_engine import accounts
 from spojit_engine.billing.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.clock import utcnow
 from spojit_engine.db import make_engine, migrate, read_transaction
-from spojit_engine.errors import InvalidInput
+from spojit_engine.errors import InvalidInput, UnknownExecution
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.records import Usage
@@ -24,10 +24,13 @@ from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
     Balance,
     BreakdownRow,
+    BrowserSession,
     Entry,
     Execution,
+    ExecutionDetail,
     Grant,
     Hold,
+    LoginLink,
     TopupOrder,
     Workspace,
 )
@@ -235,23 +238,95 @@ class Engine:
     # -- executions ----------------------------------------------------------------------------
 
     def executions(
-        self, workspace_id: str, *, member_id: str | None = None, limit: int = 20
+        self, workspace_id: str, *, member_id: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Execution]:
-        """The newest runs (Executions), each with its exact credits; only ``member_id``'s runs
-        when given (a member sees only their own)."""
+        """Runs (Executions), the latest started first, skipping the first ``offset``; each with
+        its exact credits, run name and trigger; only ``member_id``'s runs when given (a member
+        sees only their own)."""
         from spojit_engine.metering.executions import read_executions
 
         self.workspace_id(workspace_id)
         if not 1 <= limit <= self.settings.page_size_max:
             raise InvalidInput(f"limit must be 1-{self.settings.page_size_max}, not {limit}.")
+        if offset < 0:
+            raise InvalidInput(f"offset must be 0 or more, not {offset}.")
         records = read_executions(
             self.sa_engine,
             workspace_id,
             member_id=member_id,
             limit=limit,
+            offset=offset,
             records_max=self.settings.page_size_max * 20,
         )
         return [Execution.of(r) for r in records]
+
+    def execution(
+        self, workspace_id: str, flow_run_id: str, *, member_id: str | None = None
+    ) -> ExecutionDetail:
+        """One run and its nodes (credits, tokens and models per node); ``UnknownExecution``
+        when the workspace has no such run, or it is not ``member_id``'s."""
+        from spojit_engine.metering.executions import read_execution
+
+        self.workspace_id(workspace_id)
+        record = read_execution(
+            self.sa_engine,
+            workspace_id,
+            flow_run_id,
+            member_id=member_id,
+            records_max=self.settings.page_size_max * 20,
+        )
+        if record is None:
+            raise UnknownExecution(flow_run_id)
+        return ExecutionDetail.of(record)
+
+    # -- sign-in for the web pages -------------------------------------------------------------
+
+    def login_link(
+        self, workspace_id: str, *, member_id: str | None = None, ttl: timedelta | None = None
+    ) -> LoginLink:
+        """A one-time link (``SPOJIT_PUBLIC_URL/login/<token>``) that signs ``member_id`` (an id or
+        an email; None: the workspace's first admin) in to the web pages; valid for ``ttl``."""
+        from spojit_engine.signin.links import create_link
+
+        workspace_id = self.workspace_id(workspace_id)
+        minutes_max = self.settings.login_link_ttl_minutes_max
+        ttl = ttl if ttl is not None else timedelta(minutes=self.settings.login_link_ttl_minutes)
+        if not timedelta(minutes=1) <= ttl <= timedelta(minutes=minutes_max):
+            raise InvalidInput(f"A login link lives 1-{minutes_max} minutes.")
+        now = self.ledger.clock()
+        token, member = create_link(
+            self.sa_engine,
+            workspace_id,
+            member=member_id,
+            now=now,
+            ttl=ttl,
+            history=timedelta(days=self.settings.signin_history_days),
+        )
+        url = f"{self.settings.public_url.rstrip('/')}/login/{token}"
+        return LoginLink(url, now + ttl, member.id, member.email)
+
+    def redeem_login_link(self, token: str) -> BrowserSession:
+        """Spend a login link and start a browser session (``SignInRefused`` if used/expired)."""
+        from spojit_engine.signin.links import redeem_link
+
+        ttl = timedelta(hours=self.settings.browser_session_ttl_hours)
+        return BrowserSession.of(
+            redeem_link(self.sa_engine, token, now=self.ledger.clock(), session_ttl=ttl)
+        )
+
+    def session_member(self, session_token: str) -> BrowserSession:
+        """The live browser session of this cookie, with its member (``SignInRefused`` if not)."""
+        from spojit_engine.signin.links import read_session
+
+        return BrowserSession.of(
+            read_session(self.sa_engine, session_token, now=self.ledger.clock())
+        )
+
+    def end_session(self, session_token: str) -> bool:
+        """Sign out; True when a live session ended."""
+        from spojit_engine.signin.links import end_session
+
+        return end_session(self.sa_engine, session_token, now=self.ledger.clock())
 
     # -- billing: top-ups through Stripe Checkout ----------------------------------------------
 

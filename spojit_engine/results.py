@@ -6,11 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from spojit_engine.accounts import MemberRecord
 from spojit_engine.billing.orders import OrderRecord
-from spojit_engine.metering.executions import ExecutionRecord
+from spojit_engine.metering.executions import (
+    ExecutionDetailRecord,
+    ExecutionRecord,
+    NodeRecord,
+)
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
 from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
+from spojit_engine.signin.links import SessionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,8 @@ class Execution:
     member_id: str | None
     node_calls: int
     credits: Decimal
+    run_name: str | None  # Prefect's flow run name
+    trigger: str | None  # schedule, webhook, automation, manual, test
 
     @classmethod
     def of(cls, r: ExecutionRecord) -> Execution:
@@ -193,7 +201,54 @@ class Execution:
             r.member_id,
             r.node_calls,
             ucr_to_credits(r.credits_ucr),
+            r.run_name,
+            r.trigger,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionNode:
+    """One node of a run: its calls (retries included), tokens, models and exact credits."""
+
+    name: str
+    node_type: str
+    calls: int
+    llm_calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    models: tuple[str, ...]
+    credits: Decimal
+    status: str
+    error: str | None
+
+    @classmethod
+    def of(cls, r: NodeRecord) -> ExecutionNode:
+        return cls(
+            r.node_name,
+            r.node_type,
+            r.calls,
+            r.llm_calls,
+            r.tokens_in,
+            r.tokens_out,
+            r.tokens_cached,
+            r.models,
+            ucr_to_credits(r.credits_ucr),
+            r.status,
+            r.error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionDetail:
+    """One run and its nodes; the nodes' credits add up to the run's."""
+
+    run: Execution
+    nodes: list[ExecutionNode]
+
+    @classmethod
+    def of(cls, r: ExecutionDetailRecord) -> ExecutionDetail:
+        return cls(Execution.of(r.run), [ExecutionNode.of(n) for n in r.nodes])
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,3 +292,27 @@ class TopupOrder:
             r.created_at,
             r.updated_at,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLink:
+    """A one-time sign-in link for the web pages; the token in it is shown only here."""
+
+    url: str
+    expires_at: datetime
+    member_id: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A signed-in browser: ``token`` is its cookie; each of its forms carries ``csrf_token``."""
+
+    token: str
+    member: MemberRecord
+    expires_at: datetime
+    csrf_token: str
+
+    @classmethod
+    def of(cls, r: SessionRecord) -> BrowserSession:
+        return cls(r.token, r.member, r.expires_at, r.csrf_token)

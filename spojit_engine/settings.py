@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     guard_history_days: int = Field(default=30, gt=0)
     budget_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     renewals_interval_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    # Sign-in to the web pages (spojit_engine/signin): one-time links, then a browser session.
+    login_link_ttl_minutes: int = Field(default=15, gt=0)
+    login_link_ttl_minutes_max: int = Field(default=24 * 60, gt=0)
+    browser_session_ttl_hours: int = Field(default=12, gt=0, le=24 * 30)
+    signin_history_days: int = Field(default=30, gt=0)  # spent links and old sessions kept
+    executions_page_size: int = Field(default=25, gt=0, le=500)  # runs per /executions page
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

@@ -36,6 +36,8 @@ class UsageRow:
     status: str
     error: str | None
     created_at: datetime
+    run_name: str | None = None  # Prefect's flow run name
+    trigger: str | None = None  # schedule, webhook, automation, manual, test (run_context)
 
 
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:
