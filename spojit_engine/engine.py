@@ -18,7 +18,12 @@ from spojit_engine.errors import InvalidInput, UnknownExecution
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.records import Usage
-from spojit_engine.metering.reports import read_balance, read_breakdown, read_grants
+from spojit_engine.metering.reports import (
+    read_balance,
+    read_breakdown,
+    read_fresh,
+    read_grants,
+)
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
@@ -200,14 +205,17 @@ class Engine:
     # -- reports -------------------------------------------------------------------------------
 
     def balance(self, workspace_id: str) -> Balance:
-        self.ledger.bring_up_to_date(workspace_id)
-        with read_transaction(self.sa_engine) as conn:
-            return Balance.of(read_balance(conn, workspace_id, self.ledger.clock()))
+        """The usage card, read without the ledger's write lock unless something is due."""
+        record = read_fresh(
+            self.ledger, workspace_id, lambda conn, now: read_balance(conn, workspace_id, now)
+        )
+        return Balance.of(record)
 
     def grants(self, workspace_id: str) -> list[Grant]:
-        self.ledger.bring_up_to_date(workspace_id)
-        with read_transaction(self.sa_engine) as conn:
-            return [Grant.of(r) for r in read_grants(conn, workspace_id)]
+        records = read_fresh(
+            self.ledger, workspace_id, lambda conn, _: read_grants(conn, workspace_id)
+        )
+        return [Grant.of(r) for r in records]
 
     def breakdown(
         self,

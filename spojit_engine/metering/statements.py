@@ -52,6 +52,17 @@ _SQL = {
         "UPDATE workspaces SET credits_ucr = :credits_ucr, held_ucr = :held_ucr,"
         " overdraft_ucr = :overdraft_ucr, next_due_at = :next_due_at WHERE id = :id"
     ),
+    # The daily usage rollup (metering/rollup.py), before the entry is inserted: a call counts
+    # when no usage entry of its node call exists yet.
+    "rollup_usage": (
+        "INSERT INTO usage_daily (workspace_id, day, workflow, node_type, member_id, test_run,"
+        " credits_ucr, calls) VALUES (:workspace_id, :day, :workflow, :node_type, :member_id,"
+        " :test_run, :credits_ucr, CASE WHEN CAST(:node_call AS VARCHAR(200)) IS NULL OR NOT"
+        " EXISTS (SELECT 1 FROM entries WHERE node_call = :node_call AND kind IN ('debit',"
+        " 'settle')) THEN 1 ELSE 0 END) ON CONFLICT (workspace_id, day, workflow, node_type,"
+        " member_id, test_run) DO UPDATE SET credits_ucr = usage_daily.credits_ucr"
+        " + excluded.credits_ucr, calls = usage_daily.calls + excluded.calls"
+    ),
     "insert_hold": (
         "INSERT INTO holds (workspace_id, key, amount_ucr, state, expires_at, workflow, node_type,"
         " member_id, test_run, node_call, created_at) VALUES (:workspace_id, :key, :amount_ucr,"
@@ -119,6 +130,11 @@ class Statements:
 
     def optional_time_value(self, value: Any) -> datetime | None:
         return None if value is None else self.time_value(value)
+
+    def day_param(self, moment: datetime) -> Any:
+        """The UTC day of ``moment`` as a ``Date`` column stores it."""
+        day = moment.astimezone(UTC).date()
+        return day.isoformat() if self.sqlite else day
 
     def bool_param(self, value: bool) -> Any:
         return int(value) if self.sqlite else value

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.metering import schema
+from spojit_engine.metering.rollup import upsert_model_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     try:
         with write_transaction(engine) as conn:
             conn.execute(schema.usage_records.insert().values(**asdict(row)))
+            upsert_model_day(conn, row)
     except IntegrityError:
         return False
     return True
