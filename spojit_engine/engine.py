@@ -24,6 +24,7 @@ from spojit_engine.metering.reports import (
     read_fresh,
     read_grants,
 )
+from spojit_engine.metering.rollup import day_start
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
@@ -36,6 +37,7 @@ from spojit_engine.results import (
     Grant,
     Hold,
     LoginLink,
+    TimelineDay,
     TopupOrder,
     Workspace,
 )
@@ -230,6 +232,27 @@ class Engine:
         with read_transaction(self.sa_engine) as conn:
             rows = read_breakdown(conn, workspace_id, by=by, since=start, member_id=member_id)
         return [BreakdownRow.of(r) for r in rows]
+
+    def timeline(
+        self, workspace_id: str, *, days: int | None = None, member_id: str | None = None
+    ) -> list[TimelineDay]:
+        """This period day by day (or the last ``days`` UTC days, today included): credits,
+        calls and what drove each day; only ``member_id``'s usage when given."""
+        from spojit_engine.metering.timeline import read_timeline
+
+        days_max = self.settings.timeline_days_max
+        if days is not None and not 1 <= days <= days_max:
+            raise InvalidInput(f"days must be 1-{days_max}, not {days}.")
+
+        def read(conn: Any, now: datetime) -> list[Any]:
+            today = now.date()
+            if days is None:
+                since = read_balance(conn, workspace_id, now).period_start
+            else:
+                since = day_start(today - timedelta(days=days - 1))
+            return read_timeline(conn, workspace_id, since=since, until=today, member_id=member_id)
+
+        return [TimelineDay.of(r) for r in read_fresh(self.ledger, workspace_id, read)]
 
     def verify(self, workspace_id: str | None = None) -> int:
         """Check one workspace, or all; returns how many were checked. Raises ``LedgerCorrupt``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from spojit_engine.accounts import MemberRecord
@@ -16,6 +16,7 @@ from spojit_engine.metering.executions import (
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
 from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
+from spojit_engine.metering.timeline import Driver, TimelineDayRecord
 from spojit_engine.signin.links import SessionRecord
 
 
@@ -170,6 +171,36 @@ class BreakdownRow:
             bool(r.dimensions["test_run"]),
             ucr_to_credits(r.credits_ucr),
             r.calls,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineDay:
+    """One UTC day of a period: what it consumed, and what drove it (the workflow, node type and
+    models that took the most credits that day, with their credits; None when nothing did)."""
+
+    day: date
+    credits: Decimal
+    calls: int
+    workflow: str | None
+    workflow_credits: Decimal | None
+    node_type: str | None
+    node_type_credits: Decimal | None
+    model: str | None
+    model_credits: Decimal | None
+
+    @classmethod
+    def of(cls, r: TimelineDayRecord) -> TimelineDay:
+        def named(d: Driver | None) -> tuple[str | None, Decimal | None]:
+            return (None, None) if d is None else (d.name, ucr_to_credits(d.credits_ucr))
+
+        return cls(
+            r.day,
+            ucr_to_credits(r.credits_ucr),
+            r.calls,
+            *named(r.workflow),
+            *named(r.node_type),
+            *named(r.model),
         )
 
 

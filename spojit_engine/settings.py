@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     request_body_max_bytes: int = Field(default=1024 * 1024, gt=0)
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
+    timeline_days_max: int = Field(default=366, gt=0)  # days `spojit usage --timeline` spans
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
     stripe_network_retries_max: int = Field(default=2, ge=0, le=10)
     # Credit guards (spojit_engine/guards): leases serialise pausing and resuming across

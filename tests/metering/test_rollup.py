@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from spojit_engine import Engine
-from spojit_engine.errors import LedgerCorrupt
+from spojit_engine.errors import InvalidInput, LedgerCorrupt
 from spojit_engine.metering.records import Usage
 from spojit_engine.metering.rollup import usage_daily
+from spojit_engine.metering.usage import UsageRow, record_usage
 
 _numbers = itertools.count()
 START = datetime(2026, 11, 1, 10, 23, tzinfo=UTC)  # a period anchored mid-day
@@ -120,3 +121,56 @@ def test_the_breakdown_from_the_rollup_equals_one_from_the_entries(
         engine.verify(ws.id)
     finally:
         engine.close()
+
+
+def _record(
+    engine: Engine, ws: str, key: str, *, models: str | None, ucr: int, at: datetime
+) -> None:
+    record_usage(
+        engine.sa_engine,
+        UsageRow(
+            key=key, workspace_id=ws, workflow="leads", flow_run_id="run-1", task_run_id=None,
+            attempt=1, node_name="t", node_type="transform", mode="structured", models=models,
+            tokens_in=10, tokens_out=5, tokens_cached=0, llm_calls=1 if models else 0,
+            credits_ucr=ucr, member_id=None, test_run=False, status="ok", error=None,
+            created_at=at,
+        ),
+    )  # fmt: skip
+
+
+def test_the_timeline_explains_each_day_of_the_period(clocked: tuple[Engine, Clock]) -> None:
+    engine, clock = clocked
+    ws = engine.create_workspace("acme", plan="starter", period_start=START)
+    spends = [  # day offset, credits, workflow, node type
+        (0, "3", "leads", "connector.agent"),
+        (0, "1", "digest", "knowledge"),
+        (2, "0.5", "digest", "knowledge"),
+        (2, "0.25", "leads", "connector.direct"),
+    ]
+    for i, (offset, amount, workflow, node_type) in enumerate(spends):
+        clock.now = START + timedelta(days=offset, hours=1)
+        engine.debit(ws.id, Decimal(amount), key=f"d{i}", workflow=workflow, node_type=node_type)
+    day0 = START + timedelta(hours=1)
+    _record(engine, ws.id, "u1", models="gpt-4o", ucr=2_000_000, at=day0)
+    _record(engine, ws.id, "u2", models="gpt-4.1-nano", ucr=500_000, at=day0)
+    _record(engine, ws.id, "u3", models=None, ucr=9_000_000, at=day0)  # no LLM: not a model
+    clock.now = START + timedelta(days=3)
+
+    days = engine.timeline(ws.id)
+    assert [d.day.day for d in days] == [1, 2, 3, 4]  # the period's first day to today
+    first, empty, third = days[0], days[1], days[2]
+    assert (first.credits, first.calls, first.workflow, first.workflow_credits) == (
+        Decimal("4"), 2, "leads", Decimal("3"),
+    )  # fmt: skip
+    assert (first.node_type, first.model, first.model_credits) == (
+        "connector.agent", "gpt-4o", Decimal("2"),
+    )  # fmt: skip
+    assert (empty.credits, empty.calls, empty.workflow, empty.model) == (Decimal(0), 0, None, None)
+    assert (third.credits, third.workflow, third.node_type) == (
+        Decimal("0.75"), "digest", "knowledge",
+    )  # fmt: skip
+    assert sum(d.credits for d in days) == engine.balance(ws.id).consumed
+    assert [d.day.day for d in engine.timeline(ws.id, days=2)] == [3, 4]
+    with pytest.raises(InvalidInput, match="days must be"):
+        engine.timeline(ws.id, days=0)
+    engine.verify(ws.id)
