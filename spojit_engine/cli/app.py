@@ -433,3 +433,8 @@ _register_billing(app)
 from spojit_engine.cli.guard_cmds import register as _register_guards  # noqa: E402
 
 _register_guards(app)
+
+# -- sign-in to the web pages: spojit login-link (cli/signin_cmds.py) -----------------------------
+from spojit_engine.cli.signin_cmds import register as _register_signin  # noqa: E402
+
+_register_signin(app)

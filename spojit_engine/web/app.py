@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from spojit_engine.engine import Engine
 from spojit_engine.web.errors import install_error_handlers
@@ -19,11 +19,17 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=engine.settings.request_body_max_bytes)
-    from spojit_engine.web import api, billing_page, stripe_webhook
+    from spojit_engine.web import api, pages, signin, stripe_webhook
 
     app.include_router(api.router)
     app.include_router(stripe_webhook.router)
-    app.include_router(billing_page.router)
+    app.include_router(signin.router)  # /login/{token}, /logout
+    app.include_router(pages.router)  # /billing, /executions (server-rendered, signed in)
+
+    @app.exception_handler(signin.PageRefused)
+    async def page_refused(_: Request, exc: signin.PageRefused) -> Response:
+        return exc.response
+
     from spojit_engine.web.hooks import router as workflow_hooks
 
     app.include_router(workflow_hooks)  # POST /hooks/{name}: workflow webhooks (guards)
