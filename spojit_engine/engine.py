@@ -24,7 +24,6 @@ from spojit_engine.metering.reports import (
     read_fresh,
     read_grants,
 )
-from spojit_engine.metering.rollup import day_start
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
@@ -236,8 +235,9 @@ class Engine:
     def timeline(
         self, workspace_id: str, *, days: int | None = None, member_id: str | None = None
     ) -> list[TimelineDay]:
-        """This period day by day (or the last ``days`` UTC days, today included): credits,
-        calls and what drove each day; only ``member_id``'s usage when given."""
+        """This period day by day (or the last ``days`` days, today included): credits, calls
+        and what drove each day; only ``member_id``'s usage when given. A day starts at the
+        workspace's reset time of day (midnight UTC unless its plan started at another time)."""
         from spojit_engine.metering.timeline import read_timeline
 
         days_max = self.settings.timeline_days_max
@@ -245,12 +245,7 @@ class Engine:
             raise InvalidInput(f"days must be 1-{days_max}, not {days}.")
 
         def read(conn: Any, now: datetime) -> list[Any]:
-            today = now.date()
-            if days is None:
-                since = read_balance(conn, workspace_id, now).period_start
-            else:
-                since = day_start(today - timedelta(days=days - 1))
-            return read_timeline(conn, workspace_id, since=since, until=today, member_id=member_id)
+            return read_timeline(conn, workspace_id, now, days=days, member_id=member_id)
 
         return [TimelineDay.of(r) for r in read_fresh(self.ledger, workspace_id, read)]
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine as SAEngine
 
 from spojit_engine.db import read_transaction
 from spojit_engine.metering import schema
+from spojit_engine.metering.rollup import usage_runs
 from spojit_engine.metering.usage import UsageRow
 
 RUN_STATUS = {"ok": "ok", "failed": "failed", "refused": "out of credits"}
@@ -158,11 +159,11 @@ def read_executions(
     ``member_id``'s when given), reading at most ``records_max`` usage records."""
     u = schema.usage_records.c
     scope = _scope(workspace_id, member_id)
+    r = usage_runs.c  # each run's start, kept with its records: a page is an index range
     page = (
-        select(u.flow_run_id)
-        .where(*scope)
-        .group_by(u.flow_run_id)
-        .order_by(func.min(u.created_at).desc(), u.flow_run_id.desc())
+        select(r.flow_run_id)
+        .where(r.workspace_id == workspace_id, r.member_id == (member_id or ""))
+        .order_by(r.started_at.desc(), r.flow_run_id.desc())
         .limit(limit)
         .offset(offset)
     )

@@ -21,6 +21,7 @@ from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block
 from spojit_engine.metering.money import INT64_MAX
 from spojit_engine.metering.records import USAGE_KINDS, Account, EntryRecord, Usage
+from spojit_engine.metering.rollup import Days
 from spojit_engine.metering.statements import statements_for
 
 _NO_USAGE = Usage()
@@ -172,7 +173,7 @@ class LedgerTx:
         sql = statements_for(self.conn)
         return {
             "workspace_id": self.account.id,
-            "day": sql.day_param(self.now),
+            "day": sql.day_param(Days.of(self.account.anchor_at).day_of(self.now)),
             "workflow": usage.workflow or "",
             "node_type": usage.node_type or "",
             "member_id": usage.member_id or "",

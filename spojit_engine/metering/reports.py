@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InvalidInput, UnknownWorkspace
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block, spendable
-from spojit_engine.metering.records import USAGE_KINDS, GrantRecord
+from spojit_engine.metering.records import GrantRecord
 from spojit_engine.metering.rollup import DIMENSIONS, read_usage_groups
 
 if TYPE_CHECKING:
@@ -86,14 +86,8 @@ def read_balance(conn: Connection, workspace_id: str, now: datetime) -> BalanceR
     allowance = by_kind.pop("allowance", 0)
     topup = by_kind.pop("topup", 0)
     other = sum(by_kind.values())
-    e = schema.entries.c
-    consumed = conn.execute(
-        select(func.coalesce(-func.sum(e.amount_ucr), 0)).where(
-            e.workspace_id == workspace_id,
-            e.kind.in_(USAGE_KINDS),
-            e.created_at >= account.period_start,
-        )
-    ).scalar_one()
+    usage = read_usage_groups(conn, workspace_id, by=(), since=account.period_start)
+    consumed = usage.get((), [0, 0])[0]
     return BalanceRecord(
         workspace_id=workspace_id,
         workspace_name=account.name,

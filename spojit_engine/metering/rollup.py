@@ -7,16 +7,21 @@
   entry (an entry of no node call is a call of its own), which keeps calls additive across days.
 - ``usage_models_daily``: per (workspace, day, member, models) the credits and node calls of the
   usage records, upserted in the same transaction as each record (``record_usage``).
+- ``usage_runs``: each flow run's first record time, so Executions pages by an index instead of
+  grouping every record of the workspace (same transaction as each record).
 
+A rollup *day* starts at the workspace's reset time of day (its anchor's: midnight UTC unless the
+plan started at another time), so a period is always whole days and the card, the breakdown and
+the timeline of a period read only rollup rows. A ``since`` inside a day (never the case for a
+period) reads that day's part from the entries themselves, so any ``since`` stays exact.
 Absent dimensions are stored as ``''`` (so the upsert's conflict target matches) and read back as
-None. Reads: whole days from the rollups, and the part of a first day that starts mid-day (a
-period anchored at 10:23) from the entries themselves, so any ``since`` is exact.
-``verify_rollups`` proves both rollups equal the rows they are made of.
+None. ``rollup_verify.verify_rollups`` proves every rollup equals the rows it is made of.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -36,11 +41,12 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     select,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from spojit_engine.errors import LedgerCorrupt
+from spojit_engine.errors import UnknownWorkspace
 from spojit_engine.metering import schema
 from spojit_engine.metering.records import USAGE_KINDS
 
@@ -78,28 +84,63 @@ usage_models_daily = Table(
     ),
 )
 
+# Each flow run's start, for the Executions page: one row for the run (member_id '') and one for
+# each member whose node calls it holds (what a member's own page lists).
+usage_runs = Table(
+    "usage_runs",
+    schema.metadata,
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("member_id", String(32), nullable=False),
+    Column("flow_run_id", String(36), nullable=False),
+    Column("started_at", schema.UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "member_id", "flow_run_id", name="pk_usage_runs"),
+    Index("ix_usage_runs_started", "workspace_id", "member_id", "started_at", "flow_run_id"),
+)
+
 DIMENSIONS = ("workflow", "node_type", "member", "test_run")
 _ROLLUP_COLUMN = {"member": "member_id"}
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+@dataclass(frozen=True, slots=True)
+class Days:
+    """A workspace's rollup days: each starts ``offset`` after midnight UTC (its reset time)."""
+
+    offset: timedelta
+
+    @classmethod
+    def of(cls, anchor_at: datetime) -> Days:
+        anchor = anchor_at.astimezone(UTC)
+        return cls(anchor - anchor.replace(hour=0, minute=0, second=0, microsecond=0))
+
+    def day_of(self, moment: datetime) -> date:
+        return (moment.astimezone(UTC) - self.offset).date()
+
+    def start(self, day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=UTC) + self.offset
+
+    def first_full(self, since: datetime) -> date:
+        """The first day wholly at or after ``since``."""
+        day = self.day_of(since)
+        return day if since == self.start(day) else day + timedelta(days=1)
+
+    def sql(self, conn: Connection, column: Any) -> ColumnElement[Any]:
+        """The day of a stored (naive UTC) timestamp, as the database computes it (the offset
+        inlined: a number we made, and PostgreSQL groups by equal expressions only)."""
+        micros = self.offset // timedelta(microseconds=1)
+        if conn.dialect.name == "sqlite":
+            return func.date(column, literal_column(f"'-{micros / 1e6:.6f} seconds'"))
+        return cast(column - literal_column(f"INTERVAL '{micros} microseconds'"), Date)
 
 
-def first_full_day(since: datetime) -> date:
-    """The first UTC day wholly at or after ``since``."""
-    day = since.astimezone(UTC).date()
-    return day if since == day_start(day) else day + timedelta(days=1)
+def workspace_days(conn: Connection, workspace_id: str) -> Days:
+    w = schema.workspaces.c
+    anchor = conn.execute(select(w.anchor_at).where(w.id == workspace_id)).scalar()
+    if anchor is None:
+        raise UnknownWorkspace(workspace_id)
+    return Days.of(anchor)
 
 
-def _day_of(conn: Connection, column: Any) -> ColumnElement[Any]:
-    """The UTC day of a stored (naive UTC) timestamp, as the database computes it."""
-    if conn.dialect.name == "sqlite":
-        return func.date(column)
-    return cast(column, Date)
-
-
-def _opens_call() -> ColumnElement[int]:
+def opens_call() -> ColumnElement[int]:
     """1 for an entry that is its node call's first usage entry (or of no node call), else 0:
     the same rule the upsert applies when the entry is posted."""
     e = schema.entries.c
@@ -109,7 +150,7 @@ def _opens_call() -> ColumnElement[int]:
     return case((e.node_call.is_(None), 1), (later_in_call, 0), else_=1)
 
 
-def _entry_dimension(name: str) -> ColumnElement[Any]:
+def entry_dimension(name: str) -> ColumnElement[Any]:
     e = schema.entries.c
     column = {"workflow": e.workflow, "node_type": e.node_type, "member": e.member_id}.get(name)
     return e.test_run if column is None else func.coalesce(column, "")
@@ -132,10 +173,10 @@ def read_usage_groups(
     member_id: str | None = None,
 ) -> dict[tuple[Any, ...], list[int]]:
     """{values of ``by``: [credits_ucr, calls]} of the usage since ``since``; ``by`` names
-    ``DIMENSIONS`` and ``day``. Whole days come from the rollup, a partial first day from the
-    entries."""
+    ``DIMENSIONS`` and ``day``. Whole days come from the rollup, a part day from the entries."""
     groups: dict[tuple[Any, ...], list[int]] = {}
-    full_from = first_full_day(since)
+    days = workspace_days(conn, workspace_id)
+    full_from = days.first_full(since)
 
     def add(rows: Any) -> None:
         for row in rows:
@@ -154,17 +195,14 @@ def read_usage_groups(
     if member_id is not None:
         query = query.where(r.member_id == member_id)
     add(conn.execute(query.group_by(*columns)))
-    if full_from != since.astimezone(UTC).date():
+    if full_from != days.day_of(since):
         e = schema.entries.c
-        edge = [
-            literal(since.astimezone(UTC).date(), Date) if d == "day" else _entry_dimension(d)
-            for d in by
-        ]
-        query = select(*edge, func.sum(-e.amount_ucr), func.sum(_opens_call())).where(
+        edge = [literal(days.day_of(since), Date) if d == "day" else entry_dimension(d) for d in by]
+        query = select(*edge, func.sum(-e.amount_ucr), func.sum(opens_call())).where(
             e.workspace_id == workspace_id,
             e.kind.in_(USAGE_KINDS),
             e.created_at >= since,
-            e.created_at < day_start(full_from),
+            e.created_at < days.start(full_from),
         )
         if member_id is not None:
             query = query.where(e.member_id == member_id)
@@ -173,127 +211,61 @@ def read_usage_groups(
 
 
 def read_model_days(
-    conn: Connection, workspace_id: str, *, since: datetime, member_id: str | None = None
+    conn: Connection, workspace_id: str, *, since: date, member_id: str | None = None
 ) -> dict[tuple[date, str], int]:
-    """{(day, models): credits_ucr} of the usage records since ``since`` (LLM node calls only)."""
-    found: dict[tuple[date, str], int] = {}
-    full_from = first_full_day(since)
+    """{(day, models): credits_ucr} of the usage records from day ``since`` on (LLM calls only)."""
     r = usage_models_daily.c
     query = select(r.day, r.models, func.sum(r.credits_ucr)).where(
-        r.workspace_id == workspace_id, r.day >= full_from, r.models != ""
+        r.workspace_id == workspace_id, r.day >= since, r.models != ""
     )
     if member_id is not None:
         query = query.where(r.member_id == member_id)
-    rows = list(conn.execute(query.group_by(r.day, r.models)))
-    first_day = since.astimezone(UTC).date()
-    if full_from != first_day:
-        u = schema.usage_records.c
-        edge = select(literal(first_day, Date), u.models, func.sum(u.credits_ucr)).where(
-            u.workspace_id == workspace_id,
-            u.models.is_not(None),
-            u.created_at >= since,
-            u.created_at < day_start(full_from),
+    return {
+        (_as_dimension("day", day), models): int(credits_ucr)
+        for day, models, credits_ucr in conn.execute(query.group_by(r.day, r.models))
+    }
+
+
+def _upsert(conn: Connection, table: Table, values: dict[str, Any], set_: Any) -> None:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE ``set_(excluded)``, in either dialect."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    statement = insert(table).values(**values)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns), set_=set_(statement.excluded)
         )
-        if member_id is not None:
-            edge = edge.where(u.member_id == member_id)
-        rows += list(conn.execute(edge.group_by(u.models)))
-    for day, models, credits_ucr in rows:
-        key = (_as_dimension("day", day), models)
-        found[key] = found.get(key, 0) + int(credits_ucr)
-    return found
+    )
 
 
-def upsert_model_day(conn: Connection, row: Any) -> None:
-    """Add one usage record (a ``UsageRow``) to its day's models rollup, in its transaction."""
+def record_rollups(conn: Connection, row: Any) -> None:
+    """Add one usage record (a ``UsageRow``) to the models rollup and the runs index, in the
+    record's own transaction."""
+    r = usage_models_daily.c
     values = {
         "workspace_id": row.workspace_id,
-        "day": row.created_at.astimezone(UTC).date(),
+        "day": workspace_days(conn, row.workspace_id).day_of(row.created_at),
         "member_id": row.member_id or "",
         "models": row.models or "",
         "credits_ucr": row.credits_ucr,
         "calls": 1,
     }
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    statement = insert(usage_models_daily).values(**values)
-    r = usage_models_daily.c
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[r.workspace_id, r.day, r.member_id, r.models],
-            set_={
-                "credits_ucr": r.credits_ucr + statement.excluded.credits_ucr,
-                "calls": r.calls + statement.excluded.calls,
-            },
-        )
-    )
-
-
-def expected_usage_daily(conn: Connection, workspace_id: str | None = None) -> Any:
-    """``usage_daily`` recomputed from the entries (verify; the migration's backfill)."""
-    e = schema.entries.c
-    dims = [_entry_dimension(d) for d in DIMENSIONS]
-    day = _day_of(conn, e.created_at)
-    query = select(
-        e.workspace_id, day, *dims, func.sum(-e.amount_ucr), func.sum(_opens_call())
-    ).where(e.kind.in_(USAGE_KINDS))
-    if workspace_id is not None:
-        query = query.where(e.workspace_id == workspace_id)
-    return query.group_by(e.workspace_id, day, *dims)
-
-
-def expected_models_daily(conn: Connection, workspace_id: str | None = None) -> Any:
-    """``usage_models_daily`` recomputed from the usage records."""
-    u = schema.usage_records.c
-    day = _day_of(conn, u.created_at)
-    member, models = func.coalesce(u.member_id, ""), func.coalesce(u.models, "")
-    query = select(u.workspace_id, day, member, models, func.sum(u.credits_ucr), func.count())
-    if workspace_id is not None:
-        query = query.where(u.workspace_id == workspace_id)
-    return query.group_by(u.workspace_id, day, member, models)
-
-
-def rebuild_rollups(conn: Connection, workspace_id: str | None = None) -> None:
-    """Recompute both rollups from the entries and the usage records (a backfill)."""
-    for table, expected in (
-        (usage_daily, expected_usage_daily),
-        (usage_models_daily, expected_models_daily),
-    ):
-        delete = table.delete()
-        if workspace_id is not None:
-            delete = delete.where(table.c.workspace_id == workspace_id)
-        conn.execute(delete)
-        conn.execute(
-            table.insert().from_select([c.name for c in table.c], expected(conn, workspace_id))
-        )
-
-
-def verify_rollups(conn: Connection, workspace_id: str) -> None:
-    """Raise ``LedgerCorrupt`` unless both rollups equal what they are made of."""
-    for table, expected in (
-        (usage_daily, expected_usage_daily),
-        (usage_models_daily, expected_models_daily),
-    ):
-        key_count = len(table.primary_key.columns)
-        want = _keyed(conn.execute(expected(conn, workspace_id)), key_count)
-        stored = select(*table.c).where(table.c.workspace_id == workspace_id)
-        got = _keyed(conn.execute(stored), key_count)
-        if got != want:
-            wrong = sorted(set(got.items()) ^ set(want.items()), key=repr)[0][0]
-            raise LedgerCorrupt(
-                f"Workspace {workspace_id} fails {table.name} == its rows at {wrong}: "
-                f"rollup {got.get(wrong)}, rows say {want.get(wrong)}."
-            )
-
-
-def _keyed(rows: Any, key_count: int) -> dict[tuple[Any, ...], tuple[int, ...]]:
-    """{key columns (normalised): (credits, calls)}, rows of zero credits and calls dropped."""
-    found: dict[tuple[Any, ...], tuple[int, ...]] = {}
-    for row in rows:
-        key = tuple(
-            _as_dimension("day", v) if i == 1 else (bool(v) if isinstance(v, bool) else v)
-            for i, v in enumerate(row[:key_count])
-        )
-        found[key] = (int(row[key_count]), int(row[key_count + 1]))
-    return found
+    _upsert(conn, usage_models_daily, values, lambda new: {
+        "credits_ucr": r.credits_ucr + new.credits_ucr, "calls": r.calls + new.calls,
+    })  # fmt: skip
+    if row.flow_run_id is None:
+        return
+    run = usage_runs.c
+    for member in {"", row.member_id or ""}:
+        values = {
+            "workspace_id": row.workspace_id,
+            "member_id": member,
+            "flow_run_id": row.flow_run_id,
+            "started_at": row.created_at,
+        }
+        _upsert(conn, usage_runs, values, lambda new: {
+            "started_at": case((new.started_at < run.started_at, new.started_at),
+                               else_=run.started_at),
+        })  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -131,9 +131,8 @@ class Statements:
     def optional_time_value(self, value: Any) -> datetime | None:
         return None if value is None else self.time_value(value)
 
-    def day_param(self, moment: datetime) -> Any:
-        """The UTC day of ``moment`` as a ``Date`` column stores it."""
-        day = moment.astimezone(UTC).date()
+    def day_param(self, day: date) -> Any:
+        """A day as a ``Date`` column stores it."""
         return day.isoformat() if self.sqlite else day
 
     def bool_param(self, value: bool) -> Any:

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from spojit_engine.metering.rollup import read_model_days, read_usage_groups
+from spojit_engine.metering import schema
+from spojit_engine.metering.rollup import read_model_days, read_usage_groups, workspace_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +76,24 @@ def assemble_days(
 def read_timeline(
     conn: Connection,
     workspace_id: str,
+    now: datetime,
     *,
-    since: datetime,
-    until: date,
+    days: int | None = None,
     member_id: str | None = None,
 ) -> list[TimelineDayRecord]:
-    """Every day from ``since``'s day to ``until``, usage counted from ``since`` on."""
+    """Every day of the current period up to today (or the last ``days`` days). A day starts at
+    the workspace's reset time of day (midnight UTC unless its plan started at another time)."""
+    calendar = workspace_days(conn, workspace_id)
+    today = calendar.day_of(now)
+    if days is None:
+        w = schema.workspaces.c
+        since = conn.execute(select(w.period_start).where(w.id == workspace_id)).scalar_one()
+    else:
+        since = calendar.start(today - timedelta(days=days - 1))
     kwargs: dict[str, Any] = {"since": since, "member_id": member_id}
     by_workflow = read_usage_groups(conn, workspace_id, by=("day", "workflow"), **kwargs)
     by_node_type = read_usage_groups(conn, workspace_id, by=("day", "node_type"), **kwargs)
-    by_models = read_model_days(conn, workspace_id, **kwargs)
-    first = since.date()
-    days = (first + timedelta(days=i) for i in range((until - first).days + 1))
-    return assemble_days(days, by_workflow, by_node_type, by_models)
+    first = calendar.day_of(since)  # a period starts at a day's start: whole days only
+    by_models = read_model_days(conn, workspace_id, since=first, member_id=member_id)
+    span = (first + timedelta(days=i) for i in range((today - first).days + 1))
+    return assemble_days(span, by_workflow, by_node_type, by_models)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.metering import schema
-from spojit_engine.metering.rollup import upsert_model_day
+from spojit_engine.metering.rollup import record_rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     try:
         with write_transaction(engine) as conn:
             conn.execute(schema.usage_records.insert().values(**asdict(row)))
-            upsert_model_day(conn, row)
+            record_rollups(conn, row)
     except IntegrityError:
         return False
     return True

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering import schema
-from spojit_engine.metering.rollup import verify_rollups
+from spojit_engine.metering.rollup_verify import verify_rollups
 
 
 def verify_workspace(conn: Connection, workspace_id: str) -> None:

@@ -105,7 +105,9 @@ def test_the_breakdown_from_the_rollup_equals_one_from_the_entries(
         first_seen: dict[int, int] = {}
         expected: dict[tuple[object, ...], list[int]] = {}
         since = START + timedelta(minutes=since_minutes)
-        for i, (minutes, ucr, workflow, node_type, test_run, call) in enumerate(sorted(spends)):
+        for i, (minutes, ucr, workflow, node_type, test_run, call) in enumerate(
+            sorted(spends, key=lambda s: s[0])
+        ):
             clock.now = START + timedelta(minutes=minutes)
             node_call = f"{name}:call:{call}" if call else None
             usage = Usage(workflow, node_type, None, test_run, node_call=node_call)

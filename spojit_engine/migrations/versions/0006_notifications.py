@@ -1,6 +1,7 @@
-"""Reports that stay fast, and credit notifications: the daily usage rollups (kept in the same
-transaction as each entry / usage record, backfilled here), the index the rollup's call counting
-looks up, notification rules, and the outbox of alerts (its key UNIQUE: one alert, once).
+"""Reports that stay fast, and credit notifications: the daily usage rollups and the runs
+index (kept in the same transaction as each entry / usage record; backfilled here), the index
+the rollup's call counting looks up, notification rules, and the outbox of alerts (its key
+UNIQUE: one alert, once).
 
 Revision ID: 0006_notifications
 Revises: 0005_web_sessions
@@ -46,13 +47,28 @@ def upgrade() -> None:
             "workspace_id", "day", "member_id", "models", name="pk_usage_models_daily"
         ),
     )
+    op.create_table(
+        "usage_runs",
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("member_id", sa.String(length=32), nullable=False),
+        sa.Column("flow_run_id", sa.String(length=36), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"]),
+        sa.PrimaryKeyConstraint("workspace_id", "member_id", "flow_run_id", name="pk_usage_runs"),
+    )
+    op.create_index(
+        "ix_usage_runs_started",
+        "usage_runs",
+        ["workspace_id", "member_id", "started_at", "flow_run_id"],
+    )
     # Backfill from what is already there, with the same queries verify checks them against.
-    from spojit_engine.metering.rollup import rebuild_rollups
+    from spojit_engine.metering.rollup_verify import rebuild_rollups
 
     rebuild_rollups(op.get_bind())
 
 
 def downgrade() -> None:
+    op.drop_table("usage_runs")
     op.drop_table("usage_models_daily")
     op.drop_table("usage_daily")
     op.drop_index("ix_entries_node_call", table_name="entries")
