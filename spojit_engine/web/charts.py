@@ -17,6 +17,7 @@ from spojit_engine.display import credits_text
 WIDTH_PX = 640
 HEIGHT_PX = 200
 LEFT_PX = 56  # room for the y axis labels
+RIGHT_PX = 24  # room for the last day's label
 BOTTOM_PX = 24  # room for the day labels
 TOP_PX = 8
 PERIOD_DAYS_MAX = 62  # a period is a month; clamp anything longer
@@ -48,6 +49,7 @@ class Chart:
     width: int
     height: int
     plot_left: int
+    plot_right: int
     plot_bottom: float
     bars: list[Bar]
     y_ticks: list[Tick]
@@ -74,7 +76,7 @@ def daily_chart(
     days = [first + timedelta(days=i) for i in range(span)]
     spent = dict(credits_by_day)
     top = round_up(max(spent.values(), default=Decimal(0)))
-    plot_w, plot_h = WIDTH_PX - LEFT_PX, HEIGHT_PX - BOTTOM_PX - TOP_PX
+    plot_w, plot_h = WIDTH_PX - LEFT_PX - RIGHT_PX, HEIGHT_PX - BOTTOM_PX - TOP_PX
     slot = plot_w / span
     bottom = float(TOP_PX + plot_h)
     bars = []
@@ -101,4 +103,6 @@ def daily_chart(
         if total
         else f"Nothing consumed yet this period ({first:%b %d} to {end:%b %d})."
     )
-    return Chart(WIDTH_PX, HEIGHT_PX, LEFT_PX, bottom, bars, y_ticks, x_ticks, summary)
+    return Chart(
+        WIDTH_PX, HEIGHT_PX, LEFT_PX, WIDTH_PX - RIGHT_PX, bottom, bars, y_ticks, x_ticks, summary
+    )

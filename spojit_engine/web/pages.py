@@ -154,6 +154,7 @@ def billing_context(engine: Engine, session: BrowserSession) -> dict[str, Any]:
         "offers": [],
         "plans": [],
         "currency": engine.ledger.catalog.currency,
+        "plan_names": {p.id: p.name for p in engine.plans()},
     }
     if member.is_admin:
         context["offers"] = _offers(engine)

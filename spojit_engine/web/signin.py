@@ -41,13 +41,29 @@ class PageRefused(Exception):
         self.response = response
 
 
-def message(title: str, text: str, status: int, *, hint: str | None = None) -> HTMLResponse:
-    """A page that says one thing: a refusal, a sign-out."""
-    return render("message.html", status, title=title, text=text, hint=hint, session=None)
+SIGN_IN = "spojit login-link --member YOUR-EMAIL"  # what an admin runs for you
 
 
-def _sign_in_hint() -> str:
-    return "Ask a workspace admin for a sign-in link: spojit login-link --member YOUR-EMAIL"
+def message(
+    title: str,
+    text: str,
+    status: int,
+    *,
+    hint: str | None = None,
+    command: str | None = None,
+    next_link: tuple[str, str] | None = None,
+) -> HTMLResponse:
+    """A page that says one thing: a refusal, a sign-out; ``next_link`` is (href, text)."""
+    return render(
+        "message.html",
+        status,
+        title=title,
+        text=text,
+        hint=hint,
+        command=command,
+        next_link=next_link,
+        session=None,
+    )
 
 
 def optional_session(request: Request) -> BrowserSession | None:
@@ -64,12 +80,13 @@ def optional_session(request: Request) -> BrowserSession | None:
 def page_session(
     request: Request, session: Annotated[BrowserSession | None, Depends(optional_session)]
 ) -> BrowserSession:
-    """The signed-in member; else a self-reload after a cross-site arrival, else a 401 page."""
+    """The signed-in member; else a self-reload after a cross-site arrival (GET only: a
+    cross-site POST is refused like any unsigned one), else a 401 page."""
     if session is not None:
         return session
-    if request.headers.get("sec-fetch-site") == "cross-site":
+    if request.method == "GET" and request.headers.get("sec-fetch-site") == "cross-site":
         raise PageRefused(render("continue.html", 200, url=str(request.url), session=None))
-    raise PageRefused(message("Sign in", "You are not signed in.", 401, hint=_sign_in_hint()))
+    raise PageRefused(message("Sign in", "You are not signed in to spojit.", 401, command=SIGN_IN))
 
 
 PageSession = Annotated[BrowserSession, Depends(page_session)]
@@ -112,7 +129,9 @@ def _redeem(request: Request, token: str) -> Response:
     try:
         session = engine.redeem_login_link(token)
     except SignInRefused as exc:
-        return message("This sign-in link cannot be used", str(exc), 401)
+        already = optional_session(request)  # this browser may be signed in from the first use
+        back = ("/billing", "You are signed in: go to Billing") if already else None
+        return message("This sign-in link cannot be used", str(exc), 401, next_link=back)
     response = RedirectResponse("/billing", status_code=303, headers=PAGE_HEADERS)
     response.set_cookie(
         COOKIE,
@@ -138,7 +157,7 @@ def login_query(
 ) -> Response:
     """The same as ``/login/{token}``, for links that carry the token as ``?token=``."""
     if not token:
-        return message("Sign in", "This sign-in link has no token.", 400, hint=_sign_in_hint())
+        return message("Sign in", "This sign-in link has no token.", 400, command=SIGN_IN)
     return _redeem(request, token)
 
 
@@ -147,6 +166,6 @@ async def logout(request: Request, engine: EngineDep, session: PageSession) -> R
     """Sign out (a form with the CSRF token): the session ends and the cookie is cleared."""
     await checked_form(request, session)
     await run_in_threadpool(engine.end_session, session.token)
-    response = message("Signed out", "You are signed out of spojit.", 200, hint=_sign_in_hint())
+    response = message("Signed out", "You are signed out of spojit.", 200, command=SIGN_IN)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
