@@ -109,8 +109,12 @@ class Days:
 
     @classmethod
     def of(cls, anchor_at: datetime) -> Days:
+        """Whole seconds only: SQLite's date arithmetic keeps milliseconds and would round
+        23:59:59.9999 into the next day, so the database computes the day of the timestamp
+        cut to its second, which is exact against a whole-second boundary. (An anchor with a
+        fraction of a second leaves its periods a sub-second edge, read from the entries.)"""
         anchor = anchor_at.astimezone(UTC)
-        return cls(anchor - anchor.replace(hour=0, minute=0, second=0, microsecond=0))
+        return cls(timedelta(hours=anchor.hour, minutes=anchor.minute, seconds=anchor.second))
 
     def day_of(self, moment: datetime) -> date:
         return (moment.astimezone(UTC) - self.offset).date()
@@ -126,10 +130,11 @@ class Days:
     def sql(self, conn: Connection, column: Any) -> ColumnElement[Any]:
         """The day of a stored (naive UTC) timestamp, as the database computes it (the offset
         inlined: a number we made, and PostgreSQL groups by equal expressions only)."""
-        micros = self.offset // timedelta(microseconds=1)
+        seconds = int(self.offset.total_seconds())
         if conn.dialect.name == "sqlite":
-            return func.date(column, literal_column(f"'-{micros / 1e6:.6f} seconds'"))
-        return cast(column - literal_column(f"INTERVAL '{micros} microseconds'"), Date)
+            whole_second = func.substr(column, 1, 19)  # 'YYYY-MM-DD HH:MM:SS'
+            return func.date(whole_second, literal_column(f"'-{seconds} seconds'"))
+        return cast(column - literal_column(f"INTERVAL '{seconds} seconds'"), Date)
 
 
 def workspace_days(conn: Connection, workspace_id: str) -> Days:

@@ -176,3 +176,18 @@ def test_the_timeline_explains_each_day_of_the_period(clocked: tuple[Engine, Clo
     with pytest.raises(InvalidInput, match="days must be"):
         engine.timeline(ws.id, days=0)
     engine.verify(ws.id)
+
+
+def test_a_spend_a_microsecond_before_midnight_stays_in_its_day(
+    clocked: tuple[Engine, Clock],
+) -> None:
+    engine, clock = clocked
+    anchor = datetime(2026, 11, 1, tzinfo=UTC)
+    ws = engine.create_workspace("acme", plan="starter", period_start=anchor)
+    clock.now = datetime(2026, 11, 1, 23, 59, 59, 999_999, tzinfo=UTC)
+    engine.debit(ws.id, Decimal("1"), key="late", workflow="leads")
+    clock.now = datetime(2026, 11, 2, 1, tzinfo=UTC)
+    assert [(d.day.day, d.credits) for d in engine.timeline(ws.id)] == [
+        (1, Decimal("1")), (2, Decimal("0")),
+    ]  # fmt: skip
+    assert engine.verify(ws.id) == 1  # the database puts it in the same day
