@@ -16,6 +16,7 @@ from rich.rule import Rule
 
 from spojit_engine.cli.render import (
     breakdown_table,
+    breakdown_total,
     console,
     err_console,
     executions_table,
@@ -23,6 +24,7 @@ from spojit_engine.cli.render import (
     print_result,
     run_costs_table,
     run_json,
+    timeline_table,
     to_jsonable,
     usage_card,
 )
@@ -46,7 +48,7 @@ WorkspaceOpt = Annotated[
     typer.Option(
         "--workspace",
         "-w",
-        help="Workspace name or id (default: the only one).",
+        help="Workspace name or id (default: `spojit workspace use`, else the only one).",
         envvar="SPOJIT_WORKSPACE",
     ),
 ]
@@ -91,8 +93,8 @@ def _actor(engine: Any) -> Any:
 
 
 def _workspace(engine: Any, name: str | None, actor: Any) -> str:
-    """The workspace to act on: the actor's, the named one, or the only one there is."""
-    from spojit_engine.errors import Forbidden, InvalidInput
+    """The workspace to act on: the actor's, the named one, or the default (workspace_cmds)."""
+    from spojit_engine.errors import Forbidden
 
     if actor is not None:
         if name and engine.workspace_id(name) != actor.workspace_id:
@@ -100,12 +102,9 @@ def _workspace(engine: Any, name: str | None, actor: Any) -> str:
         return str(actor.workspace_id)
     if name:
         return str(engine.workspace_id(name))
-    workspaces = engine.workspaces()
-    if len(workspaces) == 1:
-        return str(workspaces[0].id)
-    if not workspaces:
-        raise InvalidInput("There is no workspace yet; run `spojit init` first.")
-    raise InvalidInput("There are several workspaces; name one with --workspace.")
+    from spojit_engine.cli.workspace_cmds import default_workspace
+
+    return default_workspace(engine)
 
 
 @app.command()
@@ -190,19 +189,28 @@ def usage(
             help="Breakdown dimensions, comma-separated: workflow, node_type, member, test_run."
         ),
     ] = "workflow,node_type",
+    timeline: Annotated[
+        bool, typer.Option("--timeline", help="Day by day: what drove each day's credits.")
+    ] = False,
+    days: Annotated[
+        int | None, typer.Option(help="With --timeline: the last N days (default: this period).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Usage this period: consumed, remaining, the reset date (and the breakdown)."""
+    """Usage this period: consumed, remaining, the reset date (and the breakdown, the timeline)."""
+    from spojit_engine.errors import InvalidInput
+
+    if days is not None and not timeline:
+        raise InvalidInput("--days goes with --timeline.")
     engine = _engine()
     actor = _actor(engine)
     ws_id = _workspace(engine, workspace, actor)
     balance = engine.balance(ws_id)
     dims = tuple(d.strip() for d in by.split(",") if d.strip())
-    rows = None
-    if breakdown:
-        # A member sees only their own consumption; an admin sees everyone's.
-        only = actor.id if actor is not None and not actor.is_admin else None
-        rows = engine.breakdown(ws_id, by=dims, member_id=only)
+    # A member sees only their own consumption; an admin sees everyone's.
+    only = actor.id if actor is not None and not actor.is_admin else None
+    rows = engine.breakdown(ws_id, by=dims, member_id=only) if breakdown else None
+    day_rows = engine.timeline(ws_id, days=days, member_id=only) if timeline else None
     if json_out:
         out: dict[str, Any] = {
             "workspace_id": balance.workspace_id,
@@ -221,11 +229,16 @@ def usage(
         }
         if rows is not None:
             out["breakdown"] = rows
+            out["breakdown_total"] = breakdown_total(rows)
+        if day_rows is not None:
+            out["timeline"] = day_rows
         print_json(out)
         return
     console.print(usage_card(balance))
     if rows is not None:
         console.print(breakdown_table(rows, dims))
+    if day_rows is not None:
+        console.print(timeline_table(day_rows))
 
 
 @ledger_app.command("verify")
@@ -393,8 +406,11 @@ def demo(
     dims = ("workflow", "node_type")
     console.print(breakdown_table(engine.breakdown(ws_id, by=dims, member_id=only), dims))
     console.print("Next:", style="bold")
+    from spojit_engine.cli.workspace_cmds import hint
+
     for command, what in DEMO_NEXT:
-        console.print(f"  [bold]{command}[/]  {what}", highlight=False)
+        runnable = hint(engine, command, ws_id, member=actor is not None)
+        console.print(f"  [bold]{escape(runnable)}[/]  {what}", highlight=False)
 
 
 @app.command()
@@ -438,3 +454,8 @@ _register_guards(app)
 from spojit_engine.cli.signin_cmds import register as _register_signin  # noqa: E402
 
 _register_signin(app)
+
+# -- the default workspace: spojit workspace use|list (cli/workspace_cmds.py) -------------------
+from spojit_engine.cli.workspace_cmds import register as _register_workspace  # noqa: E402
+
+_register_workspace(app)
