@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     login_link_ttl_minutes_max: int = Field(default=24 * 60, gt=0)
     browser_session_ttl_hours: int = Field(default=12, gt=0, le=24 * 30)
     signin_history_days: int = Field(default=30, gt=0)  # spent links and old sessions kept
-    executions_page_size: int = Field(default=25, gt=0, le=500)  # runs per /executions page
+    executions_page_size: int = Field(default=25, gt=0, le=200)  # runs per /executions page
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

@@ -195,3 +195,15 @@ def test_executions_pages_and_a_member_sees_only_their_own(
     assert "run-m-name" in own and "run-a-name" not in own
     assert browser.get("/executions/run-a").status_code == 404
     assert Decimal("0.5") == page_engine.execution(shop.workspace_id, "run-m").run.credits
+
+
+def test_a_csrf_token_is_bound_to_its_own_session(
+    browser: TestClient, page_engine: Engine, shop: Shop
+) -> None:
+    first = sign_in(browser, page_engine, shop)
+    with TestClient(create_app(page_engine), follow_redirects=False) as other:
+        second = sign_in(other, page_engine, shop)
+        assert first != second
+        crossed = other.post("/billing/plan", data={"plan": "pro", "csrf_token": first})
+        assert crossed.status_code == 403
+    assert page_engine.balance(shop.workspace_id).plan == "free"
