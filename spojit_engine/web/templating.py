@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import HTMLResponse
 
-from spojit_engine.display import credits_text
+from spojit_engine.display import credits_column, credits_exact, credits_text
 from spojit_engine.metering.money import ucr_to_credits
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["credits"] = credits_text
+    env.filters["credits_column"] = credits_column  # amounts shown together share their places
+    env.filters["credits_exact"] = credits_exact
     env.filters["when"] = _when
     env.filters["money"] = _money
     env.filters["ucr_credits"] = ucr_to_credits

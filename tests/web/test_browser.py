@@ -27,12 +27,14 @@ import pytest
 from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop, session_event, signed
 
 from spojit_engine import Engine
-from spojit_engine.display import credits_text
+from spojit_engine.display import credits_column, credits_exact
 from spojit_engine.metering.usage import UsageRow, record_usage
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("SPOJIT_TEST_ARTIFACTS", "test-artifacts")) / "browser"
-CARD_FIGURES = ("consumed", "remaining", "allowance_remaining", "topup_remaining", "held")
+# The card's amounts in the order they share one number of places (display.credits_column).
+CARD = ("consumed", "remaining", "allowance_remaining", "topup_remaining", "other_remaining",
+        "held", "overdraft")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -146,8 +148,10 @@ def snap(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def figure(page: Any, name: str) -> str:
-    return str(page.locator(f'[data-figure="{name}"]').first.inner_text()).split("\n")[0].strip()
+def figure(page: Any, name: str) -> tuple[str, str]:
+    """A card amount as shown, and the exact value in its title."""
+    shown = page.locator(f'[data-figure="{name}"] .amount').first
+    return str(shown.inner_text()), str(shown.get_attribute("title")).removesuffix(" credits")
 
 
 def test_an_admin_signs_in_and_the_card_and_breakdown_equal_spojit_usage(
@@ -158,8 +162,11 @@ def test_an_admin_signs_in_and_the_card_and_breakdown_equal_spojit_usage(
     page.goto(link["url"])
     assert page.url == f"{site.url}/billing"
     usage = site.cli("usage", "--workspace", "acme")
-    for name in CARD_FIGURES:
-        assert figure(page, name) == credits_text(Decimal(usage[name])), name
+    column = credits_column(Decimal(usage[name]) for name in CARD)
+    for name, text in zip(CARD, column, strict=True):
+        if name in ("other_remaining", "overdraft") and not Decimal(usage[name]):
+            continue  # shown only when there is some
+        assert figure(page, name) == (text, usage[name]), name
     assert page.get_by_role("heading", name="Usage this period").is_visible()
     consumed, remaining = Decimal(usage["consumed"]), Decimal(usage["remaining"])
     used_percent = int(consumed / (consumed + remaining) * 100)
@@ -169,8 +176,9 @@ def test_an_admin_signs_in_and_the_card_and_breakdown_equal_spojit_usage(
     page.keyboard.press("Enter")  # the disclosure opens from the keyboard, no script needed
     totals = page.locator("table[data-breakdown] [data-total]")
     assert totals.count() == 4
-    for i in range(4):
-        assert totals.nth(i).inner_text() == credits_text(Decimal(usage["consumed"]))
+    for i in range(4):  # each total is exactly consumed
+        exact = totals.nth(i).locator(".amount").get_attribute("title")
+        assert exact == f"{usage['consumed']} credits"
     assert page.get_by_role("button", name="Buy 500.00 credits").is_visible()
     snap(page, "admin-billing")
 
@@ -200,7 +208,7 @@ def test_an_admin_buys_credits_and_the_card_shows_them_after_the_webhook(
     page.wait_for_url(f"{site.url}/billing/success?session_id={session_id}")
     page.get_by_role("heading", name="Usage this period").wait_for()
     assert "Payment received: 2500.00 credits were added" in page.inner_text("main")
-    assert figure(page, "topup_remaining") == credits_text(before + 2500)
+    assert figure(page, "topup_remaining")[1] == credits_exact(before + 2500)
     snap(page, "admin-after-topup")
 
 
