@@ -161,6 +161,10 @@ def test_an_admin_signs_in_and_the_card_and_breakdown_equal_spojit_usage(
     assert set(link) >= {"url", "expires_at"}
     page.goto(link["url"])
     assert page.url == f"{site.url}/billing"
+    page.keyboard.press("Tab")  # the first stop is the skip link, then the main content
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     usage = site.cli("usage", "--workspace", "acme")
     column = credits_column(Decimal(usage[name]) for name in CARD)
     for name, text in zip(CARD, column, strict=True):
