@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     browser_session_ttl_hours: int = Field(default=12, gt=0, le=24 * 30)
     signin_history_days: int = Field(default=30, gt=0)  # spent links and old sessions kept
     executions_page_size: int = Field(default=25, gt=0, le=200)  # runs per /executions page
+    form_fields_max: int = Field(default=20, gt=0, le=1000)  # fields a page's form may POST
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

@@ -29,7 +29,6 @@ from spojit_engine.web.auth import EngineDep, engine_of
 from spojit_engine.web.templating import PAGE_HEADERS, render
 
 COOKIE = "spojit_session"
-FORM_FIELDS_MAX = 20
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
@@ -105,13 +104,16 @@ def _same_site_origin(request: Request, public_url: str) -> bool:
 
 async def checked_form(request: Request, session: BrowserSession) -> dict[str, str]:
     """The POSTed form's fields, once its CSRF token and origin check out (else a 403 page)."""
+    settings = engine_of(request).settings
     body = (await request.body()).decode("utf-8", errors="replace")
-    fields = dict(parse_qsl(body, max_num_fields=FORM_FIELDS_MAX))
-    given = fields.get("csrf_token", "")
-    public_url = engine_of(request).settings.public_url
-    if not hmac.compare_digest(given, session.csrf_token) or not _same_site_origin(
-        request, public_url
-    ):
+    try:
+        fields = dict(parse_qsl(body, max_num_fields=settings.form_fields_max))
+    except ValueError:
+        raise PageRefused(
+            message("Request refused", "The form has too many fields.", 400)
+        ) from None
+    token_ok = hmac.compare_digest(fields.get("csrf_token", ""), session.csrf_token)
+    if not token_ok or not _same_site_origin(request, settings.public_url):
         raise PageRefused(
             message(
                 "Request refused",
