@@ -36,6 +36,8 @@ from spojit_engine.results import (
     Grant,
     Hold,
     LoginLink,
+    NotificationRule,
+    NotificationSent,
     TimelineDay,
     TopupOrder,
     Workspace,
@@ -84,8 +86,12 @@ class Engine:
         from spojit_engine.guards.guard import Guard
 
         self.guard = Guard(self)  # watches this ledger: pauses on refusals, resumes on grants
+        from spojit_engine.notify.service import Notifier
+
+        self.notifier = Notifier(self)  # hears committed spends and grants; sends in background
 
     def close(self) -> None:
+        self.notifier.stop()
         self.sa_engine.dispose()
 
     # -- workspaces and members ----------------------------------------------------------------
@@ -353,6 +359,73 @@ class Engine:
         from spojit_engine.signin.links import end_session
 
         return end_session(self.sa_engine, session_token, now=self.ledger.clock())
+
+    # -- notifications ---------------------------------------------------------------------------
+
+    def notification_rules(self, workspace_id: str) -> list[NotificationRule]:
+        from spojit_engine.notify.rules import list_rules
+
+        workspace_id = self.workspace_id(workspace_id)
+        return [NotificationRule.of(r) for r in list_rules(self.sa_engine, workspace_id)]
+
+    def add_notification(
+        self,
+        workspace_id: str,
+        *,
+        kind: str = "thresholds",
+        webhook: str | None = None,
+        block: str | None = None,
+        workflow: str | None = None,
+        above: Decimal | int | str | None = None,
+        factor: Decimal | int | str | None = None,
+        runs: int | None = None,
+    ) -> NotificationRule:
+        """Notify ``webhook`` (a URL) or ``block`` (a Prefect notification block, TYPE/NAME):
+        ``thresholds`` (75/90/100 % of the period's credits, out of credits, resumed — each once
+        a period), ``run_above`` (a live run of ``workflow`` above ``above`` credits) or
+        ``regression`` (a live run above ``factor`` x the median of its last ``runs``)."""
+        from spojit_engine.notify.rules import add_rule, check_rule
+
+        workspace_id = self.workspace_id(workspace_id)
+        if (webhook is None) == (block is None):
+            raise InvalidInput("Name one target: a webhook URL or a Prefect block.")
+        try:
+            exact_factor = None if factor is None else Decimal(str(factor))
+        except ArithmeticError:
+            raise InvalidInput(f"factor must be a number, not {factor!r}.") from None
+        fields: dict[str, Any] = {
+            "kind": kind, "workflow": workflow,
+            "limit_ucr": None if above is None else credits_to_ucr_exact(above),
+            "factor": exact_factor, "runs": runs if kind == "regression" else None,
+            "channel": "webhook" if webhook is not None else "block",
+            "target": webhook if webhook is not None else block,
+        }  # fmt: skip
+        check_rule(**fields, runs_max=self.settings.notify_regression_runs_max)
+        record = add_rule(self.sa_engine, workspace_id, now=self.ledger.clock(), **fields)
+        self.notifier.forget_rules(workspace_id)
+        return NotificationRule.of(record)
+
+    def remove_notification(self, workspace_id: str, rule_id: str) -> None:
+        from spojit_engine.notify.rules import remove_rule
+
+        workspace_id = self.workspace_id(workspace_id)
+        remove_rule(self.sa_engine, workspace_id, rule_id)
+        self.notifier.forget_rules(workspace_id)
+
+    def test_notification(self, workspace_id: str, rule_id: str) -> NotificationSent:
+        """Send a test alert through the rule's target now (through the outbox, like any)."""
+        from spojit_engine.notify.test_alert import send_test
+
+        workspace_id = self.workspace_id(workspace_id)
+        return NotificationSent.of(send_test(self, workspace_id, rule_id))
+
+    def notifications_sent(self, workspace_id: str, *, limit: int = 20) -> list[NotificationSent]:
+        """The workspace's latest alerts and their delivery state, newest first."""
+        from spojit_engine.notify.outbox import recent
+
+        workspace_id = self.workspace_id(workspace_id)
+        limit = max(1, min(limit, self.settings.page_size_max))
+        return [NotificationSent.of(r) for r in recent(self.sa_engine, workspace_id, limit=limit)]
 
     # -- billing: top-ups through Stripe Checkout ----------------------------------------------
 

@@ -17,6 +17,8 @@ from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
 from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
 from spojit_engine.metering.timeline import Driver, TimelineDayRecord
+from spojit_engine.notify.outbox import OutboxRow
+from spojit_engine.notify.rules import RuleRecord
 from spojit_engine.signin.links import SessionRecord
 
 
@@ -347,3 +349,48 @@ class BrowserSession:
     @classmethod
     def of(cls, r: SessionRecord) -> BrowserSession:
         return cls(r.token, r.member, r.expires_at, r.csrf_token)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRule:
+    """A notification rule: workspace ``thresholds`` (75/90/100 %, out of credits, resumed),
+    ``run_above`` a credit limit, or a ``regression`` (above ``factor`` x the median of the
+    workflow's last ``runs`` live runs); sent to a ``webhook`` URL or a Prefect ``block``."""
+
+    id: str
+    workspace_id: str
+    kind: str
+    workflow: str | None
+    above: Decimal | None
+    factor: Decimal | None
+    runs: int | None
+    channel: str
+    target: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: RuleRecord) -> NotificationRule:
+        above = None if r.limit_ucr is None else ucr_to_credits(r.limit_ucr)
+        factor = None if r.factor is None else Decimal(r.factor)
+        return cls(r.id, r.workspace_id, r.kind, r.workflow, above, factor, r.runs, r.channel,
+                   r.target, r.created_at)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSent:
+    """An alert in the outbox: ``state`` pending, sending, sent or failed (after its retries)."""
+
+    id: int
+    rule_id: str
+    event: str
+    subject: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, r: OutboxRow) -> NotificationSent:
+        return cls(r.id, r.rule_id, r.event, str(r.message.get("subject", "")), r.state,
+                   r.attempts, r.last_error, r.created_at, r.sent_at)  # fmt: skip

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
     timeline_days_max: int = Field(default=366, gt=0)  # days `spojit usage --timeline` spans
+    # Notifications (spojit_engine/notify): a bounded queue of workspaces to evaluate, a
+    # bounded batch per delivery pass, a timeout per delivery, retries with doubling backoff.
+    notify_queue_max: int = Field(default=10_000, gt=0)
+    notify_batch_max: int = Field(default=100, gt=0)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    notify_attempts_max: int = Field(default=6, gt=0, le=50)
+    notify_backoff_seconds: float = Field(default=5.0, gt=0, le=3600)
+    notify_rules_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    notify_regression_runs_max: int = Field(default=100, gt=0)
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
     stripe_network_retries_max: int = Field(default=2, ge=0, le=10)
     # Credit guards (spojit_engine/guards): leases serialise pausing and resuming across

@@ -111,6 +111,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
                 trigger=run.trigger.value if run and run.trigger else None,
             ),
         )  # fmt: skip
+        ledger.observers.spent(workspace_id)  # the run's cost now includes this node call
 
 
 def metered(node_type: str, *, name: str | None = None) -> Callable[[F], F]:

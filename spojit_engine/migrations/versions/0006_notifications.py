@@ -61,6 +61,43 @@ def upgrade() -> None:
         "usage_runs",
         ["workspace_id", "member_id", "started_at", "flow_run_id"],
     )
+    op.create_table(
+        "notification_rules",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("workflow", sa.String(length=128), nullable=True),
+        sa.Column("limit_ucr", sa.BigInteger(), nullable=True),
+        sa.Column("factor", sa.Numeric(10, 3), nullable=True),
+        sa.Column("runs", sa.Integer(), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("target", sa.String(length=2048), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_notification_rules_workspace", "notification_rules", ["workspace_id"])
+    op.create_table(
+        "notification_outbox",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("rule_id", sa.String(length=32), nullable=False),
+        sa.Column("workspace_id", sa.String(length=32), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("key"),
+    )
+    op.create_index(
+        "ix_notification_outbox_due", "notification_outbox", ["state", "next_attempt_at"]
+    )
     # Backfill from what is already there, with the same queries verify checks them against.
     from spojit_engine.metering.rollup_verify import rebuild_rollups
 
@@ -68,6 +105,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("notification_outbox")
+    op.drop_table("notification_rules")
     op.drop_table("usage_runs")
     op.drop_table("usage_models_daily")
     op.drop_table("usage_daily")
