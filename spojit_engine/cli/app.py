@@ -459,3 +459,8 @@ _register_signin(app)
 from spojit_engine.cli.workspace_cmds import register as _register_workspace  # noqa: E402
 
 _register_workspace(app)
+
+# -- credit notifications: spojit notify add|list|remove|test (cli/notify_cmds.py) -------------
+from spojit_engine.cli.notify_cmds import register as _register_notify  # noqa: E402
+
+_register_notify(app)
