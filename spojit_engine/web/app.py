@@ -19,12 +19,13 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=engine.settings.request_body_max_bytes)
-    from spojit_engine.web import api, pages, signin, stripe_webhook
+    from spojit_engine.web import api, notifications_page, pages, signin, stripe_webhook
 
     app.include_router(api.router)
     app.include_router(stripe_webhook.router)
     app.include_router(signin.router)  # /login/{token}, /logout
     app.include_router(pages.router)  # /billing, /executions (server-rendered, signed in)
+    app.include_router(notifications_page.router)  # /settings/notifications (admins)
 
     @app.exception_handler(signin.PageRefused)
     async def page_refused(_: Request, exc: signin.PageRefused) -> Response:

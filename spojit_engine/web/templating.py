@@ -48,8 +48,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["money"] = _money
     env.filters["ucr_credits"] = ucr_to_credits
-    # Set per page: the nav's current item; whether the notifications page is served.
-    env.globals.update(active="", notifications_page=False)
+    env.globals["active"] = ""  # the nav's current item, set per page
     return env
 
 

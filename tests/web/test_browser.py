@@ -279,3 +279,57 @@ def test_a_cross_site_post_or_a_wrong_csrf_token_is_refused(site: Site, page: An
         refused = page.request.post(f"{site.url}/billing/topup", form=form, max_redirects=0)
         assert refused.status == 403 and "nothing was changed" in refused.text()
     assert len(site.engine.orders(site.shop.workspace_id)) == orders
+
+
+class Receiver:
+    """A webhook receiver on a loopback port: records each POSTed JSON body."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[dict[str, Any]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_an_admin_adds_tests_and_removes_a_notification(site: Site, page: Any) -> None:
+    receiver = Receiver()
+    page.goto(site.login_link(site.shop.admin.email))
+    page.get_by_role("link", name="Notifications").click()
+    page.get_by_label("A live run of the workflow costs more than a limit").check()
+    page.get_by_label("URL or block").fill(receiver.url)
+    page.get_by_role("button", name="Add notification").click()  # no workflow named
+    assert "needs a workflow" in page.get_by_role("alert").inner_text()
+    page.get_by_label("The workspace reaches 75 %").check()
+    page.get_by_label("URL or block").fill(receiver.url)
+    page.get_by_role("button", name="Add notification").click()
+    assert page.get_by_role("status").inner_text() == "Notification added."
+    [rule] = site.engine.notification_rules(site.shop.workspace_id)
+    page.get_by_role("button", name=f"Send a test of rule {rule.id}").click()
+    assert "Test sent" in page.get_by_role("status").inner_text()
+    assert [m["subject"] for m in receiver.received] == ["acme: a test notification"]
+    assert "sent" in page.locator("#sent tbody tr").first.inner_text()
+    snap(page, "admin-notifications")
+    page.get_by_role("button", name=f"Remove rule {rule.id}").click()
+    assert site.engine.notification_rules(site.shop.workspace_id) == []
+    receiver.server.shutdown()
+
+
+def test_a_member_has_no_notifications_page(site: Site, page: Any) -> None:
+    page.goto(site.login_link(site.shop.member.email))
+    assert page.get_by_role("link", name="Notifications").count() == 0
+    refused = page.goto(f"{site.url}/settings/notifications")
+    assert refused is not None and refused.status == 403

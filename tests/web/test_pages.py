@@ -207,3 +207,26 @@ def test_a_csrf_token_is_bound_to_its_own_session(
         crossed = other.post("/billing/plan", data={"plan": "pro", "csrf_token": first})
         assert crossed.status_code == 403
     assert page_engine.balance(shop.workspace_id).plan == "free"
+
+
+def test_the_notifications_page_is_for_admins_and_its_forms_need_the_token(
+    browser: TestClient, page_engine: Engine, shop: Shop
+) -> None:
+    csrf = sign_in(browser, page_engine, shop)
+    form = {"kind": "thresholds", "channel": "webhook", "target": "https://hooks.example/x"}
+    assert browser.post("/settings/notifications", data=form).status_code == 403
+    added = browser.post("/settings/notifications", data=form | {"csrf_token": csrf})
+    assert added.status_code == 303
+    [rule] = page_engine.notification_rules(shop.workspace_id)
+    assert browser.post(f"/settings/notifications/{rule.id}/remove").status_code == 403
+    bad = browser.post("/settings/notifications", data=form | {"csrf_token": csrf, "runs": "x"})
+    assert bad.status_code == 400 and "whole number" in bad.text
+    sign_in(browser, page_engine, shop, admin=False)
+    assert browser.get("/settings/notifications").status_code == 403
+    member_csrf = page_engine.session_member(browser.cookies[COOKIE]).csrf_token
+    removed = browser.post(
+        f"/settings/notifications/{rule.id}/remove", data={"csrf_token": member_csrf}
+    )
+    assert (
+        removed.status_code == 403 and len(page_engine.notification_rules(shop.workspace_id)) == 1
+    )
