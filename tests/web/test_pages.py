@@ -88,6 +88,19 @@ def test_a_login_link_starts_a_session_with_a_strict_httponly_cookie(
     assert "Buy credits" in page.text and "Change plan" in page.text
 
 
+def test_under_https_the_cookie_is_secure(
+    page_engine: Engine, shop: Shop, tmp_path: Path, fake_stripe: FakeStripe
+) -> None:
+    settings = billing_settings(tmp_path, public_url="https://spojit.example")
+    engine = Engine(page_engine.database_url, settings=settings, stripe_http_client=fake_stripe)
+    token = engine.login_link(shop.workspace_id).url.rsplit("/", 1)[1]
+    with TestClient(create_app(engine), base_url="https://spojit.example") as client:
+        landed = client.get(f"/login/{token}", follow_redirects=False)
+        assert "Secure" in landed.headers["set-cookie"]
+        assert client.get("/billing").status_code == 200  # sent back over https
+    engine.close()
+
+
 def test_a_used_an_expired_and_an_unknown_link_are_refused(
     browser: TestClient, page_engine: Engine, shop: Shop, clock: Clock
 ) -> None:
@@ -194,6 +207,14 @@ def test_executions_pages_and_a_member_sees_only_their_own(
     own = browser.get("/executions").text
     assert "run-m-name" in own and "run-a-name" not in own
     assert browser.get("/executions/run-a").status_code == 404
+    api = browser.get(
+        "/api/v1/executions",
+        params={"offset": 1},
+        headers={"Authorization": f"Bearer {shop.admin.token}"},
+    ).json()
+    assert [(r["flow_run_id"], r["run_name"], r["trigger"]) for r in api] == [
+        ("run-a", "run-a-name", "manual")
+    ]
     assert Decimal("0.5") == page_engine.execution(shop.workspace_id, "run-m").run.credits
 
 
