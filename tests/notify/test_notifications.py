@@ -206,3 +206,28 @@ def test_a_prefect_webhook_block_delivers(
     assert subjects == ["acme: 75% of this period's credits used",
                         "acme: 90% of this period's credits used"]  # fmt: skip
     assert "has used 90%" in receiver.bodies[1]["text"]
+
+
+def test_a_dead_receiver_never_fails_a_prefect_run(
+    sqlite_engine: Engine, prefect_harness: None
+) -> None:
+    """A real flow run crosses every threshold while its alerts' receiver is down: the run
+    completes, its credits are billed, the alerts wait in the outbox."""
+    from spojit_engine.metering.runtime import Runtime, use_runtime
+    from spojit_engine.nodes import Response, Variable, Workflow
+
+    ws = sqlite_engine.create_workspace("acme", plan="free").id
+    sqlite_engine.add_notification(ws, webhook=_dead_url())
+    sqlite_engine.add_notification(ws, kind="run_above", workflow="tiny", above="0.000001",
+                                   webhook=_dead_url())  # fmt: skip
+    sqlite_engine.debit(ws, D("99.98"), key="almost-all")  # the run spends the rest
+    with use_runtime(Runtime.create(sqlite_engine)):
+        result = Workflow("tiny", [Variable("stage", "new"), Response("reply", "ok {stage}")]).run(
+            {"id": 1}, workspace="acme"
+        )
+    assert result == "ok new"
+    sqlite_engine.notifier.flush()
+    sent = sqlite_engine.notifications_sent(ws)
+    assert {s.event for s in sent} >= {"usage_100", "run_above_limit"}
+    assert {s.state for s in sent} == {"pending"}  # each waits for its retry
+    assert sqlite_engine.balance(ws).consumed == D("100")
