@@ -80,10 +80,16 @@ def write_transaction(engine: SAEngine) -> Iterator[Connection]:
 
 @contextmanager
 def read_transaction(engine: SAEngine) -> Iterator[Connection]:
-    """A consistent read snapshot that takes no write lock."""
+    """A consistent read snapshot that takes no write lock: SQLite ``BEGIN DEFERRED`` (WAL: one
+    snapshot from the first read); PostgreSQL ``REPEATABLE READ READ ONLY`` (one snapshot for
+    every statement, so a card's figures agree with each other; read-only transactions never
+    fail to serialise)."""
+    options: dict[str, Any] = {"spojit_read_only": True}
+    if not is_sqlite(engine):
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     with (
         _unavailable_as_error(),
-        engine.connect().execution_options(spojit_read_only=True) as conn,
+        engine.connect().execution_options(**options) as conn,
         conn.begin(),
     ):
         yield conn

@@ -14,23 +14,29 @@ from typing import TYPE_CHECKING, Any
 from spojit_engine import accounts
 from spojit_engine.clock import utcnow
 from spojit_engine.db import make_engine, migrate, read_transaction
-from spojit_engine.errors import InvalidInput
+from spojit_engine.errors import InvalidInput, UnknownExecution
 from spojit_engine.guards.guard import Guard, ResumeWatch
 from spojit_engine.metering.catalog import Catalog, Pack, Plan, load_catalog
 from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.records import Usage
-from spojit_engine.metering.reports import read_balance, read_breakdown, read_grants
+from spojit_engine.metering.reports import read_balance, read_breakdown, read_fresh, read_grants
 from spojit_engine.metering.runtime import provide_default_host
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
     Balance,
     BreakdownRow,
+    BrowserSession,
     Entry,
     Execution,
+    ExecutionDetail,
     Grant,
     Hold,
+    LoginLink,
+    NotificationRule,
+    NotificationSent,
+    TimelineDay,
     TopupOrder,
     Workspace,
 )
@@ -77,8 +83,12 @@ class Engine:
         )
         # watches this ledger through its observers: pauses on refusals, resumes on grants
         self.guard = Guard(self.ledger, self.settings)
+        from spojit_engine.notify.service import Notifier
+
+        self.notifier = Notifier(self)  # hears committed spends and grants; sends in background
 
     def close(self) -> None:
+        self.notifier.stop()
         self.sa_engine.dispose()
 
     # -- workspaces and members ----------------------------------------------------------------
@@ -204,14 +214,17 @@ class Engine:
     # -- reports -------------------------------------------------------------------------------
 
     def balance(self, workspace_id: str) -> Balance:
-        self.ledger.bring_up_to_date(workspace_id)
-        with read_transaction(self.sa_engine) as conn:
-            return Balance.of(read_balance(conn, workspace_id, self.ledger.clock()))
+        """The usage card, read without the ledger's write lock unless something is due."""
+        record = read_fresh(
+            self.ledger, workspace_id, lambda conn, now: read_balance(conn, workspace_id, now)
+        )
+        return Balance.of(record)
 
     def grants(self, workspace_id: str) -> list[Grant]:
-        self.ledger.bring_up_to_date(workspace_id)
-        with read_transaction(self.sa_engine) as conn:
-            return [Grant.of(r) for r in read_grants(conn, workspace_id)]
+        records = read_fresh(
+            self.ledger, workspace_id, lambda conn, _: read_grants(conn, workspace_id)
+        )
+        return [Grant.of(r) for r in records]
 
     def breakdown(
         self,
@@ -226,6 +239,23 @@ class Engine:
         with read_transaction(self.sa_engine) as conn:
             rows = read_breakdown(conn, workspace_id, by=by, since=start, member_id=member_id)
         return [BreakdownRow.of(r) for r in rows]
+
+    def timeline(
+        self, workspace_id: str, *, days: int | None = None, member_id: str | None = None
+    ) -> list[TimelineDay]:
+        """This period day by day (or the last ``days`` days, today included): credits, calls
+        and what drove each day; only ``member_id``'s usage when given. A day starts at the
+        workspace's reset time of day (midnight UTC unless its plan started at another time)."""
+        from spojit_engine.metering.timeline import read_timeline
+
+        days_max = self.settings.timeline_days_max
+        if days is not None and not 1 <= days <= days_max:
+            raise InvalidInput(f"days must be 1-{days_max}, not {days}.")
+
+        def read(conn: Any, now: datetime) -> list[Any]:
+            return read_timeline(conn, workspace_id, now, days=days, member_id=member_id)
+
+        return [TimelineDay.of(r) for r in read_fresh(self.ledger, workspace_id, read)]
 
     def verify(self, workspace_id: str | None = None) -> int:
         """Check one workspace, or all; returns how many were checked. Raises ``LedgerCorrupt``."""
@@ -242,23 +272,162 @@ class Engine:
     # -- executions ----------------------------------------------------------------------------
 
     def executions(
-        self, workspace_id: str, *, member_id: str | None = None, limit: int = 20
+        self, workspace_id: str, *, member_id: str | None = None, limit: int = 20, offset: int = 0
     ) -> list[Execution]:
-        """The newest runs (Executions), each with its exact credits; only ``member_id``'s runs
-        when given (a member sees only their own)."""
+        """Runs (Executions), the latest started first, skipping the first ``offset``; each with
+        its exact credits, run name and trigger; only ``member_id``'s runs when given (a member
+        sees only their own)."""
         from spojit_engine.metering.executions import read_executions
 
         self.workspace_id(workspace_id)
         if not 1 <= limit <= self.settings.page_size_max:
             raise InvalidInput(f"limit must be 1-{self.settings.page_size_max}, not {limit}.")
+        if offset < 0:
+            raise InvalidInput(f"offset must be 0 or more, not {offset}.")
         records = read_executions(
             self.sa_engine,
             workspace_id,
             member_id=member_id,
             limit=limit,
+            offset=offset,
             records_max=self.settings.page_size_max * 20,
         )
         return [Execution.of(r) for r in records]
+
+    def execution(
+        self, workspace_id: str, flow_run_id: str, *, member_id: str | None = None
+    ) -> ExecutionDetail:
+        """One run and its nodes (credits, tokens and models per node); ``UnknownExecution``
+        when the workspace has no such run, or it is not ``member_id``'s."""
+        from spojit_engine.metering.executions import read_execution
+
+        self.workspace_id(workspace_id)
+        record = read_execution(
+            self.sa_engine,
+            workspace_id,
+            flow_run_id,
+            member_id=member_id,
+            records_max=self.settings.page_size_max * 20,
+        )
+        if record is None:
+            raise UnknownExecution(flow_run_id)
+        return ExecutionDetail.of(record)
+
+    # -- sign-in for the web pages -------------------------------------------------------------
+
+    def login_link(
+        self, workspace_id: str, *, member_id: str | None = None, ttl: timedelta | None = None
+    ) -> LoginLink:
+        """A one-time link (``SPOJIT_PUBLIC_URL/login/<token>``) that signs ``member_id`` (an id or
+        an email; None: the workspace's first admin) in to the web pages; valid for ``ttl``."""
+        from spojit_engine.signin.links import create_link
+
+        workspace_id = self.workspace_id(workspace_id)
+        minutes_max = self.settings.login_link_ttl_minutes_max
+        ttl = ttl if ttl is not None else timedelta(minutes=self.settings.login_link_ttl_minutes)
+        if not timedelta(minutes=1) <= ttl <= timedelta(minutes=minutes_max):
+            raise InvalidInput(f"A login link lives 1-{minutes_max} minutes.")
+        now = self.ledger.clock()
+        token, member = create_link(
+            self.sa_engine,
+            workspace_id,
+            member=member_id,
+            now=now,
+            ttl=ttl,
+            history=timedelta(days=self.settings.signin_history_days),
+        )
+        url = f"{self.settings.public_url.rstrip('/')}/login/{token}"
+        return LoginLink(url, now + ttl, member.id, member.email)
+
+    def redeem_login_link(self, token: str) -> BrowserSession:
+        """Spend a login link and start a browser session (``SignInRefused`` if used/expired)."""
+        from spojit_engine.signin.links import redeem_link
+
+        ttl = timedelta(hours=self.settings.browser_session_ttl_hours)
+        return BrowserSession.of(
+            redeem_link(self.sa_engine, token, now=self.ledger.clock(), session_ttl=ttl)
+        )
+
+    def session_member(self, session_token: str) -> BrowserSession:
+        """The live browser session of this cookie, with its member (``SignInRefused`` if not)."""
+        from spojit_engine.signin.links import read_session
+
+        return BrowserSession.of(
+            read_session(self.sa_engine, session_token, now=self.ledger.clock())
+        )
+
+    def end_session(self, session_token: str) -> bool:
+        """Sign out; True when a live session ended."""
+        from spojit_engine.signin.links import end_session
+
+        return end_session(self.sa_engine, session_token, now=self.ledger.clock())
+
+    # -- notifications ---------------------------------------------------------------------------
+
+    def notification_rules(self, workspace_id: str) -> list[NotificationRule]:
+        from spojit_engine.notify.rules import list_rules
+
+        workspace_id = self.workspace_id(workspace_id)
+        return [NotificationRule.of(r) for r in list_rules(self.sa_engine, workspace_id)]
+
+    def add_notification(
+        self,
+        workspace_id: str,
+        *,
+        kind: str = "thresholds",
+        webhook: str | None = None,
+        block: str | None = None,
+        workflow: str | None = None,
+        above: Decimal | int | str | None = None,
+        factor: Decimal | int | str | None = None,
+        runs: int | None = None,
+    ) -> NotificationRule:
+        """Notify ``webhook`` (a URL) or ``block`` (a Prefect notification block, TYPE/NAME):
+        ``thresholds`` (75/90/100 % of the period's credits, out of credits, resumed — each once
+        a period), ``run_above`` (a live run of ``workflow`` above ``above`` credits) or
+        ``regression`` (a live run above ``factor`` x the median of its last ``runs``)."""
+        from spojit_engine.notify.rules import add_rule, check_rule
+
+        workspace_id = self.workspace_id(workspace_id)
+        if (webhook is None) == (block is None):
+            raise InvalidInput("Name one target: a webhook URL or a Prefect block.")
+        try:
+            exact_factor = None if factor is None else Decimal(str(factor))
+        except ArithmeticError:
+            raise InvalidInput(f"factor must be a number, not {factor!r}.") from None
+        fields: dict[str, Any] = {
+            "kind": kind, "workflow": workflow,
+            "limit_ucr": None if above is None else credits_to_ucr_exact(above),
+            "factor": exact_factor, "runs": runs if kind == "regression" else None,
+            "channel": "webhook" if webhook is not None else "block",
+            "target": webhook if webhook is not None else block,
+        }  # fmt: skip
+        check_rule(**fields, runs_max=self.settings.notify_regression_runs_max)
+        record = add_rule(self.sa_engine, workspace_id, now=self.ledger.clock(), **fields)
+        self.notifier.forget_rules(workspace_id)
+        return NotificationRule.of(record)
+
+    def remove_notification(self, workspace_id: str, rule_id: str) -> None:
+        from spojit_engine.notify.rules import remove_rule
+
+        workspace_id = self.workspace_id(workspace_id)
+        remove_rule(self.sa_engine, workspace_id, rule_id)
+        self.notifier.forget_rules(workspace_id)
+
+    def test_notification(self, workspace_id: str, rule_id: str) -> NotificationSent:
+        """Send a test alert through the rule's target now (through the outbox, like any)."""
+        from spojit_engine.notify.test_alert import send_test
+
+        workspace_id = self.workspace_id(workspace_id)
+        return NotificationSent.of(send_test(self, workspace_id, rule_id))
+
+    def notifications_sent(self, workspace_id: str, *, limit: int = 20) -> list[NotificationSent]:
+        """The workspace's latest alerts and their delivery state, newest first."""
+        from spojit_engine.notify.outbox import recent
+
+        workspace_id = self.workspace_id(workspace_id)
+        limit = max(1, min(limit, self.settings.page_size_max))
+        return [NotificationSent.of(r) for r in recent(self.sa_engine, workspace_id, limit=limit)]
 
     # -- billing: top-ups through Stripe Checkout ----------------------------------------------
 

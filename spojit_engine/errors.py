@@ -5,8 +5,9 @@
     │                                UnknownModelPrice, NotMetered, InvalidSignature,
     │                                MalformedEvent
     ├── NotFound                404  UnknownWorkspace, UnknownMember, UnknownPlan,
-    │                                UnknownPack, UnknownHold, UnknownOrder
-    ├── Unauthorized            401  missing or unknown member token
+    │                                UnknownPack, UnknownHold, UnknownOrder, UnknownExecution
+    ├── Unauthorized            401  missing or unknown member token; SignInRefused (a used or
+    │                                expired login link, an ended browser session)
     ├── Forbidden               403  AdminRequired
     ├── InsufficientCredits     402  a debit or hold the available balance cannot cover
     ├── Conflict                409  IdempotencyConflict, IllegalTransition, AlreadyExists
@@ -121,8 +122,22 @@ class UnknownOrder(NotFound):
         self.order = order
 
 
+class UnknownExecution(NotFound):
+    code = "unknown_execution"
+
+    def __init__(self, flow_run_id: str) -> None:
+        super().__init__(f"No run {flow_run_id!r} in this workspace.")
+        self.flow_run_id = flow_run_id
+
+
 class Unauthorized(SpojitError):
     code = "unauthorized"
+
+
+class SignInRefused(Unauthorized):
+    """A login link that is unknown, already used or expired, or a browser session that ended."""
+
+    code = "sign_in_refused"
 
 
 class Forbidden(SpojitError):

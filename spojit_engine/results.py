@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from spojit_engine.accounts import MemberRecord
 from spojit_engine.billing.orders import OrderRecord
-from spojit_engine.metering.executions import ExecutionRecord
+from spojit_engine.metering.executions import (
+    ExecutionDetailRecord,
+    ExecutionRecord,
+    NodeRecord,
+)
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
 from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
+from spojit_engine.metering.timeline import Driver, TimelineDayRecord
+from spojit_engine.notify.outbox import OutboxRow
+from spojit_engine.notify.rules import RuleRecord
+from spojit_engine.signin.links import SessionRecord
 
 T = TypeVar("T")
 
@@ -145,6 +154,36 @@ class BreakdownRow:
 
 
 @dataclass(frozen=True, slots=True)
+class TimelineDay:
+    """One UTC day of a period: what it consumed, and what drove it (the workflow, node type and
+    models that took the most credits that day, with their credits; None when nothing did)."""
+
+    day: date
+    credits: Decimal
+    calls: int
+    workflow: str | None
+    workflow_credits: Decimal | None
+    node_type: str | None
+    node_type_credits: Decimal | None
+    model: str | None
+    model_credits: Decimal | None
+
+    @classmethod
+    def of(cls, r: TimelineDayRecord) -> TimelineDay:
+        def named(d: Driver | None) -> tuple[str | None, Decimal | None]:
+            return (None, None) if d is None else (d.name, ucr_to_credits(d.credits_ucr))
+
+        return cls(
+            r.day,
+            ucr_to_credits(r.credits_ucr),
+            r.calls,
+            *named(r.workflow),
+            *named(r.node_type),
+            *named(r.model),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Execution:
     """One flow run as Executions lists it: grouped from its usage records."""
 
@@ -157,10 +196,57 @@ class Execution:
     member_id: str | None
     node_calls: int
     credits: Decimal
+    run_name: str | None  # Prefect's flow run name
+    trigger: str | None  # schedule, webhook, automation, manual, test
 
     @classmethod
     def of(cls, r: ExecutionRecord) -> Execution:
         return _view(cls, r)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionNode:
+    """One node of a run: its calls (retries included), tokens, models and exact credits."""
+
+    name: str
+    node_type: str
+    calls: int
+    llm_calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    models: tuple[str, ...]
+    credits: Decimal
+    status: str
+    error: str | None
+
+    @classmethod
+    def of(cls, r: NodeRecord) -> ExecutionNode:
+        return cls(
+            r.node_name,
+            r.node_type,
+            r.calls,
+            r.llm_calls,
+            r.tokens_in,
+            r.tokens_out,
+            r.tokens_cached,
+            r.models,
+            ucr_to_credits(r.credits_ucr),
+            r.status,
+            r.error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionDetail:
+    """One run and its nodes; the nodes' credits add up to the run's."""
+
+    run: Execution
+    nodes: list[ExecutionNode]
+
+    @classmethod
+    def of(cls, r: ExecutionDetailRecord) -> ExecutionDetail:
+        return cls(Execution.of(r.run), [ExecutionNode.of(n) for n in r.nodes])
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,3 +274,73 @@ class TopupOrder:
     @classmethod
     def of(cls, r: OrderRecord) -> TopupOrder:
         return _view(cls, r, pack="pack_id")
+
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLink:
+    """A one-time sign-in link for the web pages; the token in it is shown only here."""
+
+    url: str
+    expires_at: datetime
+    member_id: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """A signed-in browser: ``token`` is its cookie; each of its forms carries ``csrf_token``."""
+
+    token: str
+    member: MemberRecord
+    expires_at: datetime
+    csrf_token: str
+
+    @classmethod
+    def of(cls, r: SessionRecord) -> BrowserSession:
+        return cls(r.token, r.member, r.expires_at, r.csrf_token)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRule:
+    """A notification rule: workspace ``thresholds`` (75/90/100 %, out of credits, resumed),
+    ``run_above`` a credit limit, or a ``regression`` (above ``factor`` x the median of the
+    workflow's last ``runs`` live runs); sent to a ``webhook`` URL or a Prefect ``block``."""
+
+    id: str
+    workspace_id: str
+    kind: str
+    workflow: str | None
+    above: Decimal | None
+    factor: Decimal | None
+    runs: int | None
+    channel: str
+    target: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: RuleRecord) -> NotificationRule:
+        above = None if r.limit_ucr is None else ucr_to_credits(r.limit_ucr)
+        factor = None if r.factor is None else Decimal(r.factor)
+        return cls(r.id, r.workspace_id, r.kind, r.workflow, above, factor, r.runs, r.channel,
+                   r.target, r.created_at)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSent:
+    """An alert in the outbox: ``state`` pending, sending, sent or failed (after its retries)."""
+
+    id: int
+    rule_id: str
+    event: str
+    subject: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, r: OutboxRow) -> NotificationSent:
+        return cls(r.id, r.rule_id, r.event, str(r.message.get("subject", "")), r.state,
+                   r.attempts, r.last_error, r.created_at, r.sent_at)  # fmt: skip

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     json_number_digits_max: int = Field(default=100, ge=20, le=4000)
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
+    timeline_days_max: int = Field(default=366, gt=0)  # days `spojit usage --timeline` spans
+    # Notifications (spojit_engine/notify): a bounded queue of workspaces to evaluate, a
+    # bounded batch per delivery pass, a timeout per delivery, retries with doubling backoff.
+    notify_queue_max: int = Field(default=10_000, gt=0)
+    notify_batch_max: int = Field(default=100, gt=0)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    notify_attempts_max: int = Field(default=6, gt=0, le=50)
+    notify_backoff_seconds: float = Field(default=5.0, gt=0, le=3600)
+    notify_rules_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    notify_regression_runs_max: int = Field(default=100, gt=0)
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
     stripe_network_retries_max: int = Field(default=2, ge=0, le=10)
     # Credit guards (spojit_engine/guards): leases serialise pausing and resuming across
@@ -50,6 +60,13 @@ class Settings(BaseSettings):
     renewals_interval_seconds: int = Field(default=300, ge=5, le=24 * 3600)
     # How often `spojit serve` finishes pending resumes, pauses and webhook queues.
     guard_reconcile_interval_seconds: float = Field(default=5.0, ge=0.2, le=3600)
+    # Sign-in to the web pages (spojit_engine/signin): one-time links, then a browser session.
+    login_link_ttl_minutes: int = Field(default=15, gt=0)
+    login_link_ttl_minutes_max: int = Field(default=24 * 60, gt=0)
+    browser_session_ttl_hours: int = Field(default=12, gt=0, le=24 * 30)
+    signin_history_days: int = Field(default=30, gt=0)  # spent links and old sessions kept
+    executions_page_size: int = Field(default=25, gt=0, le=200)  # runs per /executions page
+    form_fields_max: int = Field(default=20, gt=0, le=1000)  # fields a page's form may POST
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

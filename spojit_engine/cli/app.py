@@ -17,6 +17,7 @@ from spojit_engine.cli.options import open_engine as _engine
 from spojit_engine.cli.options import resolve_workspace as _workspace
 from spojit_engine.cli.render import (
     breakdown_table,
+    breakdown_total,
     console,
     err_console,
     executions_table,
@@ -24,6 +25,7 @@ from spojit_engine.cli.render import (
     print_result,
     run_costs_table,
     run_json,
+    timeline_table,
     to_jsonable,
     usage_card,
 )
@@ -123,19 +125,28 @@ def usage(
             help="Breakdown dimensions, comma-separated: workflow, node_type, member, test_run."
         ),
     ] = "workflow,node_type",
+    timeline: Annotated[
+        bool, typer.Option("--timeline", help="Day by day: what drove each day's credits.")
+    ] = False,
+    days: Annotated[
+        int | None, typer.Option(help="With --timeline: the last N days (default: this period).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Usage this period: consumed, remaining, the reset date (and the breakdown)."""
+    """Usage this period: consumed, remaining, the reset date (and the breakdown, the timeline)."""
+    from spojit_engine.errors import InvalidInput
+
+    if days is not None and not timeline:
+        raise InvalidInput("--days goes with --timeline.")
     engine = _engine()
     actor = _actor(engine)
     ws_id = _workspace(engine, workspace, actor)
     balance = engine.balance(ws_id)
     dims = tuple(d.strip() for d in by.split(",") if d.strip())
-    rows = None
-    if breakdown:
-        # A member sees only their own consumption; an admin sees everyone's.
-        only = actor.id if actor is not None and not actor.is_admin else None
-        rows = engine.breakdown(ws_id, by=dims, member_id=only)
+    # A member sees only their own consumption; an admin sees everyone's.
+    only = actor.id if actor is not None and not actor.is_admin else None
+    rows = engine.breakdown(ws_id, by=dims, member_id=only) if breakdown else None
+    day_rows = engine.timeline(ws_id, days=days, member_id=only) if timeline else None
     if json_out:
         out: dict[str, Any] = {
             "workspace_id": balance.workspace_id,
@@ -154,11 +165,16 @@ def usage(
         }
         if rows is not None:
             out["breakdown"] = rows
+            out["breakdown_total"] = breakdown_total(rows)
+        if day_rows is not None:
+            out["timeline"] = day_rows
         print_json(out)
         return
     console.print(usage_card(balance))
     if rows is not None:
         console.print(breakdown_table(rows, dims))
+    if day_rows is not None:
+        console.print(timeline_table(day_rows))
 
 
 @ledger_app.command("verify")
@@ -326,8 +342,11 @@ def demo(
     dims = ("workflow", "node_type")
     console.print(breakdown_table(engine.breakdown(ws_id, by=dims, member_id=only), dims))
     console.print("Next:", style="bold")
+    from spojit_engine.cli.workspace_cmds import hint
+
     for command, what in DEMO_NEXT:
-        console.print(f"  [bold]{command}[/]  {what}", highlight=False)
+        runnable = hint(engine, command, ws_id, member=actor is not None)
+        console.print(f"  [bold]{escape(runnable)}[/]  {what}", highlight=False)
 
 
 @app.command()
@@ -371,3 +390,17 @@ _register_guards(app)
 from spojit_engine.cli.credits_cmds import register as _register_credits  # noqa: E402
 
 _register_credits(app)
+# -- sign-in to the web pages: spojit login-link (cli/signin_cmds.py) -----------------------------
+from spojit_engine.cli.signin_cmds import register as _register_signin  # noqa: E402
+
+_register_signin(app)
+
+# -- the default workspace: spojit workspace use|list (cli/workspace_cmds.py) -------------------
+from spojit_engine.cli.workspace_cmds import register as _register_workspace  # noqa: E402
+
+_register_workspace(app)
+
+# -- credit notifications: spojit notify add|list|remove|test (cli/notify_cmds.py) -------------
+from spojit_engine.cli.notify_cmds import register as _register_notify  # noqa: E402
+
+_register_notify(app)

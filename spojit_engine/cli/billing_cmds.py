@@ -108,15 +108,21 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     ) -> None:
-        """Serve the JSON API, the Stripe webhook and the billing page (uvicorn)."""
+        """Serve the JSON API, the Stripe webhook and the billing and executions pages."""
         import uvicorn
 
         from spojit_engine.web.app import create_app
 
         engine = open_engine()
         console.print(
-            f"Serving http://{host}:{port}  (API /api/v1, docs /docs, billing page /billing, "
-            f"Stripe webhook /webhooks/stripe; database {engine.database_url})",
+            f"Serving http://{host}:{port}  (API /api/v1, docs /docs, pages /billing and "
+            f"/executions, Stripe webhook /webhooks/stripe; database {engine.database_url})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            "Sign in to the pages with a one-time link: spojit login-link (links open "
+            f"{engine.settings.public_url}; set SPOJIT_PUBLIC_URL if that is not this address).",
             highlight=False,
             soft_wrap=True,
         )

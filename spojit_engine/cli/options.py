@@ -24,7 +24,7 @@ WorkspaceOpt = Annotated[
     typer.Option(
         "--workspace",
         "-w",
-        help="Workspace name or id (default: the only one).",
+        help="Workspace name or id (default: `spojit workspace use`, else the only one).",
         envvar="SPOJIT_WORKSPACE",
     ),
 ]
@@ -70,8 +70,8 @@ def acting_member(engine: Engine) -> MemberRecord | None:
 
 
 def resolve_workspace(engine: Engine, name: str | None, actor: MemberRecord | None) -> str:
-    """The workspace to act on: the actor's, the named one, or the only one there is."""
-    from spojit_engine.errors import Forbidden, InvalidInput
+    """The workspace to act on: the actor's, the named one, or the default (workspace_cmds)."""
+    from spojit_engine.errors import Forbidden
 
     if actor is not None:
         if name and engine.workspace_id(name) != actor.workspace_id:
@@ -79,9 +79,6 @@ def resolve_workspace(engine: Engine, name: str | None, actor: MemberRecord | No
         return str(actor.workspace_id)
     if name:
         return str(engine.workspace_id(name))
-    workspaces = engine.workspaces()
-    if len(workspaces) == 1:
-        return str(workspaces[0].id)
-    if not workspaces:
-        raise InvalidInput("There is no workspace yet; run `spojit init` first.")
-    raise InvalidInput("There are several workspaces; name one with --workspace.")
+    from spojit_engine.cli.workspace_cmds import default_workspace
+
+    return default_workspace(engine)

@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from spojit_engine.display import credits_text
-from spojit_engine.results import Balance, BreakdownRow
+from spojit_engine.display import credits_column, credits_text
+from spojit_engine.results import Balance, BreakdownRow, TimelineDay
 
 if TYPE_CHECKING:
     from spojit_engine.cli.runner import RunReport
@@ -49,39 +49,76 @@ def print_json(value: Any) -> None:
 
 
 def usage_card(balance: Balance) -> Panel:
-    """The "Usage this period" card."""
+    """The "Usage this period" card (its amounts share one number of places)."""
+    lines: list[tuple[str, Decimal]] = [
+        ("Credits consumed", balance.consumed),
+        ("Credits remaining", balance.remaining),
+        ("  from allowance", balance.allowance_remaining),
+        ("  from top-ups", balance.topup_remaining),
+    ]
+    if balance.other_remaining:
+        lines.append(("  from other grants", balance.other_remaining))
+    if balance.held:
+        lines.append(("On hold (running steps)", balance.held))
+    if balance.overdraft:
+        lines.append(("Overdraft (paid from the next grant)", balance.overdraft))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(justify="right")
-    grid.add_row("Credits consumed", credits_text(balance.consumed))
-    grid.add_row("Credits remaining", credits_text(balance.remaining))
-    grid.add_row("  from allowance", credits_text(balance.allowance_remaining))
-    grid.add_row("  from top-ups", credits_text(balance.topup_remaining))
-    if balance.other_remaining:
-        grid.add_row("  from other grants", credits_text(balance.other_remaining))
-    if balance.held:
-        grid.add_row("On hold (running steps)", credits_text(balance.held))
-    if balance.overdraft:
-        grid.add_row("Overdraft (paid from the next grant)", credits_text(balance.overdraft))
+    for (label, _), text in zip(lines, credits_column(a for _, a in lines), strict=True):
+        grid.add_row(label, text)
     grid.add_row("Allowance resets", f"{balance.resets_at:%Y-%m-%d %H:%M} UTC")
     plan = balance.plan + (f" (-> {balance.pending_plan} at reset)" if balance.pending_plan else "")
     grid.add_row("Plan", plan)
     return Panel(grid, title=f"Usage this period — {balance.workspace}", expand=False)
 
 
+def breakdown_total(rows: list[BreakdownRow]) -> dict[str, Any]:
+    """The total row of a breakdown: it equals the period's consumed (member's own: theirs)."""
+    return {
+        "credits": sum((r.credits for r in rows), Decimal(0)),
+        "calls": sum(r.calls for r in rows),
+    }
+
+
 def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
-    """The "View breakdown" table, most expensive first."""
-    table = Table(title="Breakdown this period")
-    for dim in by:
-        table.add_column(dim.replace("_", " "))
-    table.add_column("run")
-    table.add_column("calls", justify="right")
-    table.add_column("credits", justify="right")
-    for row in rows:
-        cells = [str(getattr(row, dim) or "—") for dim in by]
-        table.add_row(
-            *cells, "test" if row.test_run else "live", str(row.calls), credits_text(row.credits)
+    """The "View breakdown" table, most expensive first, with its total."""
+    total = breakdown_total(rows)
+    *cells, total_text = credits_column([*(r.credits for r in rows), total["credits"]])
+    table = Table(title="Breakdown this period", show_footer=True, box=box.SIMPLE_HEAD)
+    for i, dim in enumerate(by):
+        table.add_column(dim.replace("_", " "), footer="Total" if i == 0 else "")
+    table.add_column("run", footer="" if by else "Total")
+    table.add_column("calls", justify="right", footer=str(total["calls"]))
+    table.add_column("credits", justify="right", footer=total_text)
+    for row, credits in zip(rows, cells, strict=True):
+        dims = [escape(str(getattr(row, dim) or "—")) for dim in by]
+        table.add_row(*dims, "test" if row.test_run else "live", str(row.calls), credits)
+    return table
+
+
+def timeline_table(days: list[TimelineDay]) -> Table:
+    """``spojit usage --timeline``: each day's credits and calls, and what drove it."""
+    total = sum((d.credits for d in days), Decimal(0))
+    *cells, total_text = credits_column([*(d.credits for d in days), total])
+    table = Table(title="Usage day by day", show_footer=True, box=box.SIMPLE_HEAD)
+    table.add_column("day", footer="Total")
+    table.add_column("calls", justify="right", footer=str(sum(d.calls for d in days)))
+    table.add_column("credits", justify="right", footer=total_text)
+    for name in ("top workflow", "top node type", "top model"):
+        table.add_column(name)
+
+    def driver(name: str | None, credits: Decimal | None) -> str:
+        return (
+            "" if name is None or credits is None else f"{escape(name)} ({credits_text(credits)})"
         )
+
+    for day, credits in zip(days, cells, strict=True):
+        table.add_row(
+            f"{day.day:%Y-%m-%d}", str(day.calls), credits,
+            driver(day.workflow, day.workflow_credits),
+            driver(day.node_type, day.node_type_credits), driver(day.model, day.model_credits),
+        )  # fmt: skip
     return table
 
 
@@ -106,17 +143,16 @@ def run_costs_table(report: RunReport) -> Table:
         box=box.SIMPLE_HEAD,
         min_width=len(title) + 2,
     )
+    *cells, total_text = credits_column([*(n.credits for n in report.nodes), report.credits])
     table.add_column("node", footer="Total")
     table.add_column("type")
     table.add_column("calls", justify="right", footer=str(sum(n.calls for n in report.nodes)))
     table.add_column("tokens in/out", justify="right")
-    table.add_column("credits", justify="right", footer=credits_text(report.credits))
-    for node in report.nodes:
+    table.add_column("credits", justify="right", footer=total_text)
+    for node, credits in zip(report.nodes, cells, strict=True):
         tokens = f"{node.tokens_in}/{node.tokens_out}" if node.tokens_in or node.tokens_out else ""
         name = node.node if node.status == "ok" else f"{node.node} ({node.status})"
-        table.add_row(
-            escape(name), node.node_type, str(node.calls), tokens, credits_text(node.credits)
-        )
+        table.add_row(escape(name), node.node_type, str(node.calls), tokens, credits)
     return table
 
 
@@ -142,18 +178,20 @@ def run_json(report: RunReport, balance: Balance) -> dict[str, Any]:
 
 
 def executions_table(runs: list[Execution], members: dict[str, str]) -> Table:
-    """Executions: recent flow runs, newest first, with what each consumed."""
+    """Executions: flow runs, the latest started first, with what started each and what it
+    consumed (Prefect's run name: a run id's first characters are the same for every
+    scheduled run of a deployment)."""
     table = Table(title="Executions")
-    for name in ("flow run", "workflow", "started (UTC)", "status", "run", "member"):
+    for name in ("started (UTC)", "workflow", "run name", "trigger", "status", "run", "member"):
         table.add_column(name)
     table.add_column("node calls", justify="right")
     table.add_column("credits", justify="right")
-    for run in runs:
-        status = run.status if run.status == "ok" else f"[red]{run.status}[/]"
+    for run, credits in zip(runs, credits_column(r.credits for r in runs), strict=True):
+        status = run.status if run.status == "ok" else f"[red]{escape(run.status)}[/]"
         member = members.get(run.member_id, run.member_id) if run.member_id else "operator"
         table.add_row(
-            run.flow_run_id[:8], escape(run.workflow or "—"), f"{run.started_at:%Y-%m-%d %H:%M:%S}",
-            status, "test" if run.test_run else "live", escape(member), str(run.node_calls),
-            credits_text(run.credits),
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}", escape(run.workflow or "—"),
+            escape(run.run_name or run.flow_run_id), escape(run.trigger or "—"), status,
+            "test" if run.test_run else "live", escape(member), str(run.node_calls), credits,
         )  # fmt: skip
     return table

@@ -24,17 +24,15 @@ from spojit_engine.db import read_transaction
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.guards import prefect_api, refusal_log, store
 from spojit_engine.guards.errors import BudgetExceeded, OutOfCredits, PrefectUnavailable
-from spojit_engine.guards.policy import (
-    REFUSED_STATE_NAME,
-    Cause,
-    TriggerKind,
-    classify,
-    hook_request_id,
-    out_of_credits,
-)
+from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id, out_of_credits
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.replay import find_entry
-from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG
+from spojit_engine.metering.run_context import (
+    MEMBER_TAG,
+    TEST_TAG,
+    TriggerKind,
+    classify_flow_run,
+)
 from spojit_engine.metering.usage import UsageRow, read_usage, record_usage
 
 if TYPE_CHECKING:
@@ -51,18 +49,19 @@ class RunFacts:
     deployment_id: str | None
     tags: frozenset[str]
     kind: TriggerKind
+    name: str | None = None
 
     @classmethod
     def of(cls, flow_run: Any) -> RunFacts:
         tags = frozenset(flow_run.tags or ())
-        created_by = getattr(flow_run, "created_by", None)
-        kind = classify(
-            tags,
-            created_by_type=getattr(created_by, "type", None),
-            auto_scheduled=bool(getattr(flow_run, "auto_scheduled", False)),
-        )
         deployment = getattr(flow_run, "deployment_id", None)
-        return cls(str(flow_run.id), str(deployment) if deployment else None, tags, kind)
+        return cls(
+            str(flow_run.id),
+            str(deployment) if deployment else None,
+            tags,
+            classify_flow_run(flow_run),
+            getattr(flow_run, "name", None),
+        )
 
 
 def admit_run(workflow: str) -> Any:
@@ -193,6 +192,8 @@ def _record_refusal(
             workspace_id=workspace_id,
             workflow=workflow,
             flow_run_id=run.flow_run_id,
+            run_name=run.name,
+            trigger=run.kind.value,
             task_run_id=None,
             attempt=1,
             node_name=GUARD_NODE,

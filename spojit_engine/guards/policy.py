@@ -1,5 +1,6 @@
-"""The guards' pure core: the guard state machine, what caused a stop, which kind of trigger
-started a run, the daily budget window, and the sentences a person reads. No database, no Prefect.
+"""The guards' pure core: the guard state machine, what caused a stop, the daily budget window,
+and the sentences a person reads. No database, no Prefect. (Which kind of trigger started a run is
+``metering.run_context.classify``: the meter records it too.)
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from enum import StrEnum
 from spojit_engine.display import credits_text
 from spojit_engine.errors import IllegalTransition
 from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.run_context import TEST_TAG
 
 # The one Prefect state (type CANCELLED) a run refused for credits ends in, at its start or
 # mid-way; its message is the one-line reason.
 REFUSED_STATE_NAME = "OutOfCredits"
-TRIGGER_TAG = "spojit:trigger="
 HOOK_REQUEST_TAG = "spojit:hook-request="
 
 
@@ -49,33 +48,6 @@ class Cause(StrEnum):
     CREDITS = "credits"
     BUDGET_RUN = "budget_run"
     BUDGET_DAY = "budget_day"
-
-
-class TriggerKind(StrEnum):
-    SCHEDULE = "schedule"
-    WEBHOOK = "webhook"
-    AUTOMATION = "automation"
-    MANUAL = "manual"
-    TEST = "test"
-
-
-def classify(
-    tags: Iterable[str], *, created_by_type: str | None, auto_scheduled: bool
-) -> TriggerKind:
-    """What started a flow run: our tags first (a test run is a test run however it started;
-    webhook runs carry ``spojit:trigger=webhook``), then Prefect's ``created_by`` and
-    ``auto_scheduled``. A run created through the API or the UI looks manual."""
-    tags = set(tags)
-    if TEST_TAG in tags:
-        return TriggerKind.TEST
-    named = {t[len(TRIGGER_TAG) :] for t in tags if t.startswith(TRIGGER_TAG)}
-    if TriggerKind.WEBHOOK.value in named:
-        return TriggerKind.WEBHOOK
-    if (created_by_type or "").upper() == "AUTOMATION":
-        return TriggerKind.AUTOMATION
-    if auto_scheduled or (created_by_type or "").upper() == "SCHEDULE":
-        return TriggerKind.SCHEDULE
-    return TriggerKind.MANUAL
 
 
 def hook_request_id(tags: Iterable[str]) -> int | None:

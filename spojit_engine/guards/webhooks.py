@@ -32,11 +32,11 @@ from spojit_engine.db import is_sqlite, read_transaction, write_transaction
 from spojit_engine.errors import AlreadyExists, InvalidInput, Unauthorized
 from spojit_engine.guards import prefect_api
 from spojit_engine.guards.errors import PrefectUnavailable, QueueFull, UnknownHook
-from spojit_engine.guards.policy import HOOK_REQUEST_TAG, TRIGGER_TAG, TriggerKind
+from spojit_engine.guards.policy import HOOK_REQUEST_TAG
 from spojit_engine.guards.schema import webhook_queue, workflow_hooks
 from spojit_engine.guards.store import count_rows, release_lease, try_lease
 from spojit_engine.jsonbody import parse_json
-from spojit_engine.metering.run_context import WORKSPACE_TAG
+from spojit_engine.metering.run_context import TRIGGER_TAG, WORKSPACE_TAG, TriggerKind
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard

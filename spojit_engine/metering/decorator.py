@@ -107,9 +107,11 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
                 tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
                 llm_calls=len(meter.calls), credits_ucr=charged, member_id=usage.member_id,
                 test_run=usage.test_run, status=status, error=error,
-                created_at=ledger.clock(),
+                created_at=ledger.clock(), run_name=run.run_name if run else None,
+                trigger=run.trigger.value if run and run.trigger else None,
             ),
         )  # fmt: skip
+        ledger.observers.spent(workspace_id)  # the run's cost now includes this node call
 
 
 def metered(node_type: str, *, name: str | None = None) -> Callable[[F], F]:

@@ -69,9 +69,10 @@ class Ledger:
     @contextmanager
     def locked(self, workspace_id: str) -> Iterator[LedgerTx]:
         """A write transaction holding the workspace's lock, the workspace brought up to date.
-        Once credits it added (a grant, a renewal) have committed, the observers hear of it."""
+        Once credits it added (a grant, a renewal) or took (a debit, a settle) have committed,
+        the observers hear of it."""
         now = self.clock()
-        added = False  # by a transaction that has committed
+        added = spent = False  # by a transaction that has committed
         try:
             with write_transaction(self.engine) as conn:
                 tx = LedgerTx.open(conn, workspace_id, now)
@@ -86,18 +87,20 @@ class Ledger:
                     )
                 else:
                     yield tx
-                adds = _adds_credits(before, tx)
-            added = adds
+                adds, takes = _adds_credits(before, tx), tx.account.credits_ucr < before[1]
+            added, spent = adds, takes
             if due:
                 with write_transaction(self.engine) as conn:
                     tx = LedgerTx.open(conn, workspace_id, now)
                     before = (tx.account.period_start, tx.account.credits_ucr)
                     yield tx
-                    adds = _adds_credits(before, tx)
-                added = added or adds
+                    adds, takes = _adds_credits(before, tx), tx.account.credits_ucr < before[1]
+                added, spent = added or adds, spent or takes
         finally:
             if added:
                 self.observers.credits_added(workspace_id)
+            if spent:
+                self.observers.spent(workspace_id)
 
     def bring_up_to_date(self, workspace_id: str) -> None:
         """Run whatever is due (renewals, expiries) now; a no-op when nothing is."""

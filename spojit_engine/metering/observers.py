@@ -5,6 +5,9 @@ core stays free of Prefect and of the guards.
 - ``credits_added(workspace_id)``: after a transaction that added credits (a grant, a top-up, a
   period renewal, an upgrade) has **committed**. Observers that raise are logged and ignored: a
   listener can never undo or fail a grant that is already in the ledger.
+- ``spent(workspace_id)``: after a transaction that took credits (a debit, a settle) has
+  **committed**. Logged and ignored when it raises, like ``credits_added``; a listener must be
+  quick (the notifications only queue the workspace for their background sender).
 - ``refused(workspace_id, error, usage)``: a metered node's debit or hold was refused (the
   decorator reports it; nothing was written). Also logged and ignored when it raises.
 - spend limits: called under the workspace's lock, inside the transaction that would admit a
@@ -40,6 +43,7 @@ class Spend:
 
 
 CreditsAdded = Callable[[str], None]
+Spent = Callable[[str], None]
 Refused = Callable[[str, InsufficientCredits, Usage], None]
 SpendLimit = Callable[["LedgerTx", Spend], InsufficientCredits | None]
 
@@ -47,11 +51,15 @@ SpendLimit = Callable[["LedgerTx", Spend], InsufficientCredits | None]
 class LedgerObservers:
     def __init__(self) -> None:
         self._credits_added: list[CreditsAdded] = []
+        self._spent: list[Spent] = []
         self._refused: list[Refused] = []
         self._limits: list[SpendLimit] = []
 
     def on_credits_added(self, listener: CreditsAdded) -> None:
         self._credits_added.append(listener)
+
+    def on_spent(self, listener: Spent) -> None:
+        self._spent.append(listener)
 
     def on_refused(self, listener: Refused) -> None:
         self._refused.append(listener)
@@ -65,6 +73,13 @@ class LedgerObservers:
                 listener(workspace_id)
             except Exception:
                 log.exception("A credits-added observer failed for workspace %s", workspace_id)
+
+    def spent(self, workspace_id: str) -> None:
+        for listener in list(self._spent):
+            try:
+                listener(workspace_id)
+            except Exception:
+                log.exception("A spent observer failed for workspace %s", workspace_id)
 
     def refused(self, workspace_id: str, error: InsufficientCredits, usage: Usage) -> None:
         for listener in list(self._refused):

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
+from spojit_engine.db import read_transaction
 from spojit_engine.errors import InvalidInput, UnknownWorkspace
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block, spendable
-from spojit_engine.metering.records import USAGE_KINDS, GrantRecord
+from spojit_engine.metering.records import GrantRecord
+from spojit_engine.metering.rollup import DIMENSIONS, read_usage_groups
 
-BREAKDOWN_DIMENSIONS = ("workflow", "node_type", "member", "test_run")
+if TYPE_CHECKING:
+    from spojit_engine.metering.ledger import Ledger
+
+T = TypeVar("T")
+
+BREAKDOWN_DIMENSIONS = DIMENSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,24 @@ class BreakdownRecord:
     calls: int
 
 
+def read_fresh(ledger: Ledger, workspace_id: str, read: Callable[[Connection, datetime], T]) -> T:
+    """``read(conn, now)`` in a read transaction, which takes no write lock and never waits for
+    a debit. Only when the workspace is due (a renewal, a grant or hold expiry: its
+    ``next_due_at`` has passed, as this very read sees it) is it brought up to date first,
+    under the lock, and read again."""
+    now = ledger.clock()
+    w = schema.workspaces.c
+    with read_transaction(ledger.engine) as conn:
+        due_at = conn.execute(select(w.next_due_at).where(w.id == workspace_id)).scalar()
+        if due_at is None:
+            raise UnknownWorkspace(workspace_id)
+        if now < due_at:
+            return read(conn, now)
+    ledger.bring_up_to_date(workspace_id)
+    with read_transaction(ledger.engine) as conn:
+        return read(conn, now)
+
+
 def read_balance(conn: Connection, workspace_id: str, now: datetime) -> BalanceRecord:
     """The usage card. ``remaining`` = spendable grants - held - overdraft (what can still run)."""
     w = schema.workspaces.c
@@ -60,14 +86,8 @@ def read_balance(conn: Connection, workspace_id: str, now: datetime) -> BalanceR
     allowance = by_kind.pop("allowance", 0)
     topup = by_kind.pop("topup", 0)
     other = sum(by_kind.values())
-    e = schema.entries.c
-    consumed = conn.execute(
-        select(func.coalesce(-func.sum(e.amount_ucr), 0)).where(
-            e.workspace_id == workspace_id,
-            e.kind.in_(USAGE_KINDS),
-            e.created_at >= account.period_start,
-        )
-    ).scalar_one()
+    usage = read_usage_groups(conn, workspace_id, by=(), since=account.period_start)
+    consumed = usage.get((), [0, 0])[0]
     return BalanceRecord(
         workspace_id=workspace_id,
         workspace_name=account.name,
@@ -116,41 +136,18 @@ def read_breakdown(
     since: datetime,
     member_id: str | None = None,
 ) -> list[BreakdownRecord]:
-    """Credits and calls since ``since``, grouped by ``by`` and always split test vs live."""
+    """Credits and calls since ``since``, grouped by ``by`` and always split test vs live, the
+    most consumed first (read from the daily rollup: metering/rollup.py)."""
     unknown = [d for d in by if d not in BREAKDOWN_DIMENSIONS]
     if unknown:
         raise InvalidInput(
             f"Cannot break down by {', '.join(unknown)}; "
             f"choose from {', '.join(BREAKDOWN_DIMENSIONS)}."
         )
-    e = schema.entries.c
-    column_of = {
-        "workflow": e.workflow,
-        "node_type": e.node_type,
-        "member": e.member_id,
-        "test_run": e.test_run,
-    }
     dims = list(dict.fromkeys([*by, "test_run"]))
-    columns = [column_of[d].label(d) for d in dims]
-    query = (
-        select(
-            *columns,
-            func.sum(-e.amount_ucr),
-            func.count(func.distinct(func.coalesce(e.node_call, e.key))),
-        )
-        .where(e.workspace_id == workspace_id, e.kind.in_(USAGE_KINDS), e.created_at >= since)
-        .group_by(*columns)
-        .order_by(func.sum(e.amount_ucr))
-    )
-    if member_id is not None:
-        query = query.where(e.member_id == member_id)
-    return [
-        BreakdownRecord(
-            dimensions={
-                d: (bool(row[i]) if d == "test_run" else row[i]) for i, d in enumerate(dims)
-            },
-            credits_ucr=int(row[len(dims)]),
-            calls=int(row[len(dims) + 1]),
-        )
-        for row in conn.execute(query)
+    groups = read_usage_groups(conn, workspace_id, by=dims, since=since, member_id=member_id)
+    records = [
+        BreakdownRecord(dimensions=dict(zip(dims, key, strict=True)), credits_ucr=c, calls=n)
+        for key, (c, n) in groups.items()
     ]
+    return sorted(records, key=lambda r: (-r.credits_ucr, repr(sorted(r.dimensions.items()))))

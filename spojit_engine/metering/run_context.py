@@ -1,18 +1,63 @@
 """The one adapter to Prefect's run context (imported lazily): which flow run, task run and
-attempt a node call belongs to, and the ``spojit:`` tags that say for whom it runs.
+attempt a node call belongs to, the run's name, what triggered it, and the ``spojit:`` tags that
+say for whom it runs.
 
 Tags: ``spojit:workspace=NAME`` (or id), ``spojit:member=ID``, ``spojit:test`` (a test run),
 ``spojit:trigger=KIND`` (webhook, manual, …). They ride on the flow run (``prefect.tags`` or the
 deployment's tags), so every task run of the flow sees them.
+
+``classify`` (what started a run) is pure and lives here, below both the meter, which records it
+with each usage record, and the guards, which admit or refuse by it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 WORKSPACE_TAG = "spojit:workspace="
 MEMBER_TAG = "spojit:member="
 TEST_TAG = "spojit:test"
+TRIGGER_TAG = "spojit:trigger="
+
+
+class TriggerKind(StrEnum):
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    AUTOMATION = "automation"
+    MANUAL = "manual"
+    TEST = "test"
+
+
+def classify(
+    tags: Iterable[str], *, created_by_type: str | None, auto_scheduled: bool
+) -> TriggerKind:
+    """What started a flow run: our tags first (a test run is a test run however it started;
+    webhook runs carry ``spojit:trigger=webhook``), then Prefect's ``created_by`` and
+    ``auto_scheduled``. A run created through the API or the UI looks manual."""
+    tags = set(tags)
+    if TEST_TAG in tags:
+        return TriggerKind.TEST
+    named = {t[len(TRIGGER_TAG) :] for t in tags if t.startswith(TRIGGER_TAG)}
+    if TriggerKind.WEBHOOK.value in named:
+        return TriggerKind.WEBHOOK
+    if (created_by_type or "").upper() == "AUTOMATION":
+        return TriggerKind.AUTOMATION
+    if auto_scheduled or (created_by_type or "").upper() == "SCHEDULE":
+        return TriggerKind.SCHEDULE
+    return TriggerKind.MANUAL
+
+
+def classify_flow_run(flow_run: Any) -> TriggerKind:
+    """``classify`` of a Prefect ``FlowRun``: its tags, ``created_by`` and ``auto_scheduled``."""
+    created_by = getattr(flow_run, "created_by", None)
+    return classify(
+        flow_run.tags or (),
+        created_by_type=getattr(created_by, "type", None),
+        auto_scheduled=bool(getattr(flow_run, "auto_scheduled", False)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +67,8 @@ class RunInfo:
     attempt: int
     flow_name: str | None
     tags: frozenset[str]
+    run_name: str | None = None  # Prefect's flow run name ("crimson-otter")
+    trigger: TriggerKind | None = None
 
     def tag_value(self, prefix: str) -> str | None:
         for tag in sorted(self.tags):
@@ -43,11 +90,14 @@ def current_run() -> RunInfo | None:
     if task_ctx is None and flow_ctx is None:
         return None
     tags: set[str] = set()
-    flow_run_id = flow_name = task_run_id = None
+    flow_run_id = flow_name = task_run_id = run_name = None
+    trigger = None
     attempt = 1
     if flow_ctx is not None and flow_ctx.flow_run is not None:
         flow_run_id = str(flow_ctx.flow_run.id)
         flow_name = flow_ctx.flow.name if flow_ctx.flow else flow_ctx.flow_run.name
+        run_name = flow_ctx.flow_run.name
+        trigger = classify_flow_run(flow_ctx.flow_run)
         tags.update(flow_ctx.flow_run.tags or ())
     if task_ctx is not None:
         task_run_id = str(task_ctx.task_run.id)
@@ -56,4 +106,7 @@ def current_run() -> RunInfo | None:
         flow_run_id = flow_run_id or (
             str(task_ctx.task_run.flow_run_id) if task_ctx.task_run.flow_run_id else None
         )
-    return RunInfo(flow_run_id, task_run_id, attempt, flow_name, frozenset(tags))
+    if trigger is None:  # no flow context: only the tags can tell (a test or webhook run)
+        kind = classify(tags, created_by_type=None, auto_scheduled=False)
+        trigger = kind if kind in (TriggerKind.TEST, TriggerKind.WEBHOOK) else None
+    return RunInfo(flow_run_id, task_run_id, attempt, flow_name, frozenset(tags), run_name, trigger)

@@ -28,6 +28,7 @@ from sqlmodel import Field, SQLModel
 
 KEY_LENGTH_MAX = 200
 NAME_LENGTH_MAX = 64
+RUN_NAME_LENGTH_MAX = 128  # Prefect's generated names ("crimson-otter") are far shorter
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -191,6 +192,7 @@ class UsageRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_usage_workspace_created", "workspace_id", "created_at"),
         Index("ix_usage_flow_run", "flow_run_id"),
+        Index("ix_usage_workspace_run", "workspace_id", "flow_run_id"),
     )
 
     id: int | None = Field(
@@ -200,6 +202,8 @@ class UsageRecord(SQLModel, table=True):
     workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
     workflow: str | None = column(String(NAME_LENGTH_MAX * 2), nullable=True)
     flow_run_id: str | None = column(String(36), nullable=True)
+    run_name: str | None = column(String(RUN_NAME_LENGTH_MAX), nullable=True)
+    trigger: str | None = column(String(16), nullable=True)
     task_run_id: str | None = column(String(36), nullable=True)
     attempt: int = column(Integer)
     node_name: str = column(String(NAME_LENGTH_MAX * 2))

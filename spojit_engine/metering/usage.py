@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.metering import schema
+from spojit_engine.metering.rollup import record_rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class UsageRow:
     status: str
     error: str | None
     created_at: datetime
+    run_name: str | None = None  # Prefect's flow run name
+    trigger: str | None = None  # schedule, webhook, automation, manual, test (run_context)
 
 
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:
@@ -43,6 +46,7 @@ def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     try:
         with write_transaction(engine) as conn:
             conn.execute(schema.usage_records.insert().values(**asdict(row)))
+            record_rollups(conn, row)
     except IntegrityError:
         return False
     return True

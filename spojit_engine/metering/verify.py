@@ -7,6 +7,7 @@ For a workspace, all of these must hold (else ``LedgerCorrupt`` names the first 
   credits_ucr   == sum(grants.remaining_ucr) - overdraft_ucr
   every grant:     remaining_ucr == sum(its postings), 0 <= remaining_ucr <= amount_ucr
   every entry:     amount_ucr == sum(its postings)
+  the daily usage rollups == the entries and usage records they sum (metering/rollup.py)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering import schema
+from spojit_engine.metering.rollup_verify import verify_rollups
 
 
 def verify_workspace(conn: Connection, workspace_id: str) -> None:
@@ -100,3 +102,4 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
             f"Entry {broken[0]} of workspace {workspace_id} moves {broken[1]} µcr "
             f"but its postings add up to {broken[2]}."
         )
+    verify_rollups(conn, workspace_id)

@@ -92,6 +92,8 @@ class Breakdown(BaseModel):
 
 class ExecutionItem(BaseModel):
     flow_run_id: str
+    run_name: str | None = Field(description="Prefect's flow run name.")
+    trigger: str | None = Field(description="schedule, webhook, automation, manual or test.")
     workflow: str | None
     started_at: datetime
     finished_at: datetime
@@ -218,20 +220,25 @@ def breakdown(
 @router.get(
     "/executions",
     response_model=list[ExecutionItem],
-    summary="Executions: recent runs, newest first (a member sees only their own)",
+    summary="Executions: recent runs, the latest started first (a member sees only their own)",
     responses=_errors(400),
 )
 def executions(
     member: Member,
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    offset: Annotated[int, Query(ge=0, description="Runs to skip (paging).")] = 0,
 ) -> list[ExecutionItem]:
     only = None if member.is_admin else member.id
-    runs: list[Execution] = engine.executions(member.workspace_id, member_id=only, limit=limit)
+    runs: list[Execution] = engine.executions(
+        member.workspace_id, member_id=only, limit=limit, offset=offset
+    )
     emails = {m: engine.member(m).email for m in {r.member_id for r in runs if r.member_id}}
     return [
         ExecutionItem(
             flow_run_id=r.flow_run_id,
+            run_name=r.run_name,
+            trigger=r.trigger,
             workflow=r.workflow,
             started_at=r.started_at,
             finished_at=r.finished_at,

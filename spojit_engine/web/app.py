@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from spojit_engine.engine import Engine
 from spojit_engine.web.errors import install_error_handlers
@@ -48,13 +48,28 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
         depth_max=settings.json_depth_max,
         digits_max=settings.json_number_digits_max,
     )
-    from spojit_engine.web import api, billing_page, deployments, grants, stripe_webhook
+    from spojit_engine.web import (
+        api,
+        deployments,
+        grants,
+        notifications_page,
+        pages,
+        signin,
+        stripe_webhook,
+    )
 
     app.include_router(api.router)
     app.include_router(grants.router)
     app.include_router(deployments.router)
     app.include_router(stripe_webhook.router)
-    app.include_router(billing_page.router)
+    app.include_router(signin.router)  # /login/{token}, /logout
+    app.include_router(pages.router)  # /billing, /executions (server-rendered, signed in)
+    app.include_router(notifications_page.router)  # /settings/notifications (admins)
+
+    @app.exception_handler(signin.PageRefused)
+    async def page_refused(_: Request, exc: signin.PageRefused) -> Response:
+        return exc.response
+
     from spojit_engine.web.hooks import router as workflow_hooks
 
     app.include_router(workflow_hooks)  # POST /hooks/{name}: workflow webhooks (guards)

@@ -9,8 +9,6 @@ import pytest
 from spojit_engine.errors import IllegalTransition
 from spojit_engine.guards.policy import (
     GuardState,
-    TriggerKind,
-    classify,
     day_start,
     hook_request_id,
     next_day,
@@ -19,6 +17,7 @@ from spojit_engine.guards.policy import (
     over_run_budget,
     transition,
 )
+from spojit_engine.metering.run_context import TriggerKind, classify
 
 
 @pytest.mark.parametrize(

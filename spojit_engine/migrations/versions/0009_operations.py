@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_operations"
-down_revision = "0004_billing"
+down_revision = "0006_notifications"
 branch_labels = None
 depends_on = None
 

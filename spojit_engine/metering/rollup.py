@@ -1,0 +1,276 @@
+"""Daily usage rollups: what the breakdown and the timeline read instead of a period's every entry.
+
+- ``usage_daily``: one row per (workspace, UTC day, workflow, node type, member, test run) with
+  the credits and calls of the usage entries (debits and settles) posted that day. ``LedgerTx.post``
+  upserts it in the same transaction as the entry (statement ``rollup_usage``), so it is never
+  behind the ledger. A *call* is counted once, on the day and row of its node call's first usage
+  entry (an entry of no node call is a call of its own), which keeps calls additive across days.
+- ``usage_models_daily``: per (workspace, day, member, models) the credits and node calls of the
+  usage records, upserted in the same transaction as each record (``record_usage``).
+- ``usage_runs``: each flow run's first record time, so Executions pages by an index instead of
+  grouping every record of the workspace (same transaction as each record).
+
+A rollup *day* starts at the workspace's reset time of day (its anchor's: midnight UTC unless the
+plan started at another time), so a period is always whole days and the card, the breakdown and
+the timeline of a period read only rollup rows. A ``since`` inside a day (never the case for a
+period) reads that day's part from the entries themselves, so any ``since`` stays exact.
+Absent dimensions are stored as ``''`` (so the upsert's conflict target matches) and read back as
+None. ``rollup_verify.verify_rollups`` proves every rollup equals the rows it is made of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    ForeignKey,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from spojit_engine.errors import UnknownWorkspace
+from spojit_engine.metering import schema
+from spojit_engine.metering.records import USAGE_KINDS
+
+# Looked up by the rollup upsert (is this entry its node call's first?) and by the edge reads.
+Index("ix_entries_node_call", schema.entries.c.node_call)
+
+usage_daily = Table(
+    "usage_daily",
+    schema.metadata,
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("workflow", String(schema.NAME_LENGTH_MAX * 2), nullable=False),
+    Column("node_type", String(schema.NAME_LENGTH_MAX), nullable=False),
+    Column("member_id", String(32), nullable=False),
+    Column("test_run", Boolean, nullable=False),
+    Column("credits_ucr", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "workspace_id", "day", "workflow", "node_type", "member_id", "test_run",
+        name="pk_usage_daily",
+    ),
+)  # fmt: skip
+
+usage_models_daily = Table(
+    "usage_models_daily",
+    schema.metadata,
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("member_id", String(32), nullable=False),
+    Column("models", String(1000), nullable=False),
+    Column("credits_ucr", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "workspace_id", "day", "member_id", "models", name="pk_usage_models_daily"
+    ),
+)
+
+# Each flow run's start, for the Executions page: one row for the run (member_id '') and one for
+# each member whose node calls it holds (what a member's own page lists).
+usage_runs = Table(
+    "usage_runs",
+    schema.metadata,
+    Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
+    Column("member_id", String(32), nullable=False),
+    Column("flow_run_id", String(36), nullable=False),
+    Column("started_at", schema.UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("workspace_id", "member_id", "flow_run_id", name="pk_usage_runs"),
+    Index("ix_usage_runs_started", "workspace_id", "member_id", "started_at", "flow_run_id"),
+)
+
+DIMENSIONS = ("workflow", "node_type", "member", "test_run")
+_ROLLUP_COLUMN = {"member": "member_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class Days:
+    """A workspace's rollup days: each starts ``offset`` after midnight UTC (its reset time)."""
+
+    offset: timedelta
+
+    @classmethod
+    def of(cls, anchor_at: datetime) -> Days:
+        """Whole seconds only: SQLite's date arithmetic keeps milliseconds and would round
+        23:59:59.9999 into the next day, so the database computes the day of the timestamp
+        cut to its second, which is exact against a whole-second boundary. (An anchor with a
+        fraction of a second leaves its periods a sub-second edge, read from the entries.)"""
+        anchor = anchor_at.astimezone(UTC)
+        return cls(timedelta(hours=anchor.hour, minutes=anchor.minute, seconds=anchor.second))
+
+    def day_of(self, moment: datetime) -> date:
+        return (moment.astimezone(UTC) - self.offset).date()
+
+    def start(self, day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=UTC) + self.offset
+
+    def first_full(self, since: datetime) -> date:
+        """The first day wholly at or after ``since``."""
+        day = self.day_of(since)
+        return day if since == self.start(day) else day + timedelta(days=1)
+
+    def sql(self, conn: Connection, column: Any) -> ColumnElement[Any]:
+        """The day of a stored (naive UTC) timestamp, as the database computes it (the offset
+        inlined: a number we made, and PostgreSQL groups by equal expressions only)."""
+        seconds = int(self.offset.total_seconds())
+        if conn.dialect.name == "sqlite":
+            whole_second = func.substr(column, 1, 19)  # 'YYYY-MM-DD HH:MM:SS'
+            return func.date(whole_second, literal_column(f"'-{seconds} seconds'"))
+        return cast(column - literal_column(f"INTERVAL '{seconds} seconds'"), Date)
+
+
+def workspace_days(conn: Connection, workspace_id: str) -> Days:
+    w = schema.workspaces.c
+    anchor = conn.execute(select(w.anchor_at).where(w.id == workspace_id)).scalar()
+    if anchor is None:
+        raise UnknownWorkspace(workspace_id)
+    return Days.of(anchor)
+
+
+def opens_call() -> ColumnElement[int]:
+    """1 for an entry that is its node call's first usage entry (or of no node call), else 0:
+    the same rule the upsert applies when the entry is posted."""
+    e = schema.entries.c
+    earlier = schema.entries.alias("earlier")
+    p = earlier.c
+    later_in_call = exists().where(p.node_call == e.node_call, p.kind.in_(USAGE_KINDS), p.id < e.id)
+    return case((e.node_call.is_(None), 1), (later_in_call, 0), else_=1)
+
+
+def entry_dimension(name: str) -> ColumnElement[Any]:
+    e = schema.entries.c
+    column = {"workflow": e.workflow, "node_type": e.node_type, "member": e.member_id}.get(name)
+    return e.test_run if column is None else func.coalesce(column, "")
+
+
+def _as_dimension(name: str, value: Any) -> Any:
+    if name == "test_run":
+        return bool(value)
+    if name == "day":
+        return date.fromisoformat(value) if isinstance(value, str) else value
+    return value or None
+
+
+def read_usage_groups(
+    conn: Connection,
+    workspace_id: str,
+    *,
+    by: Sequence[str],
+    since: datetime,
+    member_id: str | None = None,
+) -> dict[tuple[Any, ...], list[int]]:
+    """{values of ``by``: [credits_ucr, calls]} of the usage since ``since``; ``by`` names
+    ``DIMENSIONS`` and ``day``. Whole days come from the rollup, a part day from the entries."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    days = workspace_days(conn, workspace_id)
+    full_from = days.first_full(since)
+
+    def add(rows: Any) -> None:
+        for row in rows:
+            if row[-2] is None:  # an aggregate over no rows
+                continue
+            key = tuple(_as_dimension(d, v) for d, v in zip(by, row, strict=False))
+            total = groups.setdefault(key, [0, 0])
+            total[0] += int(row[-2])
+            total[1] += int(row[-1])
+
+    r = usage_daily.c
+    columns = [getattr(r, _ROLLUP_COLUMN.get(d, d)) for d in by]
+    query = select(*columns, func.sum(r.credits_ucr), func.sum(r.calls)).where(
+        r.workspace_id == workspace_id, r.day >= full_from
+    )
+    if member_id is not None:
+        query = query.where(r.member_id == member_id)
+    add(conn.execute(query.group_by(*columns)))
+    if full_from != days.day_of(since):
+        e = schema.entries.c
+        edge = [literal(days.day_of(since), Date) if d == "day" else entry_dimension(d) for d in by]
+        query = select(*edge, func.sum(-e.amount_ucr), func.sum(opens_call())).where(
+            e.workspace_id == workspace_id,
+            e.kind.in_(USAGE_KINDS),
+            e.created_at >= since,
+            e.created_at < days.start(full_from),
+        )
+        if member_id is not None:
+            query = query.where(e.member_id == member_id)
+        add(conn.execute(query.group_by(*[c for c, d in zip(edge, by, strict=True) if d != "day"])))
+    return groups
+
+
+def read_model_days(
+    conn: Connection, workspace_id: str, *, since: date, member_id: str | None = None
+) -> dict[tuple[date, str], int]:
+    """{(day, models): credits_ucr} of the usage records from day ``since`` on (LLM calls only)."""
+    r = usage_models_daily.c
+    query = select(r.day, r.models, func.sum(r.credits_ucr)).where(
+        r.workspace_id == workspace_id, r.day >= since, r.models != ""
+    )
+    if member_id is not None:
+        query = query.where(r.member_id == member_id)
+    return {
+        (_as_dimension("day", day), models): int(credits_ucr)
+        for day, models, credits_ucr in conn.execute(query.group_by(r.day, r.models))
+    }
+
+
+def _upsert(conn: Connection, table: Table, values: dict[str, Any], set_: Any) -> None:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE ``set_(excluded)``, in either dialect."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    statement = insert(table).values(**values)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns), set_=set_(statement.excluded)
+        )
+    )
+
+
+def record_rollups(conn: Connection, row: Any) -> None:
+    """Add one usage record (a ``UsageRow``) to the models rollup and the runs index, in the
+    record's own transaction."""
+    r = usage_models_daily.c
+    values = {
+        "workspace_id": row.workspace_id,
+        "day": workspace_days(conn, row.workspace_id).day_of(row.created_at),
+        "member_id": row.member_id or "",
+        "models": row.models or "",
+        "credits_ucr": row.credits_ucr,
+        "calls": 1,
+    }
+    _upsert(conn, usage_models_daily, values, lambda new: {
+        "credits_ucr": r.credits_ucr + new.credits_ucr, "calls": r.calls + new.calls,
+    })  # fmt: skip
+    if row.flow_run_id is None:
+        return
+    run = usage_runs.c
+    for member in {"", row.member_id or ""}:
+        values = {
+            "workspace_id": row.workspace_id,
+            "member_id": member,
+            "flow_run_id": row.flow_run_id,
+            "started_at": row.created_at,
+        }
+        _upsert(conn, usage_runs, values, lambda new: {
+            "started_at": case((new.started_at < run.started_at, new.started_at),
+                               else_=run.started_at),
+        })  # fmt: skip

@@ -1,0 +1,126 @@
+"""What is due for one workspace right now, read from the ledger (never under its write lock):
+the alerts of every rule, written to the outbox in one transaction (a key already there is a
+no-op, so two processes evaluating at once write each alert once)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.display import credits_text
+from spojit_engine.metering import schema
+from spojit_engine.metering.ledger import Ledger
+from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.metering.reports import BalanceRecord, read_balance, read_fresh
+from spojit_engine.notify.decide import Alert, crossed_percents, is_out, is_regression
+from spojit_engine.notify.outbox import write_alert
+from spojit_engine.notify.rules import RuleRecord
+from spojit_engine.notify.schema import notification_outbox
+
+
+def evaluate_workspace(ledger: Ledger, rules: list[RuleRecord], now: datetime) -> int:
+    """Write every alert now due for ``rules`` (one workspace's); how many were new."""
+    if not rules:
+        return 0
+    workspace_id = rules[0].workspace_id
+    balance = read_fresh(ledger, workspace_id, lambda c, t: read_balance(c, workspace_id, t))
+    due: list[tuple[RuleRecord, Alert]] = []
+    with read_transaction(ledger.engine) as conn:
+        for rule in rules:
+            found = (
+                _threshold_alerts(conn, rule, balance)
+                if rule.kind == "thresholds"
+                else _run_alerts(conn, rule, balance)
+            )
+            due += [(rule, alert) for alert in found]
+    if not due:
+        return 0
+    with write_transaction(ledger.engine) as conn:
+        return sum(write_alert(conn, rule, alert, now) for rule, alert in due)
+
+
+def _card(balance: BalanceRecord) -> dict[str, Any]:
+    return {
+        "workspace": balance.workspace_name,
+        "workspace_id": balance.workspace_id,
+        "consumed": f"{ucr_to_credits(balance.consumed_ucr):f}",
+        "remaining": f"{ucr_to_credits(balance.remaining_ucr):f}",
+        "period_start": balance.period_start.isoformat(),
+        "resets_at": balance.resets_at.isoformat(),
+    }
+
+
+def _threshold_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> list[Alert]:
+    period = f"{rule.id}:{b.period_start.isoformat()}"
+    name, card = b.workspace_name, _card(b)
+    consumed, total = b.consumed_ucr, b.consumed_ucr + max(b.remaining_ucr, 0)
+    used = f"{credits_text(ucr_to_credits(consumed))} of {credits_text(ucr_to_credits(total))}"
+    resets = f"{b.resets_at:%Y-%m-%d %H:%M} UTC"
+    alerts = [
+        Alert(f"{period}:usage_{p}", f"usage_{p}", f"{name}: {p}% of this period's credits used",
+              f"Workspace {name} has used {p}% of this period's credits ({used}); the allowance "
+              f"resets {resets}.", card)
+        for p in crossed_percents(consumed, b.remaining_ucr)
+    ]  # fmt: skip
+    if is_out(consumed, b.remaining_ucr):
+        alerts.append(Alert(f"{period}:out", "out_of_credits", f"{name} is out of credits",
+                            f"Workspace {name} is out of credits: scheduled and webhook runs "
+                            f"pause until a top-up or the reset on {resets}.", card))  # fmt: skip
+    elif b.remaining_ucr > 0:
+        o = notification_outbox.c
+        last_out = conn.execute(
+            select(o.key).where(o.rule_id == rule.id, o.event == "out_of_credits")
+            .order_by(o.id.desc()).limit(1)
+        ).scalar()  # fmt: skip
+        if last_out is not None:
+            alerts.append(Alert(f"{last_out}:resumed", "resumed", f"{name} has credits again",
+                                f"Workspace {name} has credits again "
+                                f"({credits_text(ucr_to_credits(b.remaining_ucr))} remaining); "
+                                "paused runs resume.", card))  # fmt: skip
+    return alerts
+
+
+def _run_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> list[Alert]:
+    """The workflow's latest live run, against the rule's limit or its earlier runs."""
+    u = schema.usage_records.c
+    scope = [u.workspace_id == rule.workspace_id, u.workflow == rule.workflow,
+             u.test_run.is_(False), u.flow_run_id.is_not(None)]  # fmt: skip
+    window = (rule.runs or 0) + 1
+    runs = conn.execute(
+        select(u.flow_run_id, func.sum(u.credits_ucr))
+        .where(*scope)
+        .group_by(u.flow_run_id)
+        .order_by(func.max(u.id).desc())
+        .limit(window)
+    ).all()
+    if not runs:
+        return []
+    run_id, run_ucr = runs[0][0], int(runs[0][1])
+    credits = ucr_to_credits(run_ucr)
+    details = {**_card(b), "workflow": rule.workflow, "flow_run_id": run_id,
+               "credits": f"{credits:f}"}  # fmt: skip
+    if rule.kind == "run_above" and rule.limit_ucr is not None and run_ucr > rule.limit_ucr:
+        limit = ucr_to_credits(rule.limit_ucr)
+        return [Alert(f"{rule.id}:{run_id}", "run_above_limit",
+                      f"{rule.workflow}: a run cost {credits_text(credits)} credits",
+                      f"Run {run_id} of {rule.workflow} in {b.workspace_name} has cost "
+                      f"{credits_text(credits)} credits, above the limit of "
+                      f"{credits_text(limit)}.", {**details, "limit": f"{limit:f}"})]  # fmt: skip
+    previous = [int(total) for _, total in runs[1:]]
+    regressed = (
+        rule.kind == "regression"
+        and rule.factor is not None
+        and rule.runs is not None
+        and is_regression(run_ucr, previous, factor=rule.factor, runs=rule.runs)
+    )
+    if regressed:
+        return [Alert(f"{rule.id}:{run_id}", "run_regression",
+                          f"{rule.workflow}: a run cost more than {rule.factor}x usual",
+                          f"Run {run_id} of {rule.workflow} in {b.workspace_name} has cost "
+                          f"{credits_text(credits)} credits, more than {rule.factor} x the "
+                          f"median of its last {rule.runs} live runs.",
+                          {**details, "factor": str(rule.factor), "runs": rule.runs})]  # fmt: skip
+    return []

@@ -1,0 +1,110 @@
+"""Notification rules: add, list, remove — validated once here, stored in ``notification_rules``."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine as SAEngine
+
+from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.errors import InvalidInput, NotFound
+from spojit_engine.notify.schema import CHANNELS, notification_rules
+
+
+class UnknownNotification(NotFound):
+    code = "unknown_notification"
+
+    def __init__(self, rule_id: str) -> None:
+        super().__init__(f"No notification rule {rule_id!r} in this workspace.")
+        self.rule_id = rule_id
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRecord:
+    id: str
+    workspace_id: str
+    kind: str  # thresholds, run_above, regression
+    workflow: str | None
+    limit_ucr: int | None
+    factor: Decimal | None
+    runs: int | None
+    channel: str  # webhook, block
+    target: str
+    created_at: datetime
+
+
+def check_rule(
+    *,
+    kind: str,
+    channel: str,
+    target: str,
+    workflow: str | None,
+    limit_ucr: int | None,
+    factor: Decimal | None,
+    runs: int | None,
+    runs_max: int,
+) -> None:
+    """Raise ``InvalidInput`` (one sentence) unless the rule makes sense."""
+    if channel not in CHANNELS:
+        raise InvalidInput(f"A notification goes to a webhook or a block, not {channel!r}.")
+    if channel == "webhook" and not target.startswith(("http://", "https://")):
+        raise InvalidInput(f"A webhook must be an http(s) URL, not {target!r}.")
+    if channel == "block" and (target.count("/") != 1 or not all(target.split("/"))):
+        raise InvalidInput(
+            f"A Prefect block is named TYPE/NAME (e.g. slack-webhook/alerts), not {target!r}."
+        )
+    if len(target) > 2048:
+        raise InvalidInput("A notification target is at most 2048 characters.")
+    if kind == "thresholds":
+        if workflow is not None:
+            raise InvalidInput("Workspace thresholds are for the whole workspace, not a workflow.")
+    elif kind == "run_above":
+        if not workflow or limit_ucr is None or limit_ucr <= 0:
+            raise InvalidInput("A per-run limit needs a workflow and credits above zero.")
+    elif kind == "regression":
+        if not workflow or factor is None or factor <= 1:
+            raise InvalidInput("A regression rule needs a workflow and a factor above 1.")
+        if runs is None or not 1 <= runs <= runs_max:
+            raise InvalidInput(f"A regression rule compares with 1-{runs_max} earlier runs.")
+    else:
+        raise InvalidInput(f"Unknown notification kind {kind!r}.")
+
+
+def add_rule(engine: SAEngine, workspace_id: str, *, now: datetime, **fields: object) -> RuleRecord:
+    """Store a checked rule (``fields``: RuleRecord's, less id, workspace and time)."""
+    rule_id = f"ntf_{secrets.token_hex(6)}"
+    values = {"id": rule_id, "workspace_id": workspace_id, "created_at": now, **fields}
+    with write_transaction(engine) as conn:
+        conn.execute(notification_rules.insert().values(**values))
+    return RuleRecord(**values)  # type: ignore[arg-type]
+
+
+def list_rules(engine: SAEngine, workspace_id: str) -> list[RuleRecord]:
+    r = notification_rules.c
+    query = select(*(getattr(r, f) for f in RuleRecord.__dataclass_fields__))
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            query.where(r.workspace_id == workspace_id).order_by(r.created_at, r.id)
+        )
+        return [RuleRecord(*row) for row in rows]
+
+
+def remove_rule(engine: SAEngine, workspace_id: str, rule_id: str) -> None:
+    r = notification_rules.c
+    with write_transaction(engine) as conn:
+        gone = conn.execute(
+            notification_rules.delete().where(r.id == rule_id, r.workspace_id == workspace_id)
+        )
+    if gone.rowcount != 1:
+        raise UnknownNotification(rule_id)
+
+
+def get_rule(engine: SAEngine, workspace_id: str, rule_id: str) -> RuleRecord:
+    for rule in list_rules(engine, workspace_id):
+        if rule.id == rule_id:
+            return rule
+    raise UnknownNotification(rule_id)

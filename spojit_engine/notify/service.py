@@ -1,0 +1,134 @@
+"""The notifier: hears the ledger's committed spends, grants and refusals, and does everything
+else on one background thread — so a run never waits for it and a dead receiver never fails a
+run. The observer only adds the workspace to a bounded set (``notify_queue_max``; beyond it a
+poke is dropped: the next one re-evaluates everything anyway). The thread evaluates the rules
+(evaluate.py), then delivers what is due from the outbox (any process's, so rows a process left
+pending are sent by the next one), retrying with backoff."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from spojit_engine.notify.deliver import DeliveryFailed, deliver
+from spojit_engine.notify.evaluate import evaluate_workspace
+from spojit_engine.notify.outbox import OutboxRow, claim_due, mark_failed, mark_sent
+from spojit_engine.notify.rules import RuleRecord, list_rules
+
+if TYPE_CHECKING:
+    from spojit_engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self._pending: set[str] = set()
+        self._cond = threading.Condition()
+        self._work = threading.Lock()  # one evaluate/deliver pass at a time in this process
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._rules: dict[str, tuple[float, list[RuleRecord]]] = {}
+        self._retrying = False  # a delivery failed here and waits for its backoff
+        observers = engine.ledger.observers
+        observers.on_spent(self.poke)
+        observers.on_credits_added(self.poke)
+        observers.on_refused(lambda workspace_id, _error, _usage: self.poke(workspace_id))
+
+    def poke(self, workspace_id: str) -> None:
+        """Queue ``workspace_id`` for evaluation (O(1), no I/O: called on the run's path)."""
+        with self._cond:
+            if self._stopping:
+                return
+            if len(self._pending) < self.settings.notify_queue_max:
+                self._pending.add(workspace_id)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="spojit-notify", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def rules(self, workspace_id: str) -> list[RuleRecord]:
+        """The workspace's rules, cached for ``notify_rules_cache_seconds``."""
+        cached = self._rules.get(workspace_id)
+        if (
+            cached is not None
+            and time.monotonic() - cached[0] < self.settings.notify_rules_cache_seconds
+        ):
+            return cached[1]
+        found = list_rules(self.engine.sa_engine, workspace_id)
+        self._rules[workspace_id] = (time.monotonic(), found)
+        return found
+
+    def forget_rules(self, workspace_id: str) -> None:
+        self._rules.pop(workspace_id, None)
+
+    def flush(self) -> None:
+        """Evaluate what is queued and deliver what is due, now, in this thread."""
+        with self._cond:
+            batch, self._pending = self._pending, set()
+        with self._work:
+            active = self._retrying
+            for workspace_id in batch:
+                rules = self.rules(workspace_id)
+                if rules:
+                    active = True
+                    evaluate_workspace(self.engine.ledger, rules, self.engine.ledger.clock())
+            if active:
+                self.deliver_due()
+
+    def deliver_due(self) -> int:
+        """Deliver the outbox rows due now (this process wins each by compare-and-set)."""
+        s = self.settings
+        now = self.engine.ledger.clock()
+        lease = timedelta(seconds=s.notify_timeout_seconds * 2)
+        rows = claim_due(self.engine.sa_engine, now, limit=s.notify_batch_max, lease=lease)
+        self._retrying = False
+        for row in rows:
+            self._deliver(row)
+        return len(rows)
+
+    def _deliver(self, row: OutboxRow) -> None:
+        from spojit_engine.notify.rules import UnknownNotification, get_rule
+
+        s, sa = self.settings, self.engine.sa_engine
+        try:
+            rule = get_rule(sa, row.workspace_id, row.rule_id)
+            deliver(
+                rule.channel, rule.target, row.message, timeout_seconds=s.notify_timeout_seconds
+            )
+        except (DeliveryFailed, UnknownNotification) as exc:
+            retry = mark_failed(sa, row, str(exc), self.engine.ledger.clock(),
+                                attempts_max=s.notify_attempts_max,
+                                backoff=timedelta(seconds=s.notify_backoff_seconds))  # fmt: skip
+            self._retrying = self._retrying or retry
+            return
+        mark_sent(sa, row.id, self.engine.ledger.clock())
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    # Woken by a poke; or, while a delivery waits for its retry, by the clock.
+                    timeout = self.settings.notify_backoff_seconds if self._retrying else None
+                    if not self._cond.wait(timeout=timeout):
+                        break
+                if self._stopping:
+                    return
+            try:
+                self.flush()
+            except Exception:
+                log.exception("The notifier's pass failed; it retries on the next poke")
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.notify_timeout_seconds * 2)
