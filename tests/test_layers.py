@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "spojit_engine.llm": 1,
     "spojit_engine.guards": 2,
     "spojit_engine.billing": 2,
+    "spojit_engine.notify": 2,  # alerts on what the ledger committed
+    "spojit_engine.signin": 2,  # one-time links and browser sessions over accounts
     "spojit_engine.migrations": 2,  # Alembic's env reads every table's metadata
     "spojit_engine.engine": 3,
     "spojit_engine.results": 3,
@@ -34,8 +36,10 @@ LAYERS: dict[str, int] = {
 }
 # Peers on one layer that must not lean on each other either.
 APART = {
-    ("spojit_engine.guards", "spojit_engine.billing"),
-    ("spojit_engine.billing", "spojit_engine.guards"),
+    (a, b)
+    for a in ("spojit_engine.guards", "spojit_engine.billing", "spojit_engine.notify")
+    for b in ("spojit_engine.guards", "spojit_engine.billing", "spojit_engine.notify")
+    if a != b
 }
 
 
