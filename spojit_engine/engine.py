@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
     from spojit_engine.guards.status import DeploymentStatus, WorkflowBudget
+    from spojit_engine.metering.runtime import Runtime
+    from spojit_engine.nodes.workflow import Workflow
 
 
 def _check_key(key: str) -> str:
@@ -337,3 +339,57 @@ class Engine:
         from spojit_engine.guards.status import deployment_statuses
 
         return deployment_statuses(self.guard, workspace_id)
+
+    # -- estimates and cost advice -------------------------------------------------------------
+
+    @cached_property
+    def _estimate_runtime(self) -> Runtime:
+        from spojit_engine.metering.runtime import Runtime
+
+        return Runtime.create(self)
+
+    def estimate(
+        self, workspace_id: str | None, workflow: Workflow, *, items: int | None = None,
+        inputs: Any = None,
+    ) -> Estimate:  # fmt: skip
+        """What one run of ``workflow`` will cost (typical, p95, max), from the workspace's
+        history where there is some, else from its prompts and the price book; with advice."""
+        from spojit_engine.estimate import estimate
+
+        return estimate(self._estimate_runtime, workspace_id, workflow, items=items, inputs=inputs)
+
+    def advice(self, workspace_id: str, workflow: Workflow | str | None = None) -> list[Advice]:
+        """Ways to spend less, per workflow (one workflow, by object or name, or all of them)."""
+        from spojit_engine.estimate import advise
+
+        return advise(self._estimate_runtime, workspace_id, workflow)
+
+    # -- runs stopped for credits (guards/incomplete.py, guards/resume.py) ----------------------
+
+    def incomplete_runs(
+        self, workspace_id: str, *, include_done: bool = False, limit: int = 50
+    ) -> list[IncompleteRun]:
+        """Runs stopped part-way for credits, oldest first (``include_done``: also those
+        resumed or abandoned)."""
+        from spojit_engine.guards import incomplete
+
+        self.workspace_id(workspace_id)
+        statuses = (
+            tuple(incomplete.RunStatus) if include_done else (incomplete.RunStatus.INCOMPLETE,)
+        )
+        limit = max(1, min(limit, self.settings.page_size_max))
+        return incomplete.listing(self.sa_engine, workspace_id, statuses=statuses, limit=limit)
+
+    def resume_run(
+        self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None
+    ) -> ResumeStarted:
+        """Resume a run stopped for credits from the node that was refused (once): a new run of
+        its deployment, or ``workflow`` run here for a run made outside a deployment."""
+        return self.guard.resumer.resume(workspace_id, flow_run_id, workflow=workflow)
+
+    def abandon_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
+        """Give up an incomplete run: it never resumes."""
+        from spojit_engine.guards import incomplete
+
+        run = incomplete.get(self.sa_engine, flow_run_id, workspace_id)
+        return incomplete.abandon(self.sa_engine, run, self.ledger.clock())

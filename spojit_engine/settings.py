@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     guard_history_days: int = Field(default=30, gt=0)
     budget_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     renewals_interval_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    # Estimates and the cost advisor (metering/estimates.py, metering/advice.py): how much
+    # history is read, and the assumptions a static estimate makes where a prompt is unknown.
+    estimate_history_records_max: int = Field(default=5000, gt=0, le=1_000_000)
+    estimate_loop_items_default: int = Field(default=10, gt=0)  # a loop whose items are unknown
+    estimate_token_sample_items_max: int = Field(default=20, gt=0, le=1000)  # prompts counted
+    estimate_output_tokens_typical: int = Field(default=100, gt=0)  # per LLM call, capped by max
+    estimate_input_tokens_unknown: int = Field(default=200, ge=0)  # an input known only at run
+    estimate_tool_exchange_tokens: int = Field(default=100, ge=0)  # each earlier agent round trip
+    estimate_passage_tokens: int = Field(default=200, ge=0)  # each Knowledge passage in a prompt
+    advice_direct_mode_share_percent: int = Field(default=90, gt=0, le=100)
+    advice_history_calls_min: int = Field(default=3, gt=0)  # calls before history is advice
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

@@ -433,3 +433,8 @@ _register_billing(app)
 from spojit_engine.cli.guard_cmds import register as _register_guards  # noqa: E402
 
 _register_guards(app)
+
+# -- estimates and the cost advisor: spojit estimate (cli/estimate_cmds.py) -----------------------
+from spojit_engine.cli.estimate_cmds import register as _register_estimate  # noqa: E402
+
+_register_estimate(app)

@@ -107,7 +107,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
                 tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
                 llm_calls=len(meter.calls), credits_ucr=charged, member_id=usage.member_id,
                 test_run=usage.test_run, status=status, error=error,
-                created_at=ledger.clock(),
+                created_at=ledger.clock(), tools=",".join(meter.tools) or None,
             ),
         )  # fmt: skip
 

@@ -38,9 +38,17 @@ from spojit_engine.metering.records import (
 )
 from spojit_engine.metering.replay import (
     find_entry,
+    find_hold,
     replayed_entry,
     replayed_grant,
     replayed_hold,
+)
+from spojit_engine.metering.reservations import (
+    RESERVATION_PREFIX,
+    apply_draw,
+    close_reservation_in,
+    is_reservation,
+    plan_draw,
 )
 from spojit_engine.metering.statements import statements_for
 
@@ -169,8 +177,17 @@ class Ledger:
 
     # -- debits and holds ----------------------------------------------------------------------
 
-    def debit(self, workspace_id: str, *, amount_ucr: int, key: str, usage: Usage) -> EntryRecord:
-        """Take credits now, in burn order; refused whole when the available credits fall short."""
+    def debit(
+        self,
+        workspace_id: str,
+        *,
+        amount_ucr: int,
+        key: str,
+        usage: Usage,
+        run_id: str | None = None,
+    ) -> EntryRecord:
+        """Take credits now, in burn order; refused whole when the available credits fall short.
+        A charge of run ``run_id`` draws from the run's open reservation first (reservations.py)."""
 
         def replay(conn: Connection) -> EntryRecord | None:
             row = find_entry(conn, key)
@@ -182,24 +199,60 @@ class Ledger:
 
         def attempt() -> EntryRecord:
             with self.locked(workspace_id) as tx:
-                blocks = self._admit(tx, Spend("debit", key, amount_ucr, usage), replay)
+                draw = plan_draw(tx, run_id, amount_ucr)
+                spend = Spend("debit", key, amount_ucr, usage)
+                blocks = self._admit(tx, spend, replay, reserved_ucr=draw.take_ucr)
                 if isinstance(blocks, EntryRecord):
                     return blocks
                 takes = allocate(blocks, amount_ucr).takes
+                apply_draw(tx, draw)
                 return tx.post(
                     kind="debit",
                     key=key,
                     amount_ucr=-amount_ucr,
                     postings=[(grant_id, -take) for grant_id, take in takes],
+                    held_ucr=-draw.take_ucr,
+                    hold_id=draw.reservation_id,
                     usage=usage,
                 )
 
         return self._once(key, attempt, replay)
 
     def hold(
+        self,
+        workspace_id: str,
+        *,
+        amount_ucr: int,
+        key: str,
+        ttl: timedelta,
+        usage: Usage,
+        run_id: str | None = None,
+    ) -> HoldRecord:
+        """Reserve credits for a step whose cost is known only after it runs; a step of run
+        ``run_id`` carves its hold out of the run's open reservation first."""
+        if is_reservation(key):
+            raise InvalidInput(f"Keys starting {RESERVATION_PREFIX!r} are for run reservations.")
+        return self._hold(workspace_id, amount_ucr, key, ttl, usage, run_id)
+
+    def reserve(
         self, workspace_id: str, *, amount_ucr: int, key: str, ttl: timedelta, usage: Usage
     ) -> HoldRecord:
-        """Reserve credits for a step whose cost is known only after it runs."""
+        """Hold ``amount_ucr`` for a whole flow run (key ``reserve:{flow_run_id}``): its node
+        charges draw from it; ``close_reservation`` gives back the rest, the sweeper voids it
+        after ``ttl``. Refused with ``InsufficientCredits`` like any hold."""
+        if not is_reservation(key):
+            raise InvalidInput(f"A run reservation's key starts {RESERVATION_PREFIX!r}.")
+        return self._hold(workspace_id, amount_ucr, key, ttl, usage, None)
+
+    def _hold(
+        self,
+        workspace_id: str,
+        amount_ucr: int,
+        key: str,
+        ttl: timedelta,
+        usage: Usage,
+        run_id: str | None,
+    ) -> HoldRecord:
         if ttl <= timedelta(0):
             raise InvalidInput("A hold's ttl must be positive.")
 
@@ -208,7 +261,9 @@ class Ledger:
 
         def attempt() -> HoldRecord:
             with self.locked(workspace_id) as tx:
-                admitted = self._admit(tx, Spend("hold", key, amount_ucr, usage), replay)
+                draw = plan_draw(tx, run_id, amount_ucr)
+                spend = Spend("hold", key, amount_ucr, usage)
+                admitted = self._admit(tx, spend, replay, reserved_ucr=draw.take_ucr)
                 if isinstance(admitted, HoldRecord):
                     return admitted
                 expires_at = tx.now + ttl
@@ -230,11 +285,12 @@ class Ledger:
                         "created_at": sql.time_param(tx.now),
                     },
                 ).fetchone()[0]
+                apply_draw(tx, draw)
                 tx.post(
                     kind="hold",
                     key=key,
                     amount_ucr=0,
-                    held_ucr=amount_ucr,
+                    held_ucr=amount_ucr - draw.take_ucr,
                     hold_id=hold_id,
                     usage=usage,
                     next_due_at=expires_at,
@@ -252,13 +308,19 @@ class Ledger:
         return self._once(key, attempt, replay)
 
     def _admit(
-        self, tx: LedgerTx, spend: Spend, replay: Callable[[Connection], T | None]
+        self,
+        tx: LedgerTx,
+        spend: Spend,
+        replay: Callable[[Connection], T | None],
+        *,
+        reserved_ucr: int = 0,
     ) -> list[Block] | T:
         """The spendable blocks when the spend is covered and no spend limit refuses it; else
         the replay of the key, if any; else the refusal (``InsufficientCredits``, or the
-        limit's). Available = spendable grants - held - overdraft."""
+        limit's). Available = spendable grants - held - overdraft, plus what the run's
+        reservation pays of this spend (``reserved_ucr``)."""
         blocks = spendable(tx.blocks, tx.now)
-        available = available_ucr(blocks, tx)
+        available = available_ucr(blocks, tx) + reserved_ucr
         refusal = None
         if spend.amount_ucr <= available:
             refusal = self.observers.limit_refusal(tx, spend)
@@ -283,6 +345,8 @@ class Ledger:
         key = f"hold:{hold_id}:settle"
         with self.locked(self._hold_workspace(hold_id)) as tx:
             hold = _load_hold(tx.conn, hold_id)
+            if is_reservation(hold.key):
+                raise InvalidInput(f"Hold {hold_id} is a run reservation: close it, not settle.")
             if hold.state == HoldState.SETTLED.value:
                 row = find_entry(tx.conn, key)
                 if row is None:
@@ -314,9 +378,12 @@ class Ledger:
             )
 
     def release(self, hold_id: int) -> HoldRecord:
-        """Give a hold's credits back untouched (the step did not run); twice is a no-op."""
+        """Give a hold's credits back untouched (the step did not run); twice is a no-op.
+        Releasing a run reservation closes it (what was drawn stays spent)."""
         with self.locked(self._hold_workspace(hold_id)) as tx:
             hold = _load_hold(tx.conn, hold_id)
+            if is_reservation(hold.key):
+                return close_reservation_in(tx, hold)
             if hold.state != HoldState.RELEASED.value:
                 transition(hold_id, HoldState(hold.state), HoldState.RELEASED)
                 tx.conn.execute(
@@ -340,6 +407,12 @@ class Ledger:
                 expires_at=hold.expires_at,
                 settled_ucr=None,
             )
+
+    def close_reservation(self, key: str) -> HoldRecord | None:
+        """Give back what a run reservation has left (idempotent); None when there is none."""
+        with read_transaction(self.engine) as conn:
+            found = find_hold(conn, key)
+        return None if found is None else self.release(found.id)
 
     def _hold_workspace(self, hold_id: int) -> str:
         with read_transaction(self.engine) as conn:

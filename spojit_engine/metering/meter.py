@@ -48,6 +48,7 @@ class Meter:
     hold_ttl: timedelta
     calls: list[LlmCall] = field(default_factory=list)
     extra_ucr: int = 0
+    tools: list[str] = field(default_factory=list)  # tools an agent chose (the cost advisor)
 
     @property
     def llm_cost_ucr(self) -> int:

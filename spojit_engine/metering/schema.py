@@ -202,6 +202,7 @@ class UsageRecord(SQLModel, table=True):
     node_type: str = _col(String(NAME_LENGTH_MAX))
     mode: str | None = _col(String(32), nullable=True)
     models: str | None = _col(Text, nullable=True)
+    tools: str | None = _col(Text, nullable=True)  # the tools an agent call chose, in order
     tokens_in: int = _col(BigInteger, default=0)
     tokens_out: int = _col(BigInteger, default=0)
     tokens_cached: int = _col(BigInteger, default=0)

@@ -58,6 +58,16 @@ _SQL = {
         " :state, :expires_at, :workflow, :node_type, :member_id, :test_run, :node_call,"
         " :created_at) RETURNING id"
     ),
+    # A run reservation still open in this workspace, and what is left of it (reservations.py).
+    "open_reservation": (
+        "SELECT id, amount_ucr - COALESCE(settled_ucr, 0) FROM holds"
+        " WHERE key = :key AND workspace_id = :workspace_id AND state = 'held'"
+    ),
+    # The pair check: a draw never takes more than the reservation has open.
+    "draw_reservation": (
+        "UPDATE holds SET settled_ucr = COALESCE(settled_ucr, 0) + :take WHERE id = :id"
+        " AND state = 'held' AND amount_ucr - COALESCE(settled_ucr, 0) >= :take"
+    ),
 }
 
 

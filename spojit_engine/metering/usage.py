@@ -36,6 +36,7 @@ class UsageRow:
     status: str
     error: str | None
     created_at: datetime
+    tools: str | None = None  # the tools an Agent-mode call chose, comma-separated, in order
 
 
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:
