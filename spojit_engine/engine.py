@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from spojit_engine.billing.checkout import CheckoutStarted
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
+    from spojit_engine.estimate import Advice, Estimate
+    from spojit_engine.guards.incomplete import IncompleteRun
+    from spojit_engine.guards.resume import ResumeStarted
     from spojit_engine.guards.status import DeploymentStatus, WorkflowBudget
     from spojit_engine.metering.runtime import Runtime
     from spojit_engine.nodes.workflow import Workflow
@@ -155,12 +158,15 @@ class Engine:
         node_type: str | None = None,
         member_id: str | None = None,
         test_run: bool = False,
+        flow_run_id: str | None = None,
     ) -> Entry:
+        """Take ``amount`` now; a charge of ``flow_run_id`` draws from its reservation first."""
         record = self.ledger.debit(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
             usage=Usage(workflow, node_type, member_id, test_run),
+            run_id=flow_run_id,
         )
         return Entry.of(record)
 
@@ -175,6 +181,7 @@ class Engine:
         node_type: str | None = None,
         member_id: str | None = None,
         test_run: bool = False,
+        flow_run_id: str | None = None,
     ) -> Hold:
         record = self.ledger.hold(
             workspace_id,
@@ -182,8 +189,40 @@ class Engine:
             key=_check_key(key),
             ttl=ttl if ttl is not None else timedelta(seconds=self.settings.hold_ttl_seconds),
             usage=Usage(workflow, node_type, member_id, test_run),
+            run_id=flow_run_id,
         )
         return Hold.of(record)
+
+    def reserve_run(
+        self,
+        workspace_id: str,
+        amount: Decimal | int | str,
+        *,
+        flow_run_id: str,
+        ttl: timedelta | None = None,
+        workflow: str | None = None,
+    ) -> Hold:
+        """Hold ``amount`` for flow run ``flow_run_id``: its node charges draw from it (refused
+        with ``InsufficientCredits`` like any hold; the same call again returns the first)."""
+        from spojit_engine.metering.reservations import reservation_key
+
+        seconds = self.settings.run_reservation_ttl_seconds
+        record = self.ledger.reserve(
+            workspace_id,
+            amount_ucr=credits_to_ucr_exact(amount),
+            key=_check_key(reservation_key(flow_run_id)),
+            ttl=ttl if ttl is not None else timedelta(seconds=seconds),
+            usage=Usage(workflow=workflow),
+        )
+        return Hold.of(record)
+
+    def close_run_reservation(self, flow_run_id: str) -> Hold | None:
+        """The run ended: commit its batched charges, give back what its reservation has left.
+        Idempotent; None when the run had no reservation."""
+        from spojit_engine.metering.reservations import reservation_key
+
+        record = self.ledger.close_reservation(reservation_key(flow_run_id))
+        return None if record is None else Hold.of(record)
 
     def settle(self, hold_id: int, actual: Decimal | int | str) -> Entry:
         actual_ucr = credits_to_ucr_exact(actual, allow_zero=True)

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
 
     # Limits (TigerBeetle: put a limit on everything).
     hold_ttl_seconds: int = Field(default=600, gt=0, le=7 * 24 * 3600)
+    # A run reservation nobody closes (its process died) is voided by the sweeper after this.
+    run_reservation_ttl_seconds: int = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
     sqlite_busy_timeout_seconds: float = Field(default=60.0, gt=0)
     renewal_catch_up_periods_max: int = Field(default=120, gt=0)
     sweep_holds_batch_max: int = Field(default=1000, gt=0)
@@ -55,6 +57,10 @@ class Settings(BaseSettings):
     estimate_passage_tokens: int = Field(default=200, ge=0)  # each Knowledge passage in a prompt
     advice_direct_mode_share_percent: int = Field(default=90, gt=0, le=100)
     advice_history_calls_min: int = Field(default=3, gt=0)  # calls before history is advice
+    # Runs stopped for credits (guards/incomplete.py): how long a node's persisted result stays
+    # readable by a resume of its run (after that a resume runs the node again, replaying its
+    # metering keys so it is not billed twice).
+    resume_window_days: int = Field(default=30, gt=0, le=3650)
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:
