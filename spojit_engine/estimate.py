@@ -130,13 +130,39 @@ def estimate(
     inputs: Any = None,
 ) -> Estimate:  # fmt: skip
     """The ``Engine.estimate`` behind the facade: plan, price, total, and the advice."""
+    from spojit_engine.nodes.advise import advise_workflow
     from spojit_engine.nodes.estimate import plan_workflow
 
-    plan, _history = plan_workflow(
+    plan, planner = plan_workflow(
         workflow, runtime=runtime, workspace_id=workspace_id, items=items, inputs=inputs
     )
-    return Estimate.of(workflow.name, workspace_id, estimate_plan(plan), [])
+    advice = [Advice.of(s) for s in advise_workflow(workflow, plan, planner)]
+    return Estimate.of(workflow.name, workspace_id, estimate_plan(plan), advice)
 
 
 def advise(runtime: Runtime, workspace_id: str, workflow: Workflow | str | None) -> list[Advice]:
-    return []
+    """Advice for one workflow (a ``Workflow``: every rule; a name: what history can tell) or
+    for every workflow the workspace has run."""
+    from spojit_engine.metering.history import read_history, workflows_with_history
+    from spojit_engine.nodes.advise import advise_history
+
+    _, name = runtime.workspace(workspace_id)
+    if workflow is not None and not isinstance(workflow, str):
+        return estimate(runtime, workspace_id, workflow).advice
+    settings, sa_engine = runtime.engine.settings, runtime.engine.sa_engine
+    names = [workflow] if workflow else workflows_with_history(
+        sa_engine, workspace_id=workspace_id, limit=settings.advice_workflows_max
+    )  # fmt: skip
+    found = []
+    for flow in names:
+        history = read_history(
+            sa_engine, workspace_id=workspace_id, workflow=flow,
+            limit=settings.estimate_history_records_max,
+        )  # fmt: skip
+        found += advise_history(
+            flow, history,
+            direct_call_ucr=runtime.book.for_workspace(name).base("connector.direct"),
+            share_percent=settings.advice_direct_mode_share_percent,
+            calls_min=settings.advice_history_calls_min,
+        )  # fmt: skip
+    return [Advice.of(s) for s in found]

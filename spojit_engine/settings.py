@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     estimate_passage_tokens: int = Field(default=200, ge=0)  # each Knowledge passage in a prompt
     advice_direct_mode_share_percent: int = Field(default=90, gt=0, le=100)
     advice_history_calls_min: int = Field(default=3, gt=0)  # calls before history is advice
+    advice_savings_percent_min: int = Field(default=5, ge=0, le=100)  # of a node call, to speak
+    advice_workflows_max: int = Field(default=100, gt=0)  # workflows `Engine.advice` looks at
     # Runs stopped for credits (guards/incomplete.py): how long a node's persisted result stays
     # readable by a resume of its run (after that a resume runs the node again, replaying its
     # metering keys so it is not billed twice).

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine as SAEngine
 
 from spojit_engine.db import read_transaction
@@ -24,6 +24,8 @@ class NodeHistory:
     tools: list[str | None] = field(default_factory=list)  # the tool an agent call chose
     models: list[str | None] = field(default_factory=list)
     live_calls: int = 0  # calls in live runs: loop sizes and branch ratios are read from these
+    node_type: str = ""  # the price-book key: ``connector.agent``, ``loop``…
+    runs: set[str] = field(default_factory=set)  # the flow runs it was called in
 
     @property
     def calls(self) -> int:
@@ -49,6 +51,8 @@ class WorkflowHistory:
 @dataclass(frozen=True, slots=True)
 class HistoryRow:
     node_name: str
+    family: str
+    mode: str | None
     flow_run_id: str | None
     credits_ucr: int
     llm_calls: int
@@ -67,7 +71,10 @@ def summarise(rows: Iterable[HistoryRow]) -> WorkflowHistory:
             run.credits_ucr += row.credits_ucr
         if row.status != "ok":
             continue
-        node = history.nodes.setdefault(row.node_name, NodeHistory())
+        node_type = f"{row.family}.{row.mode}" if row.mode else row.family
+        node = history.nodes.setdefault(row.node_name, NodeHistory(node_type=node_type))
+        if row.flow_run_id:
+            node.runs.add(row.flow_run_id)
         node.credits_ucr.append(row.credits_ucr)
         node.llm_calls.append(row.llm_calls)
         node.tools.append(row.tools)
@@ -84,6 +91,8 @@ def read_history(
     query = (
         select(
             u.node_name,
+            u.node_type,
+            u.mode,
             u.flow_run_id,
             u.credits_ucr,
             u.llm_calls,
@@ -97,4 +106,19 @@ def read_history(
         .limit(limit)
     )
     with read_transaction(engine) as conn:
-        return summarise(HistoryRow(*row) for row in conn.execute(query))
+        return summarise(HistoryRow(*tuple(row)) for row in conn.execute(query))
+
+
+def workflows_with_history(engine: SAEngine, *, workspace_id: str, limit: int) -> list[str]:
+    """The workflows the workspace has run (by name), most recent first, at most ``limit``."""
+    u = schema.usage_records.c
+    newest = func.max(u.id)
+    query = (
+        select(u.workflow)
+        .where(u.workspace_id == workspace_id, u.workflow.is_not(None))
+        .group_by(u.workflow)
+        .order_by(newest.desc())
+        .limit(limit)
+    )
+    with read_transaction(engine) as conn:
+        return [str(name) for (name,) in conn.execute(query)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -124,9 +124,12 @@ def _agent(pricer: Pricer, node: Connector, values: Values) -> tuple[tuple[int, 
     return (trips, node.max_round_trips), (typical, most)
 
 
-def _structured(pricer: Pricer, node: Transform, values: Values) -> tuple[tuple[int, int], ...]:
+def _structured(
+    pricer: Pricer, node: Transform, values: Values, model: str | None = None
+) -> tuple[tuple[int, int], ...]:
+    """A structured Transform's LLM call (on ``model``, default the node's own)."""
     assert node.schema is not None
-    schema = node.schema
+    schema, model = node.schema, model or node.model
 
     def messages(v: Any) -> list[dict[str, Any]]:
         return [
@@ -134,11 +137,11 @@ def _structured(pricer: Pricer, node: Transform, values: Values) -> tuple[tuple[
             {"role": "user", "content": _text(v)},
         ]
 
-    typical_in, max_in = pricer.prompt_tokens(node.model, values, messages)
+    typical_in, max_in = pricer.prompt_tokens(model, values, messages)
     answers = [json.dumps(example_of(schema, _text(v))) for v in (values or [""])]
-    out = _mean_ceil([pricer.tokens(node.model, text=a) for a in answers])
-    typical = pricer.call_ucr(node.model, typical_in, min(out, node.max_tokens))
-    return (1, 1), (typical, pricer.call_ucr(node.model, max_in, node.max_tokens))
+    out = _mean_ceil([pricer.tokens(model, text=a) for a in answers])
+    typical = pricer.call_ucr(model, typical_in, min(out, node.max_tokens))
+    return (1, 1), (typical, pricer.call_ucr(model, max_in, node.max_tokens))
 
 
 def _knowledge(pricer: Pricer, node: Knowledge, values: Values) -> tuple[tuple[int, int], ...]:
@@ -180,6 +183,8 @@ class Planner:
     pricer: Pricer
     history: WorkflowHistory
     items: int | None = None  # the item count of the outermost loops (``--items``)
+    # what each structured Transform was priced on, so the advisor can price it on other models
+    seen: dict[str, Values] = field(default_factory=dict)
 
     def workflow(self, workflow: Workflow, inputs: Any = None) -> Plan:
         values: Values = None if inputs is None else [inputs]
@@ -191,6 +196,7 @@ class Planner:
 
     def step(self, node: Node, values: Values) -> Step:
         cost = _static(self.pricer, node, values)
+        self.seen[node.name] = values
         seen = self.history.node(node.name)
         return Step(node.name, node.node_type, _measured(cost, seen) if seen else cost)
 
@@ -258,7 +264,7 @@ def plan_workflow(
     workspace_id: str | None = None,
     items: int | None = None,
     inputs: Any = None,
-) -> tuple[Plan, WorkflowHistory]:
+) -> tuple[Plan, Planner]:
     """The plan of one run of ``workflow`` in the workspace (no workspace: static only), priced
     by the workspace's price book, and the history it read."""
     from spojit_engine.errors import InvalidInput
@@ -275,7 +281,8 @@ def plan_workflow(
         )  # fmt: skip
     # As the meter does: the workspace's base prices and rate, the runtime's model price table.
     pricer = Pricer(book, runtime.prices, runtime.engine.settings)
-    return Planner(pricer, history, items).workflow(workflow, inputs), history
+    planner = Planner(pricer, history, items)
+    return planner.workflow(workflow, inputs), planner
 
 
 def estimate_workflow(
