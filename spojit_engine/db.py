@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from spojit_engine.errors import LedgerUnavailable
 
 # The newest migration; a test pins it to Alembic's head so the two never drift.
-SCHEMA_REVISION = "0007b_estimates"
+SCHEMA_REVISION = "0007_runs"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

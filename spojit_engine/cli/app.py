@@ -397,7 +397,6 @@ def demo(
         console.print(f"  [bold]{command}[/]  {what}", highlight=False)
 
 
-@app.command()
 @one_sentence_errors
 def executions(
     workspace: WorkspaceOpt = None,
@@ -438,3 +437,8 @@ _register_guards(app)
 from spojit_engine.cli.estimate_cmds import register as _register_estimate  # noqa: E402
 
 _register_estimate(app)
+
+# -- runs stopped for credits: spojit executions [incomplete|resume|abandon] (cli/runs_cmds.py) -
+from spojit_engine.cli.runs_cmds import register as _register_runs  # noqa: E402
+
+_register_runs(app, executions)

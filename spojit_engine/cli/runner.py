@@ -34,6 +34,7 @@ from spojit_engine.cli.run_view import (
     watching,
 )
 from spojit_engine.errors import InvalidInput, SpojitError
+from spojit_engine.metering.run_context import CLI_RUN_TAG
 from spojit_engine.metering.usage import read_usage
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 EXAMPLES = ("lead_enrichment", "support_triage", "nightly_digest")
 PREFECT_STARTUP_TIMEOUT_SECONDS = 180  # a first start on a fresh PREFECT_HOME migrates its database
-CLI_RUN_TAG = "spojit:cli-run="  # a unique tag that finds the flow run in Prefect afterwards
 
 
 class RunFailed(SpojitError):
@@ -232,6 +232,7 @@ def run_flow(
     workflow's own errors: they land in ``report.error`` with what the run cost until then."""
     from prefect import tags
 
+    from spojit_engine.guards.resume import run_source
     from spojit_engine.metering.runtime import Runtime, use_runtime
 
     workflow = loaded.workflow
@@ -242,7 +243,7 @@ def run_flow(
     since = engine.ledger.clock()
     with use_runtime(runtime), watching(engine, workspace_id, view, console):
         try:
-            with tags(marker):
+            with tags(marker), run_source(_lasting_source(loaded.source)):
                 report.result = workflow.run(
                     payload, workspace=workspace_id, member_id=member_id, test=test
                 )
@@ -260,6 +261,14 @@ def run_flow(
     report.nodes = node_costs(rows)
     report.credits = sum((n.credits for n in report.nodes), Decimal(0))
     return report
+
+
+def _lasting_source(spec: str) -> str:
+    """``spec`` as it loads from any directory (a file's absolute path), for a later resume."""
+    target, colon, attr = spec.partition(":")
+    if target.endswith(".py"):
+        return str(Path(target).expanduser().resolve()) + colon + attr
+    return spec
 
 
 def _find_flow_run(report: RunReport, marker: str) -> None:

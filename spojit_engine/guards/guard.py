@@ -67,9 +67,13 @@ class Guard:
         self.clock = engine.ledger.clock
         self.budgets = Budgets(self.sa, self.clock, self.settings.budget_cache_seconds)
         self.hooks = Webhooks(self)
+        from spojit_engine.guards.resume import Resumer
+
+        self.resumer = Resumer(self)  # runs stopped for credits resume when credits return
         self._owner = f"{socket.gethostname()[:32]}:{os.getpid()}"
         observers = engine.ledger.observers
         observers.on_credits_added(self.on_credits_added)
+        observers.on_credits_added(self.resumer.on_credits_added)  # after the guard resumed
         observers.on_refused(self.on_refused)
         observers.add_spend_limit(self.budgets.limit)
 
@@ -326,6 +330,7 @@ class Guard:
                 resumed.append(f"{state.workspace_id}/{state.scope}")
         for hook_name in self.hooks.waiting_hooks(limit=self._limit):
             started += self.hooks.drain(hook_name)
+        started += self.resumer.reconcile()
         return ReconcileReport(resumed, retried, started)
 
     def prune(self) -> int:

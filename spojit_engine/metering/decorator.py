@@ -11,6 +11,7 @@ it called; re-running the same attempt replays the same keys and bills nothing n
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import threading
 import uuid
@@ -45,6 +46,10 @@ def _call_number(scope: str, attempt: int, node_name: str) -> int:
         return next(counter)
 
 
+def _resumed_record_key(key: str, flow_run_id: str | None) -> str:
+    return "node:" + hashlib.sha256(f"{key}\x1f{flow_run_id}".encode()).hexdigest()[:40]
+
+
 def _billed_workspace(runtime: Runtime, run: RunInfo | None) -> tuple[str, str]:
     """(id, name) of the workspace this run bills: its tag, else the runtime's default."""
     named = (run.tag_value(WORKSPACE_TAG) if run else None) or runtime.default_workspace
@@ -56,16 +61,23 @@ def _workspace_of(runtime: Runtime, run: RunInfo | None) -> str:
 
 
 @contextmanager
-def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None) -> Iterator[Meter]:
-    """Meter one node call (see the module docstring)."""
+def node_call(
+    node_type: str, node_name: str, *, runtime: Runtime | None = None, scope: str | None = None
+) -> Iterator[Meter]:
+    """Meter one node call (see the module docstring). ``scope``: the call's identity across
+    resumes of its run (``nodes/calls.py``), one call per scope, in place of the task run."""
     runtime = runtime or current_runtime()
     run = current_run()
     ledger = runtime.engine.ledger
     workspace_id, workspace_name = _billed_workspace(runtime, run)
-    scope = (run.task_run_id or run.flow_run_id) if run else None
     attempt = run.attempt if run else 1
+    stable = scope is not None
+    scope = scope or ((run.task_run_id or run.flow_run_id) if run else None)
     scope = scope or f"adhoc-{uuid.uuid4()}"
-    key = f"node:{scope}:{attempt}:{node_name}:{_call_number(scope, attempt, node_name)}"
+    key = f"node:{scope}:{attempt}:{node_name}:"
+    key += "0" if stable else str(_call_number(scope, attempt, node_name))
+    # A resumed run's call of the same identity shares the ledger keys, not the usage record.
+    record_key = _resumed_record_key(key, run.flow_run_id) if stable and run else key
     usage = Usage(
         workflow=run.flow_name if run else None,
         node_type=node_type,
@@ -96,7 +108,7 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
         record_usage(
             runtime.engine.sa_engine,
             UsageRow(
-                key=key, workspace_id=workspace_id, workflow=usage.workflow,
+                key=record_key, workspace_id=workspace_id, workflow=usage.workflow,
                 flow_run_id=run.flow_run_id if run else None,
                 task_run_id=run.task_run_id if run else None, attempt=attempt,
                 node_name=node_name, node_type=node_type.split(".")[0],

@@ -2,17 +2,34 @@
 attempt a node call belongs to, and the ``spojit:`` tags that say for whom it runs.
 
 Tags: ``spojit:workspace=NAME`` (or id), ``spojit:member=ID``, ``spojit:test`` (a test run),
-``spojit:trigger=KIND`` (webhook, manual, …). They ride on the flow run (``prefect.tags`` or the
-deployment's tags), so every task run of the flow sees them.
+``spojit:trigger=KIND`` (webhook, manual, …); a test run's scope, ``spojit:sample=N`` (Loops run
+on N items) and ``spojit:max-credits=C`` (the run stops at C credits); ``spojit:reserve=p95|max``
+(the run holds its estimate at start); ``spojit:resume-of=RUN`` (a run resuming RUN, which was
+stopped for credits). They ride on the flow run (``prefect.tags`` or the deployment's tags), so
+every task run of the flow sees them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 WORKSPACE_TAG = "spojit:workspace="
 MEMBER_TAG = "spojit:member="
 TEST_TAG = "spojit:test"
+SAMPLE_TAG = "spojit:sample="
+MAX_CREDITS_TAG = "spojit:max-credits="
+RESERVE_TAG = "spojit:reserve="
+RESUME_TAG = "spojit:resume-of="
+CLI_RUN_TAG = "spojit:cli-run="  # a unique tag that finds a CLI run's flow run in Prefect
+
+
+def original_run(flow_run_id: str, tags: Iterable[str]) -> str:
+    """The run a (possibly resumed) run continues: its ``spojit:resume-of`` tag, else itself."""
+    for tag in tags:
+        if tag.startswith(RESUME_TAG):
+            return tag[len(RESUME_TAG) :]
+    return flow_run_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from spojit_engine.errors import InvalidInput
+from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
@@ -84,6 +84,12 @@ class Workflow:
         try:
             for step in self.steps:
                 value = step(value)
+        except InsufficientCredits as exc:  # stopped part-way: kept as incomplete, to resume
+            from spojit_engine.guards.resume import stopped_for_credits
+
+            with contextlib.suppress(Exception):
+                publish_credit_artifact()
+            return stopped_for_credits(self.name, exc)
         except BaseException:
             with contextlib.suppress(Exception):  # never mask why the run failed
                 publish_credit_artifact()  # a failed run consumed credits too
