@@ -7,12 +7,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
+
+if TYPE_CHECKING:
+    from spojit_engine.estimate import Estimate
 
 ARTIFACT_ROWS_MAX = 10_000  # node calls listed in a run's credit artifact (the total is all)
 
@@ -114,3 +117,14 @@ class Workflow:
 
         with tags(*run_tags(workspace, member_id, test)):
             return self.flow(payload)
+
+    def estimate(
+        self, *, workspace: str | None = None, items: int | None = None, inputs: Any = None
+    ) -> Estimate:
+        """What one run will cost — ``Engine.estimate`` on the engine node calls bill (the bound
+        runtime's); ``workspace`` (name or id) adds its history and prices."""
+        from spojit_engine.metering.runtime import current_runtime
+
+        runtime = current_runtime()
+        workspace_id = runtime.workspace(workspace)[0] if workspace else None
+        return runtime.engine.estimate(workspace_id, self, items=items, inputs=inputs)
