@@ -205,6 +205,7 @@ class Engine:
         """Hold ``amount`` for flow run ``flow_run_id``: its node charges draw from it (refused
         with ``InsufficientCredits`` like any hold; the same call again returns the first)."""
         from spojit_engine.metering.reservations import reservation_key
+        from spojit_engine.metering.run_billing import forget_run
 
         seconds = self.settings.run_reservation_ttl_seconds
         record = self.ledger.reserve(
@@ -214,13 +215,18 @@ class Engine:
             ttl=ttl if ttl is not None else timedelta(seconds=seconds),
             usage=Usage(workflow=workflow),
         )
+        forget_run(flow_run_id)  # its next node call in this process batches against it
         return Hold.of(record)
 
     def close_run_reservation(self, flow_run_id: str) -> Hold | None:
         """The run ended: commit its batched charges, give back what its reservation has left.
         Idempotent; None when the run had no reservation."""
+        from spojit_engine.metering.batch import commit_run
         from spojit_engine.metering.reservations import reservation_key
+        from spojit_engine.metering.run_billing import forget_run
 
+        commit_run(flow_run_id)
+        forget_run(flow_run_id)
         record = self.ledger.close_reservation(reservation_key(flow_run_id))
         return None if record is None else Hold.of(record)
 

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, gt=0, le=7 * 24 * 3600)
     # A run reservation nobody closes (its process died) is voided by the sweeper after this.
     run_reservation_ttl_seconds: int = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
+    # Group commit of a reserved run's node charges (metering/batch.py): a batch commits at this
+    # many calls or this long after its first charge waits, whichever comes first. A crash loses
+    # (never bills) at most that many waiting charges; it never overspends the reservation.
+    batch_calls_max: int = Field(default=64, gt=0, le=10_000)
+    batch_commit_ms: int = Field(default=200, gt=0, le=60_000)
+    # Tag each node's Prefect task spojit:node-type=… / spojit:node=… (for tag concurrency
+    # limits, e.g. on connector.agent); off by default: a tagged task costs an API round trip.
+    node_task_tags: bool = False
     sqlite_busy_timeout_seconds: float = Field(default=60.0, gt=0)
     renewal_catch_up_periods_max: int = Field(default=120, gt=0)
     sweep_holds_batch_max: int = Field(default=1000, gt=0)

@@ -47,12 +47,15 @@ from spojit_engine.metering.reservations import (
     RESERVATION_PREFIX,
     apply_draw,
     close_reservation_in,
+    found_open,
     is_reservation,
     plan_draw,
+    post_draw,
 )
 from spojit_engine.metering.statements import statements_for
 
 T = TypeVar("T")
+Then = Callable[[LedgerTx], None]  # more writes inside an operation's transaction
 
 
 class Ledger:
@@ -185,9 +188,13 @@ class Ledger:
         key: str,
         usage: Usage,
         run_id: str | None = None,
+        keep_ucr: int = 0,
+        then: Then | None = None,
     ) -> EntryRecord:
         """Take credits now, in burn order; refused whole when the available credits fall short.
-        A charge of run ``run_id`` draws from the run's open reservation first (reservations.py)."""
+        A charge of run ``run_id`` draws from the run's open reservation first, leaving
+        ``keep_ucr`` of it (promised to charges this process has not committed yet; see
+        reservations.py). ``then`` writes more in the same transaction (the usage record)."""
 
         def replay(conn: Connection) -> EntryRecord | None:
             row = find_entry(conn, key)
@@ -199,22 +206,15 @@ class Ledger:
 
         def attempt() -> EntryRecord:
             with self.locked(workspace_id) as tx:
-                draw = plan_draw(tx, run_id, amount_ucr)
+                draw = plan_draw(tx, run_id, amount_ucr, keep_ucr)
                 spend = Spend("debit", key, amount_ucr, usage)
                 blocks = self._admit(tx, spend, replay, reserved_ucr=draw.take_ucr)
                 if isinstance(blocks, EntryRecord):
                     return blocks
-                takes = allocate(blocks, amount_ucr).takes
-                apply_draw(tx, draw)
-                return tx.post(
-                    kind="debit",
-                    key=key,
-                    amount_ucr=-amount_ucr,
-                    postings=[(grant_id, -take) for grant_id, take in takes],
-                    held_ucr=-draw.take_ucr,
-                    hold_id=draw.reservation_id,
-                    usage=usage,
-                )
+                entry = post_draw(tx, blocks, draw, key=key, amount_ucr=amount_ucr, usage=usage)
+                if then is not None:
+                    then(tx)
+                return entry
 
         return self._once(key, attempt, replay)
 
@@ -227,12 +227,14 @@ class Ledger:
         ttl: timedelta,
         usage: Usage,
         run_id: str | None = None,
+        keep_ucr: int = 0,
     ) -> HoldRecord:
         """Reserve credits for a step whose cost is known only after it runs; a step of run
-        ``run_id`` carves its hold out of the run's open reservation first."""
+        ``run_id`` carves its hold out of the run's open reservation first (leaving
+        ``keep_ucr`` of it, as ``debit`` does)."""
         if is_reservation(key):
             raise InvalidInput(f"Keys starting {RESERVATION_PREFIX!r} are for run reservations.")
-        return self._hold(workspace_id, amount_ucr, key, ttl, usage, run_id)
+        return self._hold(workspace_id, amount_ucr, key, ttl, usage, (run_id, keep_ucr))
 
     def reserve(
         self, workspace_id: str, *, amount_ucr: int, key: str, ttl: timedelta, usage: Usage
@@ -242,7 +244,7 @@ class Ledger:
         after ``ttl``. Refused with ``InsufficientCredits`` like any hold."""
         if not is_reservation(key):
             raise InvalidInput(f"A run reservation's key starts {RESERVATION_PREFIX!r}.")
-        return self._hold(workspace_id, amount_ucr, key, ttl, usage, None)
+        return self._hold(workspace_id, amount_ucr, key, ttl, usage, (None, 0))
 
     def _hold(
         self,
@@ -251,7 +253,7 @@ class Ledger:
         key: str,
         ttl: timedelta,
         usage: Usage,
-        run_id: str | None,
+        run: tuple[str | None, int],
     ) -> HoldRecord:
         if ttl <= timedelta(0):
             raise InvalidInput("A hold's ttl must be positive.")
@@ -261,7 +263,7 @@ class Ledger:
 
         def attempt() -> HoldRecord:
             with self.locked(workspace_id) as tx:
-                draw = plan_draw(tx, run_id, amount_ucr)
+                draw = plan_draw(tx, run[0], amount_ucr, run[1])
                 spend = Spend("hold", key, amount_ucr, usage)
                 admitted = self._admit(tx, spend, replay, reserved_ucr=draw.take_ucr)
                 if isinstance(admitted, HoldRecord):
@@ -336,11 +338,12 @@ class Ledger:
             resets_at=tx.account.period_end,
         )
 
-    def settle(self, hold_id: int, *, actual_ucr: int) -> EntryRecord:
+    def settle(self, hold_id: int, *, actual_ucr: int, then: Then | None = None) -> EntryRecord:
         """Post the actual cost of a held step and free the rest of the hold.
 
         The step already happened, so its cost is recorded even when it exceeds what is left
         (the excess is an overdraft the next grant pays first) or the hold had timed out.
+        ``then`` writes more in the same transaction (not on a replay).
         """
         key = f"hold:{hold_id}:settle"
         with self.locked(self._hold_workspace(hold_id)) as tx:
@@ -365,7 +368,7 @@ class Ledger:
                 .where(schema.holds.c.id == hold_id)
                 .values(state=HoldState.SETTLED.value, settled_ucr=actual_ucr)
             )
-            return tx.post(
+            entry = tx.post(
                 kind="settle",
                 key=key,
                 amount_ucr=-actual_ucr,
@@ -376,6 +379,9 @@ class Ledger:
                     hold.workflow, hold.node_type, hold.member_id, hold.test_run, hold.node_call
                 ),
             )
+            if then is not None:
+                then(tx)
+            return entry
 
     def release(self, hold_id: int) -> HoldRecord:
         """Give a hold's credits back untouched (the step did not run); twice is a no-op.
@@ -407,6 +413,12 @@ class Ledger:
                 expires_at=hold.expires_at,
                 settled_ucr=None,
             )
+
+    def reservation_open(self, key: str) -> int | None:
+        """What the reservation ``key`` has open now; None when it is not open."""
+        with read_transaction(self.engine) as conn:
+            found = find_hold(conn, key)
+        return None if found is None or found.state != HoldState.HELD.value else found_open(found)
 
     def close_reservation(self, key: str) -> HoldRecord | None:
         """Give back what a run reservation has left (idempotent); None when there is none."""

@@ -25,9 +25,10 @@ from sqlalchemy import update
 
 from spojit_engine.errors import InvalidInput, LedgerCorrupt
 from spojit_engine.metering import schema
+from spojit_engine.metering.burn import Block, allocate
 from spojit_engine.metering.holds import HoldState, transition
 from spojit_engine.metering.posting import LedgerTx
-from spojit_engine.metering.records import HoldRecord
+from spojit_engine.metering.records import EntryRecord, HoldRecord, Usage
 from spojit_engine.metering.statements import statements_for
 
 RESERVATION_PREFIX = "reserve:"
@@ -55,8 +56,9 @@ class Draw:
 NO_DRAW = Draw(None, 0)
 
 
-def plan_draw(tx: LedgerTx, flow_run_id: str | None, amount_ucr: int) -> Draw:
-    """How much of ``amount_ucr`` the run's open reservation in this workspace can pay."""
+def plan_draw(tx: LedgerTx, flow_run_id: str | None, amount_ucr: int, keep_ucr: int = 0) -> Draw:
+    """How much of ``amount_ucr`` the run's open reservation in this workspace can pay, leaving
+    ``keep_ucr`` of it untouched (credits a process has promised to charges not yet committed)."""
     if flow_run_id is None:
         return NO_DRAW
     sql = statements_for(tx.conn)
@@ -67,7 +69,7 @@ def plan_draw(tx: LedgerTx, flow_run_id: str | None, amount_ucr: int) -> Draw:
     ).fetchone()
     if row is None:
         return NO_DRAW
-    return Draw(int(row[0]), min(amount_ucr, int(row[1])))
+    return Draw(int(row[0]), max(0, min(amount_ucr, int(row[1]) - keep_ucr)))
 
 
 def apply_draw(tx: LedgerTx, draw: Draw) -> None:
@@ -80,6 +82,44 @@ def apply_draw(tx: LedgerTx, draw: Draw) -> None:
     )
     if cursor.rowcount != 1:
         raise LedgerCorrupt(f"Reservation {draw.reservation_id} cannot pay {draw.take_ucr} µcr.")
+
+
+def post_draw(
+    tx: LedgerTx,
+    blocks: list[Block],
+    draw: Draw,
+    *,
+    key: str,
+    amount_ucr: int,
+    usage: Usage,
+    budget_ucr: int | None = None,
+    taken: dict[int, int] | None = None,
+) -> EntryRecord:
+    """Post an admitted debit: ``draw`` of it from the reservation, all of it from the grants in
+    burn order (``blocks``, spendable) within ``budget_ucr``; what is left unpaid is an overdraft
+    (only a committed batch gets there: its calls have already run). ``taken`` learns what each
+    grant paid, for a caller that posts several debits in one transaction."""
+    taken = {} if taken is None else taken
+    allocation = allocate(blocks, amount_ucr, budget_ucr=budget_ucr)
+    postings: list[tuple[int | None, int]] = [(g, -take) for g, take in allocation.takes]
+    if allocation.shortfall_ucr:
+        postings.append((None, -allocation.shortfall_ucr))
+    apply_draw(tx, draw)
+    for grant_id, take in allocation.takes:
+        taken[grant_id] = taken.get(grant_id, 0) + take
+    return tx.post(
+        kind="debit",
+        key=key,
+        amount_ucr=-amount_ucr,
+        postings=postings,
+        held_ucr=-draw.take_ucr,
+        hold_id=draw.reservation_id,
+        usage=usage,
+    )
+
+
+def found_open(hold: HoldRecord) -> int:
+    return hold.amount_ucr - (hold.settled_ucr or 0)
 
 
 def open_ucr(hold: Any) -> int:

@@ -1,11 +1,12 @@
 """``Node``: one step of a workflow, billed as one node call and run as one Prefect task.
 
-Inside a Prefect flow, calling a node runs it as a task named after the node and tagged with its
-type (``spojit:node-type=connector.agent``); outside a flow it runs (still metered) as a plain
-call. A node's own work is ``run``; composite nodes (Loop, Parallel, Condition) also dispatch
-their children from the flow, so every child is a task run of its own. A node's task persists its
-result under the call's identity (``nodes/calls.py``), so a run resumed after it was stopped for
-credits reads the completed nodes instead of running them again.
+Inside a Prefect flow, calling a node runs it as a task named after the node (tagged with its
+type, ``spojit:node-type=connector.agent``, when ``SPOJIT_NODE_TASK_TAGS`` is on); outside a flow
+it runs (still metered) as a plain call. A node's own work is ``run``; composite nodes (Loop,
+Parallel, Condition) also dispatch their children from the flow, so every child is a task run of
+its own. A node's task persists its result under the call's identity (``nodes/calls.py``), so a
+run resumed after it was stopped for credits reads the completed nodes instead of running them
+again.
 """
 
 from __future__ import annotations
@@ -78,7 +79,11 @@ class Node:
         return Task(
             self.call,
             name=self.name,
-            tags={NODE_TYPE_TAG + self.node_type, f"spojit:node={self.name}"},
+            # Off by default: a tagged task asks the Prefect API for tag concurrency slots
+            # before it runs (a round trip per node call); on for tag concurrency limits.
+            tags={NODE_TYPE_TAG + self.node_type, f"spojit:node={self.name}"}
+            if get_settings().node_task_tags
+            else None,
             retries=self.retries,
             retry_delay_seconds=self.retry_delay_seconds,
             retry_condition_fn=_retry_unless_out_of_credits,

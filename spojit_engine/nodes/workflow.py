@@ -38,6 +38,7 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     from prefect.context import FlowRunContext
 
     from spojit_engine.display import credits_text
+    from spojit_engine.metering.batch import commit_run
     from spojit_engine.metering.money import ucr_to_credits
     from spojit_engine.metering.runtime import current_runtime
     from spojit_engine.metering.usage import read_usage, usage_totals
@@ -46,6 +47,7 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     if ctx is None or ctx.flow_run is None:
         return []
     sa_engine, flow_run_id = current_runtime().engine.sa_engine, str(ctx.flow_run.id)
+    commit_run(flow_run_id, forget=False)  # its batched charges, before they are read
     usage = read_usage(sa_engine, flow_run_id=flow_run_id, limit=ARTIFACT_ROWS_MAX)
     calls, total = usage_totals(sa_engine, flow_run_id=flow_run_id)
     rows = [
