@@ -280,11 +280,11 @@ def _start_prefect(runner: Any) -> None:
 
 
 def _run_one(engine: Any, runner: Any, loaded: Any, *, workspace_id: str, actor: Any,
-             test: bool, payload: Any, show: bool) -> Any:  # fmt: skip
+             test: bool, payload: Any, show: bool, scope: Any = None) -> Any:  # fmt: skip
     """Run one workflow; print its result and costs (``show``); raise its error as one sentence."""
     report = runner.run_flow(
         engine, loaded, workspace_id=workspace_id, member_id=actor.id if actor else None,
-        test=test, payload=payload, console=console if show else None,
+        test=test, payload=payload, console=console if show else None, scope=scope,
     )  # fmt: skip
     if show and report.error is None:
         console.print(Rule("Result", style="dim", align="left"))
@@ -300,6 +300,13 @@ def _run_one(engine: Any, runner: Any, loaded: Any, *, workspace_id: str, actor:
 def run(
     flow: FlowArg,
     test: Annotated[bool, typer.Option("--test", help="A test run: billed, labelled.")] = False,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="Test run: every Loop runs on N items.")
+    ] = None,
+    max_credits: Annotated[
+        str | None,
+        typer.Option("--max-credits", help="Test run: stop before spending more than C credits."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     input_json: Annotated[
         str | None,
@@ -309,8 +316,10 @@ def run(
 ) -> None:
     """Run a workflow as a Prefect flow billed to the workspace; show what each node cost."""
     from spojit_engine.cli import runner
+    from spojit_engine.nodes.scope import RunScope
     from spojit_engine.settings import get_settings
 
+    scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)  # bad scope: nothing run
     runner.prepare_environment(get_settings().home)
     loaded = runner.load_flow(flow)
     payload = _payload(loaded, input_json)
@@ -319,6 +328,8 @@ def run(
     ws_id = _workspace(engine, workspace, actor)
     if not json_out:
         kind = "test run" if test else "live run"
+        kind += f", Loops on {sample} items" if sample is not None else ""
+        kind += f", at most {scope.max_credits} credits" if scope.max_credits is not None else ""
         who = actor.email if actor else "operator"
         console.print(
             f"Running [bold]{escape(loaded.workflow.name)}[/] ({kind}) · workspace "
@@ -328,7 +339,7 @@ def run(
         )
     _start_prefect(runner)
     report = _run_one(engine, runner, loaded, workspace_id=ws_id, actor=actor, test=test,
-                      payload=payload, show=not json_out)  # fmt: skip
+                      payload=payload, show=not json_out, scope=scope)  # fmt: skip
     balance = engine.balance(ws_id)
     if json_out:
         print_json(run_json(report, balance))

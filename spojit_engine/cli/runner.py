@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from spojit_engine.engine import Engine
     from spojit_engine.nodes import Workflow
+    from spojit_engine.nodes.scope import RunScope
 
 EXAMPLES = ("lead_enrichment", "support_triage", "nightly_digest")
 PREFECT_STARTUP_TIMEOUT_SECONDS = 180  # a first start on a fresh PREFECT_HOME migrates its database
@@ -227,9 +228,11 @@ def run_flow(
     test: bool,
     payload: Any,
     console: Console | None,
+    scope: RunScope | None = None,
 ) -> RunReport:
-    """Run ``loaded`` as a Prefect flow billed to ``workspace_id``; never raises for the
-    workflow's own errors: they land in ``report.error`` with what the run cost until then."""
+    """Run ``loaded`` as a Prefect flow billed to ``workspace_id`` (a test run scoped by
+    ``scope``); never raises for the workflow's own errors: they land in ``report.error`` with
+    what the run cost until then."""
     from prefect import tags
 
     from spojit_engine.guards.resume import run_source
@@ -245,8 +248,10 @@ def run_flow(
         try:
             with tags(marker), run_source(_lasting_source(loaded.source)):
                 report.result = workflow.run(
-                    payload, workspace=workspace_id, member_id=member_id, test=test
-                )
+                    payload, workspace=workspace_id, member_id=member_id, test=test,
+                    sample=scope.sample if scope else None,
+                    max_credits=scope.max_credits if scope else None,
+                )  # fmt: skip
         except Exception as exc:
             report.error = exc
         _find_flow_run(report, marker)

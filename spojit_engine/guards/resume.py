@@ -1,6 +1,8 @@
 """Stopping a run for credits, and resuming it (the shell around ``guards/incomplete.py``).
 
-- ``stopped_for_credits`` (in the flow, when a node was refused): keep the run as incomplete and
+- ``stopped_for_credits`` (in the flow, when a node was refused): a test run that reached its own
+  cap ends ``Cancelled`` named ``CapReached`` (it did what was asked; it is not kept). Otherwise
+  keep the run as incomplete and
   end it ``Cancelled`` named ``OutOfCredits`` with the refusal as its one-line message — a state
   of its own, not ``Failed`` with a traceback. ``Cancelled`` rather than ``Paused``: a Prefect
   ``Paused`` run waits in its process (or is suspended and re-run by its deployment) and fails
@@ -25,7 +27,7 @@ from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
 from spojit_engine.guards import incomplete, prefect_api
 from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
-from spojit_engine.guards.policy import TriggerKind, hook_request_id
+from spojit_engine.guards.policy import Cause, TriggerKind, hook_request_id
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.usage import read_usage
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUT_OF_CREDITS_STATE = incomplete.OUT_OF_CREDITS_STATE
+CAP_REACHED_STATE = "CapReached"  # a test run stopped at its own max_credits
 _source: ContextVar[str | None] = ContextVar("spojit_run_source", default=None)
 
 
@@ -81,6 +84,9 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits) -> Any:
     from spojit_engine.metering.run_context import current_run
     from spojit_engine.metering.runtime import current_runtime
 
+    if getattr(error, "cause", None) == Cause.TEST_CAP.value:  # stopped as asked: not kept
+        _log(str(error))
+        return Cancelled(name=CAP_REACHED_STATE, message=str(error), data=error)
     state: Any = Cancelled(name=OUT_OF_CREDITS_STATE, message=str(error), data=error)
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:

@@ -50,6 +50,20 @@ class RunInfo:
     def test_run(self) -> bool:
         return TEST_TAG in self.tags
 
+    @property
+    def sample(self) -> int | None:
+        """A test run's Loop sample size (``spojit:sample=N``)."""
+        value = self.tag_value(SAMPLE_TAG)
+        return int(value) if self.test_run and value and value.isdigit() else None
+
+    @property
+    def max_credits_ucr(self) -> int | None:
+        """A test run's credit cap in µcr (``spojit:max-credits=C``); None when uncapped."""
+        from spojit_engine.metering.money import credits_to_ucr_exact
+
+        value = self.tag_value(MAX_CREDITS_TAG)
+        return credits_to_ucr_exact(value) if self.test_run and value else None
+
 
 def current_run() -> RunInfo | None:
     """The Prefect run this code runs in, or None outside any flow or task."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
+from spojit_engine.nodes.scope import RunScope
 
 if TYPE_CHECKING:
     from spojit_engine.estimate import Estimate
@@ -67,24 +69,50 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
 
 
 class Workflow:
-    def __init__(self, name: str, steps: Sequence[Node], *, description: str = "") -> None:
+    def __init__(self, name: str, steps: Sequence[Node], *, description: str = "",
+                 reserve: str | None = None) -> None:  # fmt: skip
+        """``reserve`` (``"p95"`` or ``"max"``): each run holds that estimate at start
+        (``guards/reserve.py``); a deployment's ``--reserve`` overrides it."""
         if not steps:
             raise InvalidInput(f"Workflow {name!r} needs at least one step.")
+        if reserve not in (None, "p95", "max"):
+            raise InvalidInput(f"Workflow {name!r}: reserve must be 'p95' or 'max'.")
         self.name = name
         self.steps = list(steps)
         self.description = description
+        self.reserve = reserve
 
     @property
     def trigger(self) -> Trigger | None:
         first = self.steps[0]
         return first if isinstance(first, Trigger) else None
 
-    def _body(self, payload: Any = None) -> Any:
+    def _body(self, payload: Any = None, test: bool = False, sample: int | None = None,
+              max_credits: str | None = None) -> Any:  # fmt: skip
+        """The flow. ``test``/``sample``/``max_credits`` are a deployment's way to scope its
+        runs as test runs (``spojit deploy --test``); ``Workflow.run`` uses tags instead."""
+        from prefect import tags
+
+        scoped = RunScope.of(test=test, sample=sample, max_credits=max_credits).tags()
+        with tags(*scoped) if scoped else contextlib.nullcontext():
+            return self._admitted(payload)
+
+    def _admitted(self, payload: Any) -> Any:
+        from spojit_engine.guards import reserve
         from spojit_engine.guards.admission import admit_run
 
         refused = admit_run(self.name)  # the credit guard: None, or this run's final state
         if refused is not None:
             return refused
+        reserved = reserve.reserve_run(self, payload)
+        if reserved is not None and not isinstance(reserved, reserve.Reserved):
+            return reserved  # its reservation was refused: the run did not start
+        try:
+            return self._steps(payload)
+        finally:
+            reserve.close(reserved)  # however the run ended, the rest of its hold is released
+
+    def _steps(self, payload: Any) -> Any:
         value = payload
         try:
             for step in self.steps:
@@ -113,11 +141,14 @@ class Workflow:
         )  # fmt: skip
 
     def run(self, payload: Any = None, *, workspace: str | None = None,
-            member_id: str | None = None, test: bool = False) -> Any:  # fmt: skip
-        """Run the flow now, billed to ``workspace`` (a test run when ``test``)."""
+            member_id: str | None = None, test: bool = False, sample: int | None = None,
+            max_credits: Decimal | int | str | None = None) -> Any:  # fmt: skip
+        """Run the flow now, billed to ``workspace``: a test run when ``test``, its Loops on
+        ``sample`` items, stopping before it would spend more than ``max_credits``."""
         from prefect import tags
 
-        with tags(*run_tags(workspace, member_id, test)):
+        scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)
+        with tags(*run_tags(workspace, member_id, False), *scope.tags()):
             return self.flow(payload)
 
     def estimate(
