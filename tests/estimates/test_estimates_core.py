@@ -116,9 +116,13 @@ def test_percentiles_are_samples_in_order(samples: list[int]) -> None:
     assert ordered(spread) and spread.max == max(samples)
 
 
-def test_weighted_amounts_round_up() -> None:
-    assert weighted_ceil(10, Fraction(1, 3)) == 4
-    assert weighted_ceil(9, Fraction(1, 3)) == 3
+@EXAMPLES
+@given(st.integers(0, 10**15), st.fractions(0, 1, max_denominator=10**6))
+def test_weighted_amounts_round_up_by_less_than_one_unit(value: int, weight: Fraction) -> None:
+    """The one rounding rule of estimates: a weighted µcr (or call) count is rounded up."""
+    rounded = weighted_ceil(value, weight)
+    assert value * weight <= rounded < value * weight + 1
+    assert weighted_ceil(10, Fraction(1, 3)) == 4 and weighted_ceil(9, Fraction(1, 3)) == 3
 
 
 # -- the advisor's rules ---------------------------------------------------------------------
