@@ -36,6 +36,7 @@ pytestmark = pytest.mark.e2e
 
 FLOWS = Path(__file__).with_name("resume_flows.py")
 UCR = 1_000_000
+TRIGGER_UCR = 10_000  # the trigger node: 0.01
 QUIET_SECONDS = 15  # several worker polls: long enough to see a second resume if there were one
 
 
@@ -104,7 +105,7 @@ def _scenario(engine: Engine, server: Server, env: dict[str, str], procs: Proces
     assert run.parameters["payload"] == {"lead": 7}
     state = _state(server, original)
     assert (state.type.value, state.name) == ("CANCELLED", "OutOfCredits")
-    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR}
+    assert billed_per_node(engine, ws.id) == {"webhook": TRIGGER_UCR, "n1": UCR, "n2": UCR}
 
     # The top-up lands (here, in this process): the run resumes by itself, once.
     engine.grant(ws.id, Decimal(10), kind="topup", key="stripe:cs_e2e_resume")
@@ -121,6 +122,8 @@ def _scenario(engine: Engine, server: Server, env: dict[str, str], procs: Proces
     (done,) = engine.incomplete_runs(ws.id, include_done=True)
     assert (done.status, done.attempts) == (RunStatus.RESUMED, 1)
     assert done.resumed_flow_run_id == str(resumed.id)
-    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
+    assert billed_per_node(engine, ws.id) == {
+        "webhook": TRIGGER_UCR, "n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR,
+    }  # fmt: skip
     assert engine.balance(ws.id).remaining == Decimal("9.5")  # 0.50 left + 11 - n3 - n4
     assert engine.verify(ws.id) == 1
