@@ -298,6 +298,12 @@ class Engine:
             limit=limit,
             records_max=self.settings.page_size_max * 20,
         )
+        from dataclasses import replace
+
+        from spojit_engine.guards.incomplete import statuses_of
+
+        stopped = statuses_of(self.sa_engine, workspace_id, [r.flow_run_id for r in records])
+        records = [replace(r, status=stopped.get(r.flow_run_id, r.status)) for r in records]
         return [Execution.of(r) for r in records]
 
     # -- billing: top-ups through Stripe Checkout ----------------------------------------------
@@ -424,6 +430,12 @@ class Engine:
         )
         limit = max(1, min(limit, self.settings.page_size_max))
         return incomplete.listing(self.sa_engine, workspace_id, statuses=statuses, limit=limit)
+
+    def incomplete_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
+        """The incomplete run ``flow_run_id`` names (the original run, or one of its resumes)."""
+        from spojit_engine.guards import incomplete
+
+        return incomplete.get(self.sa_engine, flow_run_id, workspace_id)
 
     def resume_run(
         self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None

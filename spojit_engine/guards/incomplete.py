@@ -282,3 +282,23 @@ def waiting_workspaces(engine: SAEngine, limit: int) -> list[str]:
             .limit(limit)
         )
         return [row.workspace_id for row in rows]
+
+
+def statuses_of(engine: SAEngine, workspace_id: str, run_ids: list[str]) -> dict[str, str]:
+    """Executions' word for runs that were stopped for credits: ``incomplete`` (waiting to
+    resume), ``resumed`` or ``abandoned`` — for the original run and the one refused last."""
+    if not run_ids:
+        return {}
+    r = incomplete_runs.c
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(r.flow_run_id, r.last_flow_run_id, r.status).where(
+                r.workspace_id == workspace_id,
+                r.flow_run_id.in_(run_ids) | r.last_flow_run_id.in_(run_ids),
+            )
+        ).all()
+    found: dict[str, str] = {}
+    for row in rows:
+        word = "incomplete" if row.status == RunStatus.RESUMING.value else row.status
+        found[row.flow_run_id] = found[row.last_flow_run_id] = word
+    return found

@@ -29,6 +29,7 @@ from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
 from spojit_engine.guards.policy import Cause, TriggerKind, hook_request_id
 from spojit_engine.metering.money import credits_to_ucr_exact
+from spojit_engine.metering.run_context import RESUME_TAG
 from spojit_engine.metering.usage import read_usage
 
 if TYPE_CHECKING:
@@ -74,8 +75,9 @@ def _requeued(guard: Guard, tags: frozenset[str], kind: TriggerKind) -> bool:
     )
 
 
-def stopped_for_credits(workflow: str, error: InsufficientCredits) -> Any:
-    """In a flow run whose node was refused: keep it as incomplete; return its final state."""
+def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any = None) -> Any:
+    """In a flow run whose node was refused: keep it as incomplete; return its final state
+    (``final``, else ``Cancelled`` named ``OutOfCredits``)."""
     from prefect.context import FlowRunContext
     from prefect.states import Cancelled
 
@@ -87,7 +89,7 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits) -> Any:
     if getattr(error, "cause", None) == Cause.TEST_CAP.value:  # stopped as asked: not kept
         _log(str(error))
         return Cancelled(name=CAP_REACHED_STATE, message=str(error), data=error)
-    state: Any = Cancelled(name=OUT_OF_CREDITS_STATE, message=str(error), data=error)
+    state: Any = final or Cancelled(name=OUT_OF_CREDITS_STATE, message=str(error), data=error)
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return state
@@ -124,6 +126,20 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits) -> Any:
     )
     _log(f"Stopped for credits at node {kept.refused_node}: {error} Kept as incomplete; {how}.")
     return state
+
+
+def refused_at_start(workflow: str, state: Any) -> Any:
+    """A run refused before it started (admission, or its reservation): if it was a resume,
+    its original goes back to ``incomplete`` (else that resume would be lost); returns ``state``."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    tags = (context.flow_run.tags or ()) if context and context.flow_run else ()
+    if not any(t.startswith(RESUME_TAG) for t in tags) or not isinstance(
+        state.data, InsufficientCredits
+    ):
+        return state
+    return stopped_for_credits(workflow, state.data, final=state)
 
 
 def _log(message: str) -> None:

@@ -102,11 +102,18 @@ class Workflow:
         from spojit_engine.guards.admission import admit_run
 
         refused = admit_run(self.name)  # the credit guard: None, or this run's final state
-        if refused is not None:
-            return refused
-        reserved = reserve.reserve_run(self, payload)
-        if reserved is not None and not isinstance(reserved, reserve.Reserved):
-            return reserved  # its reservation was refused: the run did not start
+        if refused is None:
+            reserved = reserve.reserve_run(self, payload)
+            if reserved is None or isinstance(reserved, reserve.Reserved):
+                return self._reserved(payload, reserved)
+            refused = reserved  # its reservation was refused: the run did not start
+        from spojit_engine.guards.resume import refused_at_start
+
+        return refused_at_start(self.name, refused)  # a refused resume stays to resume
+
+    def _reserved(self, payload: Any, reserved: Any) -> Any:
+        from spojit_engine.guards import reserve
+
         try:
             return self._steps(payload)
         finally:

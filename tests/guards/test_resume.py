@@ -78,6 +78,9 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
     assert "Traceback" not in state.message
     assert calls == Counter(n1=1, n2=1)
     assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR}
+    assert [(e.flow_run_id, e.status) for e in engine.executions(ws.id)] == [
+        (kept.flow_run_id, "incomplete")
+    ]
 
     engine.grant(ws.id, Decimal(10), kind="topup", key="stripe:cs_resume")
     assert engine.incomplete_runs(ws.id)[0].status is RunStatus.INCOMPLETE  # manual: on request
@@ -92,6 +95,9 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
     (done,) = engine.incomplete_runs(ws.id, include_done=True)
     assert (done.status, done.resumed_flow_run_id) == (RunStatus.RESUMED, started.flow_run_id)
     assert engine.incomplete_runs(ws.id) == []
+    assert {(e.flow_run_id, e.status) for e in engine.executions(ws.id)} == {
+        (kept.flow_run_id, "resumed"), (started.flow_run_id, "ok"),
+    }  # fmt: skip
     with pytest.raises(Conflict, match="resumed"):
         engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow)
     assert engine.verify(ws.id) == 1
@@ -107,12 +113,20 @@ def test_a_resume_refused_again_is_kept_again_under_the_original_run(bound: Engi
         workflow.run(None, workspace="acme")
     (kept,) = engine.incomplete_runs(ws.id)
     assert kept.refused_node == "n2"
+    # Resumed too early: refused at its start, and still kept to resume.
+    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Refused"
+    (early,) = engine.incomplete_runs(ws.id)
+    assert (early.flow_run_id, early.status, early.attempts) == (
+        kept.flow_run_id,
+        RunStatus.INCOMPLETE,
+        1,
+    )
 
     engine.grant(ws.id, Decimal("1.2"), kind="topup", key="stripe:cs_small")  # n2 only
     assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "OutOfCredits"
 
     (again,) = engine.incomplete_runs(ws.id)
-    assert (again.flow_run_id, again.refused_node, again.attempts) == (kept.flow_run_id, "n3", 1)
+    assert (again.flow_run_id, again.refused_node, again.attempts) == (kept.flow_run_id, "n3", 2)
     assert again.last_flow_run_id != kept.flow_run_id
     engine.grant(ws.id, Decimal(5), kind="topup", key="stripe:cs_more")
     assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Completed"

@@ -118,7 +118,7 @@ def _scenario(engine: Engine, server: Server, env: dict[str, str], procs: Proces
     wait_until("the resumed run to complete", resumed_completed, PHASE_SECONDS, procs)
     time.sleep(QUIET_SECONDS)
     (resumed,) = _runs_tagged(server, RESUME_TAG + original)
-    assert resumed.parameters == {"payload": {"lead": 7}}
+    assert resumed.parameters["payload"] == {"lead": 7}
     (done,) = engine.incomplete_runs(ws.id, include_done=True)
     assert (done.status, done.attempts) == (RunStatus.RESUMED, 1)
     assert done.resumed_flow_run_id == str(resumed.id)
