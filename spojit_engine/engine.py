@@ -401,13 +401,15 @@ class Engine:
 
     def estimate(
         self, workspace_id: str | None, workflow: Workflow, *, items: int | None = None,
-        inputs: Any = None,
+        inputs: Any = None, test: bool = False, sample: int | None = None,
     ) -> Estimate:  # fmt: skip
         """What one run of ``workflow`` will cost (typical, p95, max), from the workspace's
-        history where there is some, else from its prompts and the price book; with advice."""
+        history where there is some, else from its prompts and the price book; with advice.
+        ``test``: a test run, its loops on ``sample`` items (else their ``test_sample``)."""
         from spojit_engine.estimate import estimate
 
-        return estimate(self._estimate_runtime, workspace_id, workflow, items=items, inputs=inputs)
+        return estimate(self._estimate_runtime, workspace_id, workflow, items=items,
+                        inputs=inputs, test=test, sample=sample)  # fmt: skip
 
     def advice(self, workspace_id: str, workflow: Workflow | str | None = None) -> list[Advice]:
         """Ways to spend less, per workflow (one workflow, by object or name, or all of them)."""

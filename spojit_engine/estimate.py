@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,7 @@ class Estimate:
     total: EstimateTotal
     nodes: list[NodeEstimate]
     advice: list[Advice] = field(default_factory=list)
+    test_run: bool = False
 
     @classmethod
     def of(cls, workflow: str, workspace_id: str | None, plan: PlanEstimate,
@@ -98,6 +99,7 @@ class Estimate:
         """The ``spojit estimate --json`` shape: credits as decimal strings."""
         return {
             "workflow": self.workflow,
+            "test_run": self.test_run,
             "total": _spreads(self.total.llm_calls, self.total.credits),
             "nodes": [
                 {
@@ -127,17 +129,19 @@ def advice_json(a: Advice) -> dict[str, Any]:
 
 def estimate(
     runtime: Runtime, workspace_id: str | None, workflow: Workflow, *, items: int | None = None,
-    inputs: Any = None,
+    inputs: Any = None, test: bool = False, sample: int | None = None,
 ) -> Estimate:  # fmt: skip
     """The ``Engine.estimate`` behind the facade: plan, price, total, and the advice."""
     from spojit_engine.nodes.advise import advise_workflow
     from spojit_engine.nodes.estimate import plan_workflow
 
     plan, planner = plan_workflow(
-        workflow, runtime=runtime, workspace_id=workspace_id, items=items, inputs=inputs
-    )
+        workflow, runtime=runtime, workspace_id=workspace_id, items=items, inputs=inputs,
+        test=test, sample=sample,
+    )  # fmt: skip
     advice = [Advice.of(s) for s in advise_workflow(workflow, plan, planner)]
-    return Estimate.of(workflow.name, workspace_id, estimate_plan(plan), advice)
+    found = Estimate.of(workflow.name, workspace_id, estimate_plan(plan), advice)
+    return replace(found, test_run=test)
 
 
 def advise(runtime: Runtime, workspace_id: str, workflow: Workflow | str | None) -> list[Advice]:

@@ -24,7 +24,7 @@ def estimate_table(est: "Estimate") -> "Table":
     from spojit_engine.display import credits_text
 
     total = est.total
-    title = f"Estimate — {est.workflow} (one run)"
+    title = f"Estimate — {est.workflow} (one {'test' if est.test_run else 'live'} run)"
     caption = "measured: from this workspace's runs · static: from prompts and prices"
     table = Table(title=title, caption=caption, show_footer=True, box=box.SIMPLE_HEAD,
                   min_width=len(title) + 2)  # fmt: skip
@@ -74,6 +74,12 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--input", help="The payload as JSON (default: the flow's sample_input)."),
         ] = None,
+        test: Annotated[
+            bool, typer.Option("--test", help="A test run: loops on their test sample.")
+        ] = False,
+        sample: Annotated[
+            int | None, typer.Option("--sample", help="A test run's loops run on N items.")
+        ] = None,
         workspace: WorkspaceOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
@@ -84,7 +90,9 @@ def register(app: typer.Typer) -> None:
         payload = _payload(loaded, input_json)
         engine = _engine()
         ws_id = _estimate_workspace(engine, workspace, _actor(engine), _workspace)
-        est = engine.estimate(ws_id, loaded.workflow, items=items, inputs=payload)
+        est = engine.estimate(
+            ws_id, loaded.workflow, items=items, inputs=payload, test=test, sample=sample
+        )
         if json_out:
             print_json(est.to_json())
             return

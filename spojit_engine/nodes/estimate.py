@@ -183,6 +183,8 @@ class Planner:
     pricer: Pricer
     history: WorkflowHistory
     items: int | None = None  # the item count of the outermost loops (``--items``)
+    test: bool = False  # a test run: loops run on ``sample`` items, else their ``test_sample``
+    sample: int | None = None
     # what each structured Transform was priced on, so the advisor can price it on other models
     seen: dict[str, Values] = field(default_factory=dict)
 
@@ -233,6 +235,10 @@ class Planner:
             items, source = len(given), "input"  # type: ignore[arg-type]
         else:
             items, source = self._observed_items(node)
+        cap = (self.sample or node.test_sample) if self.test else None
+        if cap is not None and cap < items:
+            items, source = cap, "sample"
+            body_values = body_values[:cap] if body_values else body_values
         body, _ = self.node(node.body, body_values, depth=depth + 1)
         return LoopPlan(self.step(node, values), body, items, source)
 
@@ -264,10 +270,15 @@ def plan_workflow(
     workspace_id: str | None = None,
     items: int | None = None,
     inputs: Any = None,
+    test: bool = False,
+    sample: int | None = None,
 ) -> tuple[Plan, Planner]:
-    """The plan of one run of ``workflow`` in the workspace (no workspace: static only), priced
-    by the workspace's price book, and the history it read."""
+    """The plan of one run of ``workflow`` (a test run: ``test``, loops on ``sample`` items) in
+    the workspace (no workspace: static only), priced by its price book; and its planner."""
     from spojit_engine.errors import InvalidInput
+    from spojit_engine.nodes.scope import RunScope
+
+    RunScope.of(test=test, sample=sample)  # the same checks as the run's own
 
     if items is not None and (isinstance(items, bool) or not isinstance(items, int) or items < 0):
         raise InvalidInput(f"items must be a whole number of zero or more, not {items!r}.")
@@ -281,7 +292,7 @@ def plan_workflow(
         )  # fmt: skip
     # As the meter does: the workspace's base prices and rate, the runtime's model price table.
     pricer = Pricer(book, runtime.prices, runtime.engine.settings)
-    planner = Planner(pricer, history, items)
+    planner = Planner(pricer, history, items, test, sample)
     return planner.workflow(workflow, inputs), planner
 
 
@@ -292,9 +303,12 @@ def estimate_workflow(
     workspace_id: str | None = None,
     items: int | None = None,
     inputs: Any = None,
+    test: bool = False,
+    sample: int | None = None,
 ) -> PlanEstimate:
     """What one run of ``workflow`` will cost, in µcr and LLM calls (reservations hold this)."""
     plan, _ = plan_workflow(
-        workflow, runtime=runtime, workspace_id=workspace_id, items=items, inputs=inputs
-    )
+        workflow, runtime=runtime, workspace_id=workspace_id, items=items, inputs=inputs,
+        test=test, sample=sample,
+    )  # fmt: skip
     return estimate_plan(plan)

@@ -159,12 +159,15 @@ class Workflow:
             return self.flow(payload)
 
     def estimate(
-        self, *, workspace: str | None = None, items: int | None = None, inputs: Any = None
-    ) -> Estimate:
+        self, *, workspace: str | None = None, items: int | None = None, inputs: Any = None,
+        test: bool = False, sample: int | None = None,
+    ) -> Estimate:  # fmt: skip
         """What one run will cost — ``Engine.estimate`` on the engine node calls bill (the bound
         runtime's); ``workspace`` (name or id) adds its history and prices."""
         from spojit_engine.metering.runtime import current_runtime
 
         runtime = current_runtime()
         workspace_id = runtime.workspace(workspace)[0] if workspace else None
-        return runtime.engine.estimate(workspace_id, self, items=items, inputs=inputs)
+        return runtime.engine.estimate(
+            workspace_id, self, items=items, inputs=inputs, test=test, sample=sample
+        )

@@ -98,6 +98,23 @@ def test_a_loop_of_1000_items_over_an_agent_is_at_least_1000_llm_calls(
         assert workflow.estimate(items=1000, inputs=LEADS).total == est.total
 
 
+def test_a_test_run_estimate_counts_only_the_sampled_items(sqlite_engine: Engine) -> None:
+    from spojit_engine.errors import InvalidInput
+
+    loaded = load_flow("lead_enrichment")  # test_sample=2 on its loop; three sample leads
+
+    def agent_runs(**scope: Any) -> int:
+        est = sqlite_engine.estimate(None, loaded.workflow, inputs=loaded.sample_input, **scope)
+        return next(n.runs for n in est.nodes if n.node_type == "connector.agent")
+
+    assert agent_runs() == 3
+    assert agent_runs(test=True) == 2
+    assert agent_runs(test=True, sample=1) == 1
+    assert agent_runs(test=True, sample=10) == 3
+    with pytest.raises(InvalidInput):
+        agent_runs(sample=1)  # a sample scopes a test run only
+
+
 def test_the_advisor_says_direct_mode_for_an_agent_that_always_picks_one_tool(
     acme: tuple[Engine, str],
 ) -> None:
@@ -168,6 +185,11 @@ def test_spojit_estimate_prints_json_and_refuses_bad_input(
     assert Decimal(body["total"]["credits"]["typical"]) <= Decimal(body["total"]["credits"]["p95"])
     assert {n["source"] for n in body["nodes"]} == {"static"}
     assert body["advice"][0]["kind"] == "loop_multiplies"
+
+    sampled = runner.invoke(app, ["estimate", "lead_enrichment", "--test", "--sample", "1",
+                                  "--json"])  # fmt: skip
+    assert sampled.exit_code == 0 and json.loads(sampled.output)["test_run"] is True
+    assert json.loads(sampled.output)["total"]["llm_calls"]["typical"] == 3  # one lead
 
     table = runner.invoke(app, ["estimate", "nightly_digest"])
     assert table.exit_code == 0 and "Total" in table.output
