@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from spojit_engine.errors import LedgerUnavailable
 
 # The newest migration; a test pins it to Alembic's head so the two never drift.
-SCHEMA_REVISION = "0007_runs"
+SCHEMA_REVISION = "0008_pg_debit"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -74,7 +74,7 @@ def is_sqlite(engine: SAEngine) -> bool:
 @contextmanager
 def write_transaction(engine: SAEngine) -> Iterator[Connection]:
     """A transaction that may write; commits on success, rolls back on any error."""
-    with _unavailable_as_error(), engine.connect() as conn, conn.begin():
+    with unavailable_as_error(), engine.connect() as conn, conn.begin():
         yield conn
 
 
@@ -82,7 +82,7 @@ def write_transaction(engine: SAEngine) -> Iterator[Connection]:
 def read_transaction(engine: SAEngine) -> Iterator[Connection]:
     """A consistent read snapshot that takes no write lock."""
     with (
-        _unavailable_as_error(),
+        unavailable_as_error(),
         engine.connect().execution_options(spojit_read_only=True) as conn,
         conn.begin(),
     ):
@@ -90,7 +90,7 @@ def read_transaction(engine: SAEngine) -> Iterator[Connection]:
 
 
 @contextmanager
-def _unavailable_as_error() -> Iterator[None]:
+def unavailable_as_error() -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
@@ -115,7 +115,7 @@ def migrate(engine: SAEngine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with _unavailable_as_error(), engine.connect() as conn:
+    with unavailable_as_error(), engine.connect() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()

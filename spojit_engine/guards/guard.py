@@ -75,7 +75,7 @@ class Guard:
         observers.on_credits_added(self.on_credits_added)
         observers.on_credits_added(self.resumer.on_credits_added)  # after the guard resumed
         observers.on_refused(self.on_refused)
-        observers.add_spend_limit(self.budgets.limit)
+        observers.add_spend_limit(self.budgets.limit, applies=self.budgets.applies)
 
     def new_owner(self) -> str:
         """A lease owner id unique to one acquisition."""

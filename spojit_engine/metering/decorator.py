@@ -111,7 +111,7 @@ def node_call(
             entry = ledger.debit(
                 workspace_id, amount_ucr=base_ucr, key=f"{key}:base", usage=usage,
                 run_id=run_id, keep_ucr=batch.claimed_ucr if batch else 0,
-                then=lambda tx: insert_rows(tx.conn, [start]),
+                records=[start],
             )  # fmt: skip
             if batch is not None:
                 batch.resync()

@@ -9,7 +9,7 @@ Refusals (``InsufficientCredits``) write nothing, so retrying a refused key is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.observers import LedgerObservers, Spend
 from spojit_engine.metering.periods import term_end
+from spojit_engine.metering.pg_debit import PgDebit
 from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import (
     DEFAULT_PRIORITY,
@@ -51,8 +52,11 @@ from spojit_engine.metering.reservations import (
     is_reservation,
     plan_draw,
     post_draw,
+    reservation_key,
 )
 from spojit_engine.metering.statements import statements_for
+from spojit_engine.metering.usage import UsageRow
+from spojit_engine.metering.usage_writes import insert_rows
 
 T = TypeVar("T")
 Then = Callable[[LedgerTx], None]  # more writes inside an operation's transaction
@@ -76,6 +80,7 @@ class Ledger:
         self._catch_up_max = catch_up_max
         self._holds_batch_max = holds_batch_max
         self.observers = LedgerObservers()
+        self.pg_debit = PgDebit(engine) if engine.dialect.name == "postgresql" else None
 
     @contextmanager
     def locked(self, workspace_id: str) -> Iterator[LedgerTx]:
@@ -189,12 +194,22 @@ class Ledger:
         usage: Usage,
         run_id: str | None = None,
         keep_ucr: int = 0,
-        then: Then | None = None,
+        records: Sequence[UsageRow] = (),
     ) -> EntryRecord:
         """Take credits now, in burn order; refused whole when the available credits fall short.
         A charge of run ``run_id`` draws from the run's open reservation first, leaving
         ``keep_ucr`` of it (promised to charges this process has not committed yet; see
-        reservations.py). ``then`` writes more in the same transaction (the usage record)."""
+        reservations.py). ``records`` (usage records) are written in the same transaction.
+        On PostgreSQL, when no spend limit applies, the whole debit is one server-side call
+        (pg_debit.py); whatever that call hands back is decided here as always."""
+        if self.pg_debit is not None and not self.observers.limits_apply(workspace_id, usage):
+            entry = self.pg_debit.debit(
+                workspace_id, key=key, amount_ucr=amount_ucr, now=self.clock(), usage=usage,
+                reservation_key=None if run_id is None else reservation_key(run_id),
+                keep_ucr=keep_ucr, records=records,
+            )  # fmt: skip
+            if entry is not None:
+                return entry
 
         def replay(conn: Connection) -> EntryRecord | None:
             row = find_entry(conn, key)
@@ -212,8 +227,7 @@ class Ledger:
                 if isinstance(blocks, EntryRecord):
                     return blocks
                 entry = post_draw(tx, blocks, draw, key=key, amount_ucr=amount_ucr, usage=usage)
-                if then is not None:
-                    then(tx)
+                insert_rows(tx.conn, records)
                 return entry
 
         return self._once(key, attempt, replay)

@@ -42,6 +42,7 @@ class Spend:
 CreditsAdded = Callable[[str], None]
 Refused = Callable[[str, InsufficientCredits, Usage], None]
 SpendLimit = Callable[["LedgerTx", Spend], InsufficientCredits | None]
+LimitApplies = Callable[[str, Usage], bool]
 
 
 class LedgerObservers:
@@ -49,6 +50,7 @@ class LedgerObservers:
         self._credits_added: list[CreditsAdded] = []
         self._refused: list[Refused] = []
         self._limits: list[SpendLimit] = []
+        self._applies: list[LimitApplies | None] = []
 
     def on_credits_added(self, listener: CreditsAdded) -> None:
         self._credits_added.append(listener)
@@ -56,8 +58,16 @@ class LedgerObservers:
     def on_refused(self, listener: Refused) -> None:
         self._refused.append(listener)
 
-    def add_spend_limit(self, limit: SpendLimit) -> None:
+    def add_spend_limit(self, limit: SpendLimit, *, applies: LimitApplies | None = None) -> None:
+        """``applies(workspace_id, usage)``: a cheap answer to "could ``limit`` refuse or record
+        this spend?"; a limit without one is assumed to apply to every spend."""
         self._limits.append(limit)
+        self._applies.append(applies)
+
+    def limits_apply(self, workspace_id: str, usage: Usage) -> bool:
+        """Whether any spend limit must see a spend of ``usage`` (else the ledger may take its
+        one-round-trip path on PostgreSQL, which cannot call them)."""
+        return any(a is None or a(workspace_id, usage) for a in self._applies)
 
     def credits_added(self, workspace_id: str) -> None:
         for listener in list(self._credits_added):

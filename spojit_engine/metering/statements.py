@@ -98,13 +98,14 @@ class Statements:
 
     def run_text(self, conn: Connection, sql: str, params: dict[str, Any]) -> Any:
         """As ``run``, for a statement built elsewhere (written with ``:name`` parameters)."""
-        return self._execute(conn, self._rendered(sql), params, many=False)
+        return self._execute(conn, self.rendered(sql), params, many=False)
 
     def run_many(self, conn: Connection, sql: str, rows: list[dict[str, Any]]) -> Any:
         """One statement for each of ``rows`` (executemany: pipelined on PostgreSQL)."""
-        return self._execute(conn, self._rendered(sql), rows, many=True)
+        return self._execute(conn, self.rendered(sql), rows, many=True)
 
-    def _rendered(self, sql: str) -> str:
+    def rendered(self, sql: str) -> str:
+        """A statement built elsewhere (``:name`` parameters) in this dialect's form."""
         rendered = self._extra.get(sql)
         if rendered is None:
             rendered = self._extra[sql] = self._render(sql)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import astuple, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -52,6 +52,16 @@ def insert_rows(conn: Connection, rows: Sequence[UsageRow]) -> None:
     if rows:
         sql = statements_for(conn)
         sql.run_many(conn, _INSERT, [_params(sql, row) for row in rows])
+
+
+def record_json(row: UsageRow) -> dict[str, Any]:
+    """A record as a JSON object named as the table's columns (times as naive UTC text), for
+    ``spojit_debit`` to insert with ``jsonb_populate_record``."""
+    values = dict(zip(_COLUMNS, astuple(row), strict=True))
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return values
 
 
 def rewrite_row(conn: Connection, row: UsageRow) -> None:

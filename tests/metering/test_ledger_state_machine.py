@@ -551,6 +551,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if self._freeze is not None:
             self._freeze.stop()
         if hasattr(self, "engine"):
+            pg_debit = self.engine.ledger.pg_debit
+            STATS["debits_by_pg_function"] += pg_debit.answered if pg_debit else 0
             self.engine.close()
 
     def _set_now(self, moment: datetime) -> None:
@@ -1372,3 +1374,5 @@ def test_ledger_state_machine_sqlite(sqlite_databases: Callable[[], str]) -> Non
 @pytest.mark.postgres
 def test_ledger_state_machine_postgres(postgres_databases: Callable[[], str]) -> None:
     _run(postgres_databases, "PostgresLedgerMachine", POSTGRES_SETTINGS)
+    # The debits went through spojit_debit (migration 0008), not only the Python path.
+    assert STATS["debits_by_pg_function"] > 0, STATS
