@@ -22,7 +22,7 @@ from spojit_engine.metering.estimates import (
     weighted_ceil,
 )
 
-EXAMPLES = settings(max_examples=200, deadline=None)
+EXAMPLES = settings(max_examples=100, deadline=None)
 
 
 @st.composite
