@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.engine import Engine as SAEngine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import LedgerUnavailable
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by readers of constants
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Engine as SAEngine
 
 # The newest migration; a test pins it to Alembic's head so the two never drift.
 SCHEMA_REVISION = "0008_pg_debit"
@@ -35,6 +33,10 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     """An engine with our SQLite pragmas and transaction begin rules applied."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -91,6 +93,8 @@ def read_transaction(engine: SAEngine) -> Iterator[Connection]:
 
 @contextmanager
 def unavailable_as_error() -> Iterator[None]:
+    from sqlalchemy.exc import OperationalError
+
     try:
         yield
     except OperationalError as exc:
@@ -103,6 +107,8 @@ def current_revision(engine: SAEngine) -> str | None:
     with read_transaction(engine) as conn:
         if not engine.dialect.has_table(conn, "alembic_version"):
             return None
+        from sqlalchemy import text
+
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 

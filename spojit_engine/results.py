@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from spojit_engine.billing.orders import OrderRecord
-from spojit_engine.metering.executions import ExecutionRecord
 from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
-from spojit_engine.metering.reports import BalanceRecord, BreakdownRecord
+
+if TYPE_CHECKING:  # records only: importing them here would pull in SQLAlchemy for every reader
+    from spojit_engine.billing.orders import OrderRecord
+    from spojit_engine.metering.card import BalanceRecord
+    from spojit_engine.metering.executions import ExecutionRecord
+    from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
+    from spojit_engine.metering.reports import BreakdownRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,6 +193,11 @@ def usage(
     json_out: JsonOpt = False,
 ) -> None:
     """Usage this period: consumed, remaining, the reset date (and the breakdown)."""
+    if json_out and not breakdown and not os.environ.get("SPOJIT_TOKEN"):
+        quick = _quick_balance(workspace)  # the bare driver: no SQLAlchemy, no Engine
+        if quick is not None:
+            print_json(_usage_json(quick))
+            return
     engine = _engine()
     actor = _actor(engine)
     ws_id = _workspace(engine, workspace, actor)
@@ -204,21 +209,7 @@ def usage(
         only = actor.id if actor is not None and not actor.is_admin else None
         rows = engine.breakdown(ws_id, by=dims, member_id=only)
     if json_out:
-        out: dict[str, Any] = {
-            "workspace_id": balance.workspace_id,
-            "workspace": balance.workspace,
-            "plan": balance.plan,
-            "pending_plan": balance.pending_plan,
-            "consumed": balance.consumed,
-            "remaining": balance.remaining,
-            "allowance_remaining": balance.allowance_remaining,
-            "topup_remaining": balance.topup_remaining,
-            "other_remaining": balance.other_remaining,
-            "held": balance.held,
-            "overdraft": balance.overdraft,
-            "period_start": balance.period_start,
-            "resets_at": balance.resets_at,
-        }
+        out = _usage_json(balance)
         if rows is not None:
             out["breakdown"] = rows
         print_json(out)
@@ -226,6 +217,37 @@ def usage(
     console.print(usage_card(balance))
     if rows is not None:
         console.print(breakdown_table(rows, dims))
+
+
+def _quick_balance(workspace: str | None) -> Any:
+    """The local operator's usage card read by the bare driver, or None (the full path answers:
+    something is due, the schema is old, the workspace is unknown or ambiguous)."""
+    from spojit_engine.clock import utcnow
+    from spojit_engine.metering.quick_read import quick_balance
+    from spojit_engine.results import Balance
+    from spojit_engine.settings import get_settings
+
+    url = get_settings().resolved_database_url()
+    record = quick_balance(url, workspace, utcnow())
+    return None if record is None else Balance.of(record)
+
+
+def _usage_json(balance: Any) -> dict[str, Any]:
+    return {
+        "workspace_id": balance.workspace_id,
+        "workspace": balance.workspace,
+        "plan": balance.plan,
+        "pending_plan": balance.pending_plan,
+        "consumed": balance.consumed,
+        "remaining": balance.remaining,
+        "allowance_remaining": balance.allowance_remaining,
+        "topup_remaining": balance.topup_remaining,
+        "other_remaining": balance.other_remaining,
+        "held": balance.held,
+        "overdraft": balance.overdraft,
+        "period_start": balance.period_start,
+        "resets_at": balance.resets_at,
+    }
 
 
 @ledger_app.command("verify")
