@@ -2,10 +2,11 @@
 alone (``Engine.advice`` for workflows it only knows by name). The rules are pure
 (``metering/advice.py``); this module finds the numbers they need.
 
-A cheaper model is a sibling of the same LiteLLM provider, a chat model that supports JSON schema
+A cheaper model is a sibling of the same LiteLLM provider: a chat model that supports JSON schema
 answers (``supports_response_schema`` in LiteLLM's model info — what a structured step needs),
-not deprecated, cheaper per input and per output token, and whose saving on the whole node call
-is at least ``advice_savings_percent_min``.
+not deprecated by today, not special-purpose (search, audio…), not a reasoning model unless the
+step's own model is one, cheaper per input and per output token, and whose saving on the whole
+node call is at least ``advice_savings_percent_min``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from spojit_engine.clock import utcnow
 from spojit_engine.metering import advice
 from spojit_engine.metering.advice import Suggestion
 from spojit_engine.metering.estimates import (
@@ -28,11 +30,13 @@ from spojit_engine.metering.history import WorkflowHistory
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.connector import Connector
 from spojit_engine.nodes.control import Condition, Loop, Parallel
-from spojit_engine.nodes.estimate import Planner, _structured
+from spojit_engine.nodes.estimate import Planner, structured_cost
 from spojit_engine.nodes.transform import Transform
 from spojit_engine.nodes.workflow import Workflow
 
 CANDIDATES_PRICED_MAX = 5  # cheapest capable siblings priced per step
+# chat models built for one purpose (web search, audio, live sessions): not a drop-in swap
+SPECIAL_PURPOSE = ("search", "audio", "realtime", "transcribe", "tts")
 
 
 def walk(nodes: list[Node]) -> Iterator[Node]:
@@ -113,9 +117,11 @@ def _cheaper_model(
     workflow: str, node: Transform, planner: Planner, runs: int
 ) -> Suggestion | None:
     pricer, values = planner.pricer, planner.seen.get(node.name)
-    (_, _), (current, _) = _structured(pricer, node, values)
+    (_, _), (current, _) = structured_cost(pricer, node, values)
     base = pricer.book.base(node.node_type)
-    priced = [(m, _structured(pricer, node, values, model=m)[1][0]) for m in _siblings(node.model)]
+    priced = [
+        (m, structured_cost(pricer, node, values, model=m)[1][0]) for m in _siblings(node.model)
+    ]
     floor = pricer.settings.advice_savings_percent_min
     worth = [(m, c) for m, c in priced if (current - c) * 100 >= floor * (base + current)]
     return advice.cheaper_model(
@@ -131,13 +137,17 @@ def _siblings(model: str) -> list[str]:
     own = table.get(model) or table.get(model.split("/", 1)[-1])
     if not own or own.get("input_cost_per_token") is None:
         return []
-    found = []
+    found, today = [], utcnow().date().isoformat()
     for name, info in table.items():
         if (
             info.get("litellm_provider") == own.get("litellm_provider")
             and info.get("mode") == "chat"
             and info.get("supports_response_schema")
-            and not info.get("deprecation_date")
+            and str(info.get("deprecation_date") or "9999") > today
+            and not name.startswith("ft:")  # someone's fine-tune, not a model to switch to
+            and not any(marker in name for marker in SPECIAL_PURPOSE)
+            # a reasoning model bills hidden reasoning tokens: not a like-for-like swap
+            and bool(info.get("supports_reasoning")) <= bool(own.get("supports_reasoning"))
             and info.get("input_cost_per_token") is not None
             and info.get("output_cost_per_token") is not None
             and info["input_cost_per_token"] < own["input_cost_per_token"]

@@ -98,7 +98,7 @@ def _static(pricer: Pricer, node: Node, values: Values) -> CallCost:
     if isinstance(node, Connector) and node.mode == "agent":
         calls, ucr = _agent(pricer, node, values)
     elif isinstance(node, Transform) and node.mode == "structured":
-        calls, ucr = _structured(pricer, node, values)
+        calls, ucr = structured_cost(pricer, node, values)
     elif isinstance(node, Knowledge):
         calls, ucr = _knowledge(pricer, node, values)
     typical_ucr, max_ucr = base + ucr[0], base + ucr[1]
@@ -124,7 +124,7 @@ def _agent(pricer: Pricer, node: Connector, values: Values) -> tuple[tuple[int, 
     return (trips, node.max_round_trips), (typical, most)
 
 
-def _structured(
+def structured_cost(
     pricer: Pricer, node: Transform, values: Values, model: str | None = None
 ) -> tuple[tuple[int, int], ...]:
     """A structured Transform's LLM call (on ``model``, default the node's own)."""

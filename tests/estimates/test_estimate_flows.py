@@ -160,6 +160,7 @@ def test_the_advisor_suggests_a_cheaper_capable_model_for_a_dear_structured_step
 
     [dear] = sqlite_engine.estimate(None, extract("gpt-4o"), inputs=text).advice
     assert dear.kind == "cheaper_model" and dear.node == "extract" and dear.saves_per_run > 0
+    assert dear.message.startswith("extract: gpt-4o-mini supports")  # not a reasoning model
     assert sqlite_engine.estimate(None, extract("gpt-4o-mini"), inputs=text).advice == []
 
 
