@@ -43,7 +43,8 @@ def test_scoped_test_runs_and_a_resumed_run_from_the_command_line(
     assert sampled.returncode == 0, sampled.stderr
     report = json.loads(sampled.stdout)
     assert report["test_run"] is True
-    assert [n["node"] for n in report["nodes"]].count("item") == 2  # the sample only
+    (item,) = [n for n in report["nodes"] if n["node"] == "item"]
+    assert (item["calls"], Decimal(item["credits"])) == (2, Decimal(2))  # the sample only
     consumed = engine.balance(ws).consumed
 
     capped = run(home, "run", str(flow), "--test", "--max-credits", "3.5",

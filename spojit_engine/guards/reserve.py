@@ -4,9 +4,10 @@ one reservation (``Engine.reserve_run``); its node charges draw from it, and wha
 released when the run ends, however it ends (``Engine.close_run_reservation``). A run whose
 reservation the workspace cannot cover does not start: it ends ``Cancelled`` named ``Refused``
 with one sentence, like any admission refusal — a webhook run goes back to its hook's queue, and
-the workspace is stopped until its balance covers that reservation (so queued work replays after
-a top-up). A run that crashes leaves its reservation to expire through the sweeper: what its nodes
-recorded stays charged, nothing more.
+the workflow (its schedules, its webhook queue; not the workspace's other workflows) is stopped
+until the balance covers that reservation, so queued work replays after a top-up. A run that
+crashes leaves its reservation to expire through the sweeper: what its nodes recorded stays
+charged, nothing more.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from spojit_engine.display import credits_text
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.guards.errors import OutOfCredits
 from spojit_engine.guards.policy import Cause
-from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.run_context import RESERVE_TAG
 
@@ -58,27 +58,29 @@ class Reserved:
 def reserve_run(workflow: Workflow, payload: Any) -> Reserved | Any | None:
     """At a run's start: None (no reservation asked), ``Reserved`` (held), or the run's final
     state when the reservation was refused."""
-    from prefect.context import FlowRunContext
+    from prefect.context import FlowRunContext, TagsContext
     from prefect.states import Cancelled
 
     from spojit_engine.guards.admission import REFUSED_STATE_NAME, RunFacts, _record_refusal
     from spojit_engine.metering.decorator import _workspace_of
-    from spojit_engine.metering.run_context import current_run
+    from spojit_engine.metering.run_context import RunInfo, current_run
     from spojit_engine.metering.runtime import current_runtime
 
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return None
-    policy = policy_of(context.flow_run.tags, workflow.reserve)
+    # The run's tags and those the flow entered (a test deployment's scope, from parameters).
+    tags = frozenset(context.flow_run.tags or ()) | TagsContext.get().current_tags
+    policy = policy_of(tags, workflow.reserve)
     if policy is None:
         return None
     runtime = current_runtime()
     engine = runtime.engine
-    run = current_run()
-    workspace_id = _workspace_of(runtime, run)
-    estimate = engine.estimate(
-        workspace_id, workflow, inputs=payload, items=run.sample if run else None
-    )
+    workspace_id = _workspace_of(runtime, current_run())
+    run = RunInfo(str(context.flow_run.id), None, 1, workflow.name, tags)
+    estimate = engine.estimate(  # a test run's estimate takes its Loop sample
+        workspace_id, workflow, inputs=payload, test=run.test_run, sample=run.sample,
+    )  # fmt: skip
     amount: Decimal = getattr(estimate.total.credits, policy)
     if amount <= 0:
         return None
@@ -98,10 +100,11 @@ def reserve_run(workflow: Workflow, payload: Any) -> Reserved | Any | None:
             available_ucr=credits_to_ucr_exact(exc.available, allow_zero=True),
             resets_at=exc.resets_at or guard.clock(),
         )
-        # Stopped until the balance covers this reservation, so queued work replays only then.
-        guard.exhaust(workspace_id, scope=WORKSPACE_SCOPE, cause=Cause.CREDITS,
+        # The workflow (not the workspace: cheaper runs may go on) is stopped until the balance
+        # covers this reservation, so its queued webhook requests replay only then.
+        guard.exhaust(workspace_id, scope=workflow.name, cause=Cause.CREDITS,
                       reason=str(refusal), needed_ucr=needed_ucr)  # fmt: skip
-        _record_refusal(guard, workspace_id, workflow.name, facts, refusal)
+        _record_refusal(guard, workspace_id, workflow.name, facts, refusal, stop_workspace=False)
         return Cancelled(name=REFUSED_STATE_NAME, message=str(refusal), data=refusal)
     return Reserved(facts.flow_run_id, amount)
 

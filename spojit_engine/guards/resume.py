@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
-from spojit_engine.guards import incomplete, prefect_api
+from spojit_engine.guards import incomplete, prefect_api, store
 from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
 from spojit_engine.guards.policy import Cause, TriggerKind, hook_request_id
+from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.run_context import RESUME_TAG
 from spojit_engine.metering.usage import read_usage
@@ -168,7 +169,11 @@ class Resumer:
         return balance.remaining_ucr >= max(run.needed_ucr, 1)
 
     def on_credits_added(self, workspace_id: str) -> None:
-        """The ledger's observer: credits came back to the workspace."""
+        """The ledger's observer: credits came back to the workspace. Workflows stopped because
+        a reservation did not fit resume first (the guard's own observer resumes the workspace)."""
+        for state in store.stopped_states(self.sa, workspace_id, limit=self._limit):
+            if state.scope != WORKSPACE_SCOPE and state.cause is Cause.CREDITS:
+                self.guard.resume(workspace_id, scope=state.scope)
         self.resume_due(workspace_id)
 
     def resume_due(self, workspace_id: str) -> int:

@@ -107,3 +107,27 @@ def test_the_reservation_policy_comes_from_the_run_then_the_workflow() -> None:
         policy_of([RESERVE_TAG + "all"], None)
     with pytest.raises(InvalidInput, match="reserve must be"):
         Workflow("w", [Connector("c", fetch)], reserve="most")
+
+
+def test_a_sampled_test_run_reserves_only_its_sample(bound: Engine) -> None:
+    from spojit_engine import Loop
+
+    engine = bound
+    ws = engine.create_workspace("acme", plan="free")
+    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal(5), key="leave-5")
+    workflow = Workflow(
+        unique("sampled"), [Loop("each", Connector("item", fetch, mode="direct"))], reserve="max"
+    )
+    items = list(range(10))
+
+    live = workflow.flow(items, return_state=True)  # ten items: 10.01 does not fit in 5
+    assert (live.name, engine.balance(ws.id).remaining) == ("Refused", Decimal(5))
+    assert engine.guard.stopped_reason(ws.id, workflow.name) is not None  # until 10.01 fits
+    assert engine.guard.stopped_reason(ws.id, "another") is None  # the workspace goes on
+    sampled = workflow.flow(items, test=True, sample=2, return_state=True)
+
+    assert sampled.name == "Completed"
+    assert engine.balance(ws.id).remaining == Decimal(5) - Decimal("2.01")
+    assert engine.balance(ws.id).held == 0
+    engine.grant(ws.id, Decimal(10), kind="topup", key="stripe:cs_covers")
+    assert engine.guard.stopped_reason(ws.id, workflow.name) is None  # it fits again
