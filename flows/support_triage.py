@@ -39,12 +39,12 @@ def help_centre() -> dict[str, str]:
 class HelpCentreSearch(Knowledge):
     """Knowledge over the help centre that ingests the shipped snippets on first use."""
 
-    def call(self, value: Any) -> Any:
+    def call(self, value: Any, call_id: str | None = None) -> Any:
         self.question_of(value)  # a bad question is refused before anything is billed
         articles = help_centre()
         if self.index.count() < len(articles):
             self.ingest(articles)
-        return super().call(value)
+        return super().call(value, call_id)
 
 
 def brief(parts: list[Any]) -> dict[str, Any]:

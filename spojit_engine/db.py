@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.engine import Engine as SAEngine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import LedgerUnavailable
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by readers of constants
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Engine as SAEngine
 
 # The newest migration; a test pins it to Alembic's head so the two never drift.
 SCHEMA_REVISION = "0009_operations"
@@ -35,6 +33,10 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     """An engine with our SQLite pragmas and transaction begin rules applied."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -74,7 +76,7 @@ def is_sqlite(engine: SAEngine) -> bool:
 @contextmanager
 def write_transaction(engine: SAEngine) -> Iterator[Connection]:
     """A transaction that may write; commits on success, rolls back on any error."""
-    with _unavailable_as_error(), engine.connect() as conn, conn.begin():
+    with unavailable_as_error(), engine.connect() as conn, conn.begin():
         yield conn
 
 
@@ -88,7 +90,7 @@ def read_transaction(engine: SAEngine) -> Iterator[Connection]:
     if not is_sqlite(engine):
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     with (
-        _unavailable_as_error(),
+        unavailable_as_error(),
         engine.connect().execution_options(**options) as conn,
         conn.begin(),
     ):
@@ -96,7 +98,9 @@ def read_transaction(engine: SAEngine) -> Iterator[Connection]:
 
 
 @contextmanager
-def _unavailable_as_error() -> Iterator[None]:
+def unavailable_as_error() -> Iterator[None]:
+    from sqlalchemy.exc import OperationalError
+
     try:
         yield
     except OperationalError as exc:
@@ -109,6 +113,8 @@ def current_revision(engine: SAEngine) -> str | None:
     with read_transaction(engine) as conn:
         if not engine.dialect.has_table(conn, "alembic_version"):
             return None
+        from sqlalchemy import text
+
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
@@ -121,7 +127,7 @@ def migrate(engine: SAEngine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with _unavailable_as_error(), engine.connect() as conn:
+    with unavailable_as_error(), engine.connect() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()

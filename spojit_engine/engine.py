@@ -46,7 +46,12 @@ if TYPE_CHECKING:
     from spojit_engine.billing.checkout import CheckoutStarted
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
+    from spojit_engine.estimate import Advice, Estimate
+    from spojit_engine.guards.incomplete import IncompleteRun
+    from spojit_engine.guards.resume import ResumeStarted
     from spojit_engine.guards.status import DeploymentStatus, WorkflowBudget
+    from spojit_engine.metering.runtime import Runtime
+    from spojit_engine.nodes.workflow import Workflow
 
 
 def _check_key(key: str) -> str:
@@ -170,12 +175,15 @@ class Engine:
         node_type: str | None = None,
         member_id: str | None = None,
         test_run: bool = False,
+        flow_run_id: str | None = None,
     ) -> Entry:
+        """Take ``amount`` now; a charge of ``flow_run_id`` draws from its reservation first."""
         record = self.ledger.debit(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
             usage=Usage(workflow, node_type, member_id, test_run),
+            run_id=flow_run_id,
         )
         return Entry.of(record)
 
@@ -190,6 +198,7 @@ class Engine:
         node_type: str | None = None,
         member_id: str | None = None,
         test_run: bool = False,
+        flow_run_id: str | None = None,
     ) -> Hold:
         record = self.ledger.hold(
             workspace_id,
@@ -197,8 +206,46 @@ class Engine:
             key=_check_key(key),
             ttl=ttl if ttl is not None else timedelta(seconds=self.settings.hold_ttl_seconds),
             usage=Usage(workflow, node_type, member_id, test_run),
+            run_id=flow_run_id,
         )
         return Hold.of(record)
+
+    def reserve_run(
+        self,
+        workspace_id: str,
+        amount: Decimal | int | str,
+        *,
+        flow_run_id: str,
+        ttl: timedelta | None = None,
+        workflow: str | None = None,
+    ) -> Hold:
+        """Hold ``amount`` for flow run ``flow_run_id``: its node charges draw from it (refused
+        with ``InsufficientCredits`` like any hold; the same call again returns the first)."""
+        from spojit_engine.metering.reservations import reservation_key
+        from spojit_engine.metering.run_billing import forget_run
+
+        seconds = self.settings.run_reservation_ttl_seconds
+        record = self.ledger.reserve(
+            workspace_id,
+            amount_ucr=credits_to_ucr_exact(amount),
+            key=_check_key(reservation_key(flow_run_id)),
+            ttl=ttl if ttl is not None else timedelta(seconds=seconds),
+            usage=Usage(workflow=workflow),
+        )
+        forget_run(flow_run_id)  # its next node call in this process batches against it
+        return Hold.of(record)
+
+    def close_run_reservation(self, flow_run_id: str) -> Hold | None:
+        """The run ended: commit its batched charges, give back what its reservation has left.
+        Idempotent; None when the run had no reservation."""
+        from spojit_engine.metering.batch import commit_run
+        from spojit_engine.metering.reservations import reservation_key
+        from spojit_engine.metering.run_billing import forget_run
+
+        commit_run(flow_run_id)
+        forget_run(flow_run_id)
+        record = self.ledger.close_reservation(reservation_key(flow_run_id))
+        return None if record is None else Hold.of(record)
 
     def settle(self, hold_id: int, actual: Decimal | int | str) -> Entry:
         actual_ucr = credits_to_ucr_exact(actual, allow_zero=True)
@@ -292,6 +339,12 @@ class Engine:
             offset=offset,
             records_max=self.settings.page_size_max * 20,
         )
+        from dataclasses import replace
+
+        from spojit_engine.guards.incomplete import statuses_of
+
+        stopped = statuses_of(self.sa_engine, workspace_id, [r.flow_run_id for r in records])
+        records = [replace(r, status=stopped.get(r.flow_run_id, r.status)) for r in records]
         return [Execution.of(r) for r in records]
 
     def execution(
@@ -522,6 +575,67 @@ class Engine:
 
         return deployment_statuses(self.guard, workspace_id)
 
+    # -- estimates and cost advice -------------------------------------------------------------
+
+    @cached_property
+    def _estimate_runtime(self) -> Runtime:
+        from spojit_engine.metering.runtime import Runtime
+
+        return Runtime.create(self)
+
+    def estimate(
+        self, workspace_id: str | None, workflow: Workflow, *, items: int | None = None,
+        inputs: Any = None, test: bool = False, sample: int | None = None,
+    ) -> Estimate:  # fmt: skip
+        """What one run of ``workflow`` will cost (typical, p95, max), from the workspace's
+        history where there is some, else from its prompts and the price book; with advice.
+        ``test``: a test run, its loops on ``sample`` items (else their ``test_sample``)."""
+        from spojit_engine.estimate import estimate
+
+        return estimate(self._estimate_runtime, workspace_id, workflow, items=items,
+                        inputs=inputs, test=test, sample=sample)  # fmt: skip
+
+    def advice(self, workspace_id: str, workflow: Workflow | str | None = None) -> list[Advice]:
+        """Ways to spend less, per workflow (one workflow, by object or name, or all of them)."""
+        from spojit_engine.estimate import advise
+
+        return advise(self._estimate_runtime, workspace_id, workflow)
+
+    # -- runs stopped for credits (guards/incomplete.py, guards/resume.py) ----------------------
+
+    def incomplete_runs(
+        self, workspace_id: str, *, include_done: bool = False, limit: int = 50
+    ) -> list[IncompleteRun]:
+        """Runs stopped part-way for credits, oldest first (``include_done``: also those
+        resumed or abandoned)."""
+        from spojit_engine.guards import incomplete
+
+        self.workspace_id(workspace_id)
+        statuses = (
+            tuple(incomplete.RunStatus) if include_done else (incomplete.RunStatus.INCOMPLETE,)
+        )
+        limit = max(1, min(limit, self.settings.page_size_max))
+        return incomplete.listing(self.sa_engine, workspace_id, statuses=statuses, limit=limit)
+
+    def incomplete_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
+        """The incomplete run ``flow_run_id`` names (the original run, or one of its resumes)."""
+        from spojit_engine.guards import incomplete
+
+        return incomplete.get(self.sa_engine, flow_run_id, workspace_id)
+
+    def resume_run(
+        self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None
+    ) -> ResumeStarted:
+        """Resume a run stopped for credits from the node that was refused (once): a new run of
+        its deployment, or ``workflow`` run here for a run made outside a deployment."""
+        return self.guard.resumer.resume(workspace_id, flow_run_id, workflow=workflow)
+
+    def abandon_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
+        """Give up an incomplete run: it never resumes."""
+        from spojit_engine.guards import incomplete
+
+        run = incomplete.get(self.sa_engine, flow_run_id, workspace_id)
+        return incomplete.abandon(self.sa_engine, run, self.ledger.clock())
 
 def _default_engine() -> Engine:
     return Engine(settings=get_settings())

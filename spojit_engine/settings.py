@@ -27,6 +27,16 @@ class Settings(BaseSettings):
 
     # Limits (TigerBeetle: put a limit on everything).
     hold_ttl_seconds: int = Field(default=600, gt=0, le=7 * 24 * 3600)
+    # A run reservation nobody closes (its process died) is voided by the sweeper after this.
+    run_reservation_ttl_seconds: int = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
+    # Group commit of a reserved run's node charges (metering/batch.py): a batch commits at this
+    # many calls or this long after its first charge waits, whichever comes first. A crash loses
+    # (never bills) at most that many waiting charges; it never overspends the reservation.
+    batch_calls_max: int = Field(default=64, gt=0, le=10_000)
+    batch_commit_ms: int = Field(default=200, gt=0, le=60_000)
+    # Tag each node's Prefect task spojit:node-type=… / spojit:node=… (for tag concurrency
+    # limits, e.g. on connector.agent); off by default: a tagged task costs an API round trip.
+    node_task_tags: bool = False
     sqlite_busy_timeout_seconds: float = Field(default=60.0, gt=0)
     renewal_catch_up_periods_max: int = Field(default=120, gt=0)
     sweep_holds_batch_max: int = Field(default=1000, gt=0)
@@ -67,6 +77,23 @@ class Settings(BaseSettings):
     signin_history_days: int = Field(default=30, gt=0)  # spent links and old sessions kept
     executions_page_size: int = Field(default=25, gt=0, le=200)  # runs per /executions page
     form_fields_max: int = Field(default=20, gt=0, le=1000)  # fields a page's form may POST
+    # Estimates and the cost advisor (metering/estimates.py, metering/advice.py): how much
+    # history is read, and the assumptions a static estimate makes where a prompt is unknown.
+    estimate_history_records_max: int = Field(default=5000, gt=0, le=1_000_000)
+    estimate_loop_items_default: int = Field(default=10, gt=0)  # a loop whose items are unknown
+    estimate_token_sample_items_max: int = Field(default=20, gt=0, le=1000)  # prompts counted
+    estimate_output_tokens_typical: int = Field(default=100, gt=0)  # per LLM call, capped by max
+    estimate_input_tokens_unknown: int = Field(default=200, ge=0)  # an input known only at run
+    estimate_tool_exchange_tokens: int = Field(default=100, ge=0)  # each earlier agent round trip
+    estimate_passage_tokens: int = Field(default=200, ge=0)  # each Knowledge passage in a prompt
+    advice_direct_mode_share_percent: int = Field(default=90, gt=0, le=100)
+    advice_history_calls_min: int = Field(default=3, gt=0)  # calls before history is advice
+    advice_savings_percent_min: int = Field(default=5, ge=0, le=100)  # of a node call, to speak
+    advice_workflows_max: int = Field(default=100, gt=0)  # workflows `Engine.advice` looks at
+    # Runs stopped for credits (guards/incomplete.py): how long a node's persisted result stays
+    # readable by a resume of its run (after that a resume runs the node again, replaying its
+    # metering keys so it is not billed twice).
+    resume_window_days: int = Field(default=30, gt=0, le=3650)
     work_pool: str = "spojit"  # the Prefect work pool `spojit deploy` targets
 
     def resolved_database_url(self) -> str:

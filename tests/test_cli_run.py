@@ -129,9 +129,11 @@ def test_an_out_of_credits_run_is_one_sentence(home: Path) -> None:
     records = read_usage(engine.sa_engine, workspace_id=info["workspace_id"])
     assert records and all((r.status, r.credits_ucr) == ("refused", 0) for r in records)
     runs = json.loads(run(home, "executions", "--json").stdout)
+    # The first was stopped at a node, so it is kept to resume; the second never started.
     assert [(r["workflow"], r["status"], r["credits"]) for r in runs] == [
-        ("nightly_digest", "out of credits", "0.000000")
-    ] * 2
+        ("nightly_digest", "out of credits", "0.000000"),
+        ("nightly_digest", "incomplete", "0.000000"),
+    ]
     assert engine.balance(info["workspace_id"]).consumed == Decimal(100)
 
 

@@ -5,6 +5,7 @@ Errors are one sentence on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
@@ -138,6 +139,11 @@ def usage(
 
     if days is not None and not timeline:
         raise InvalidInput("--days goes with --timeline.")
+    if json_out and not breakdown and not timeline and not os.environ.get("SPOJIT_TOKEN"):
+        quick = _quick_balance(workspace)  # the bare driver: no SQLAlchemy, no Engine
+        if quick is not None:
+            print_json(_usage_json(quick))
+            return
     engine = _engine()
     actor = _actor(engine)
     ws_id = _workspace(engine, workspace, actor)
@@ -148,21 +154,7 @@ def usage(
     rows = engine.breakdown(ws_id, by=dims, member_id=only) if breakdown else None
     day_rows = engine.timeline(ws_id, days=days, member_id=only) if timeline else None
     if json_out:
-        out: dict[str, Any] = {
-            "workspace_id": balance.workspace_id,
-            "workspace": balance.workspace,
-            "plan": balance.plan,
-            "pending_plan": balance.pending_plan,
-            "consumed": balance.consumed,
-            "remaining": balance.remaining,
-            "allowance_remaining": balance.allowance_remaining,
-            "topup_remaining": balance.topup_remaining,
-            "other_remaining": balance.other_remaining,
-            "held": balance.held,
-            "overdraft": balance.overdraft,
-            "period_start": balance.period_start,
-            "resets_at": balance.resets_at,
-        }
+        out = _usage_json(balance)
         if rows is not None:
             out["breakdown"] = rows
             out["breakdown_total"] = breakdown_total(rows)
@@ -175,6 +167,37 @@ def usage(
         console.print(breakdown_table(rows, dims))
     if day_rows is not None:
         console.print(timeline_table(day_rows))
+
+
+def _quick_balance(workspace: str | None) -> Any:
+    """The local operator's usage card read by the bare driver, or None (the full path answers:
+    something is due, the schema is old, the workspace is unknown or ambiguous)."""
+    from spojit_engine.clock import utcnow
+    from spojit_engine.metering.quick_read import quick_balance
+    from spojit_engine.results import Balance
+    from spojit_engine.settings import get_settings
+
+    url = get_settings().resolved_database_url()
+    record = quick_balance(url, workspace, utcnow())
+    return None if record is None else Balance.of(record)
+
+
+def _usage_json(balance: Any) -> dict[str, Any]:
+    return {
+        "workspace_id": balance.workspace_id,
+        "workspace": balance.workspace,
+        "plan": balance.plan,
+        "pending_plan": balance.pending_plan,
+        "consumed": balance.consumed,
+        "remaining": balance.remaining,
+        "allowance_remaining": balance.allowance_remaining,
+        "topup_remaining": balance.topup_remaining,
+        "other_remaining": balance.other_remaining,
+        "held": balance.held,
+        "overdraft": balance.overdraft,
+        "period_start": balance.period_start,
+        "resets_at": balance.resets_at,
+    }
 
 
 @ledger_app.command("verify")
@@ -229,11 +252,11 @@ def _start_prefect(runner: Any) -> None:
 
 
 def _run_one(engine: Any, runner: Any, loaded: Any, *, workspace_id: str, actor: Any,
-             test: bool, payload: Any, show: bool) -> Any:  # fmt: skip
+             test: bool, payload: Any, show: bool, scope: Any = None) -> Any:  # fmt: skip
     """Run one workflow; print its result and costs (``show``); raise its error as one sentence."""
     report = runner.run_flow(
         engine, loaded, workspace_id=workspace_id, member_id=actor.id if actor else None,
-        test=test, payload=payload, console=console if show else None,
+        test=test, payload=payload, console=console if show else None, scope=scope,
     )  # fmt: skip
     if show and report.error is None:
         console.print(Rule("Result", style="dim", align="left"))
@@ -249,6 +272,13 @@ def _run_one(engine: Any, runner: Any, loaded: Any, *, workspace_id: str, actor:
 def run(
     flow: FlowArg,
     test: Annotated[bool, typer.Option("--test", help="A test run: billed, labelled.")] = False,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="Test run: every Loop runs on N items.")
+    ] = None,
+    max_credits: Annotated[
+        str | None,
+        typer.Option("--max-credits", help="Test run: stop before spending more than C credits."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     input_json: Annotated[
         str | None,
@@ -258,8 +288,10 @@ def run(
 ) -> None:
     """Run a workflow as a Prefect flow billed to the workspace; show what each node cost."""
     from spojit_engine.cli import runner
+    from spojit_engine.nodes.scope import RunScope
     from spojit_engine.settings import get_settings
 
+    scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)  # bad scope: nothing run
     runner.prepare_environment(get_settings().home)
     loaded = runner.load_flow(flow)
     payload = _payload(loaded, input_json)
@@ -268,6 +300,8 @@ def run(
     ws_id = _workspace(engine, workspace, actor)
     if not json_out:
         kind = "test run" if test else "live run"
+        kind += f", Loops on {sample} items" if sample is not None else ""
+        kind += f", at most {scope.max_credits} credits" if scope.max_credits is not None else ""
         who = actor.email if actor else "operator"
         console.print(
             f"Running [bold]{escape(loaded.workflow.name)}[/] ({kind}) · workspace "
@@ -277,7 +311,7 @@ def run(
         )
     _start_prefect(runner)
     report = _run_one(engine, runner, loaded, workspace_id=ws_id, actor=actor, test=test,
-                      payload=payload, show=not json_out)  # fmt: skip
+                      payload=payload, show=not json_out, scope=scope)  # fmt: skip
     balance = engine.balance(ws_id)
     if json_out:
         print_json(run_json(report, balance))
@@ -349,7 +383,6 @@ def demo(
         console.print(f"  [bold]{escape(runnable)}[/]  {what}", highlight=False)
 
 
-@app.command()
 @one_sentence_errors
 def executions(
     workspace: WorkspaceOpt = None,
@@ -404,3 +437,13 @@ _register_workspace(app)
 from spojit_engine.cli.notify_cmds import register as _register_notify  # noqa: E402
 
 _register_notify(app)
+
+# -- estimates and the cost advisor: spojit estimate (cli/estimate_cmds.py) -----------------------
+from spojit_engine.cli.estimate_cmds import register as _register_estimate  # noqa: E402
+
+_register_estimate(app)
+
+# -- runs stopped for credits: spojit executions [incomplete|resume|abandon] (cli/runs_cmds.py) -
+from spojit_engine.cli.runs_cmds import register as _register_runs  # noqa: E402
+
+_register_runs(app, executions)

@@ -59,6 +59,17 @@ def deploy(
     ] = False,
     max_credits_per_run: Annotated[str | None, typer.Option(help="Budget cap per run.")] = None,
     max_credits_per_day: Annotated[str | None, typer.Option(help="Budget cap per UTC day.")] = None,
+    reserve: Annotated[
+        str | None,
+        typer.Option(help="p95 or max: each run holds that estimate at start, or does not start."),
+    ] = None,
+    test: Annotated[
+        bool, typer.Option("--test", help="Its runs are test runs (billed, labelled test).")
+    ] = False,
+    sample: Annotated[int | None, typer.Option(help="Test runs: Loops run on N items.")] = None,
+    max_credits: Annotated[
+        str | None, typer.Option("--max-credits", help="Test runs: stop at C credits each.")
+    ] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -66,11 +77,15 @@ def deploy(
     from spojit_engine.accounts import require_admin
     from spojit_engine.cli import runner
     from spojit_engine.guards.deploy import DeployRequest, deploy_workflow
+    from spojit_engine.guards.reserve import check_policy
     from spojit_engine.metering.money import credits_to_ucr_exact
+    from spojit_engine.nodes.scope import RunScope
 
     for cap in (max_credits_per_run, max_credits_per_day):
         if cap is not None:
             credits_to_ucr_exact(cap)  # refuse a bad cap before anything is deployed
+    scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)
+    check_policy(reserve)
     engine = open_engine()
     actor = acting_member(engine)
     ws_id = resolve_workspace(engine, workspace, actor)
@@ -91,6 +106,8 @@ def deploy(
             interval_seconds=interval,
             webhook=webhook,
             description=workflow.description or None,
+            parameters=scope.parameters(),
+            reserve=reserve,
         ),
     )
     budget = None

@@ -34,6 +34,7 @@ from spojit_engine.cli.run_view import (
     watching,
 )
 from spojit_engine.errors import InvalidInput, SpojitError
+from spojit_engine.metering.run_context import CLI_RUN_TAG
 from spojit_engine.metering.usage import read_usage
 
 if TYPE_CHECKING:
@@ -41,10 +42,10 @@ if TYPE_CHECKING:
 
     from spojit_engine.engine import Engine
     from spojit_engine.nodes import Workflow
+    from spojit_engine.nodes.scope import RunScope
 
 EXAMPLES = ("lead_enrichment", "support_triage", "nightly_digest")
 PREFECT_STARTUP_TIMEOUT_SECONDS = 180  # a first start on a fresh PREFECT_HOME migrates its database
-CLI_RUN_TAG = "spojit:cli-run="  # a unique tag that finds the flow run in Prefect afterwards
 
 
 class RunFailed(SpojitError):
@@ -225,11 +226,14 @@ def run_flow(
     test: bool,
     payload: Any,
     console: Console | None,
+    scope: RunScope | None = None,
 ) -> RunReport:
-    """Run ``loaded`` as a Prefect flow billed to ``workspace_id``; never raises for the
-    workflow's own errors: they land in ``report.error`` with what the run cost until then."""
+    """Run ``loaded`` as a Prefect flow billed to ``workspace_id`` (a test run scoped by
+    ``scope``); never raises for the workflow's own errors: they land in ``report.error`` with
+    what the run cost until then."""
     from prefect import tags
 
+    from spojit_engine.guards.resume import run_source
     from spojit_engine.metering.runtime import Runtime, use_runtime
 
     workflow = loaded.workflow
@@ -240,10 +244,12 @@ def run_flow(
     since = engine.ledger.clock()
     with use_runtime(runtime), watching(engine, workspace_id, view, console):
         try:
-            with tags(marker):
+            with tags(marker), run_source(_lasting_source(loaded.source)):
                 report.result = workflow.run(
-                    payload, workspace=workspace_id, member_id=member_id, test=test
-                )
+                    payload, workspace=workspace_id, member_id=member_id, test=test,
+                    sample=scope.sample if scope else None,
+                    max_credits=scope.max_credits if scope else None,
+                )  # fmt: skip
         except Exception as exc:
             report.error = exc
         _find_flow_run(report, marker)
@@ -258,6 +264,14 @@ def run_flow(
     report.nodes = node_costs(rows)
     report.credits = sum((n.credits for n in report.nodes), Decimal(0))
     return report
+
+
+def _lasting_source(spec: str) -> str:
+    """``spec`` as it loads from any directory (a file's absolute path), for a later resume."""
+    target, colon, attr = spec.partition(":")
+    if target.endswith(".py"):
+        return str(Path(target).expanduser().resolve()) + colon + attr
+    return spec
 
 
 def _find_flow_run(report: RunReport, marker: str) -> None:

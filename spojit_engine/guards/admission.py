@@ -170,9 +170,15 @@ def _bind_if_unbound(guard: Guard, deployment_id: str, workspace_id: str, workfl
 
 
 def _record_refusal(
-    guard: Guard, workspace_id: str, workflow: str, run: RunFacts, refusal: InsufficientCredits
+    guard: Guard,
+    workspace_id: str,
+    workflow: str,
+    run: RunFacts,
+    refusal: InsufficientCredits,
+    *,
+    stop_workspace: bool = True,  # False: the caller stopped what it must (reserve.py)
 ) -> None:
-    if not isinstance(refusal, BudgetExceeded):
+    if stop_workspace and not isinstance(refusal, BudgetExceeded):
         guard.exhaust(
             workspace_id,
             scope=WORKSPACE_SCOPE,

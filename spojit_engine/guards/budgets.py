@@ -1,4 +1,5 @@
-"""Per-workflow budget caps: ``max_credits_per_run`` and ``max_credits_per_day`` (a UTC day).
+"""Per-workflow budget caps: ``max_credits_per_run`` and ``max_credits_per_day`` (a UTC day), and
+a test run's own cap (``spojit run --test --max-credits C``), counted like a run cap.
 
 Enforced exactly, inside the ledger: ``Budgets.limit`` is a spend limit the ledger calls under the
 workspace's lock, in the transaction that would admit a debit or hold, so no two node calls of a
@@ -34,13 +35,14 @@ from spojit_engine.guards.policy import (
     next_day,
     over_day_budget,
     over_run_budget,
+    over_test_cap,
 )
 from spojit_engine.guards.schema import guard_run_spends, workflow_budgets
 from spojit_engine.metering import schema
 from spojit_engine.metering.holds import HoldState
 from spojit_engine.metering.observers import Spend
 from spojit_engine.metering.posting import LedgerTx
-from spojit_engine.metering.records import USAGE_KINDS
+from spojit_engine.metering.records import USAGE_KINDS, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +100,15 @@ def spent_in_run_ucr(conn: Connection, flow_run_id: str) -> int:
     return int(debits) + int(holds)
 
 
-def _current_flow_run_id() -> str | None:
-    """The flow run this spend belongs to; Prefect is consulted only if something imported it."""
+def _current_run_cap() -> tuple[str | None, int | None]:
+    """The flow run this spend belongs to, and its test cap in µcr; Prefect is consulted only
+    if something imported it."""
     if "prefect" not in sys.modules:
-        return None
+        return None, None
     from spojit_engine.metering.run_context import current_run
 
     run = current_run()
-    return run.flow_run_id if run else None
+    return (run.flow_run_id, run.max_credits_ucr) if run else (None, None)
 
 
 class Budgets:
@@ -185,54 +188,53 @@ class Budgets:
     # -- enforcement -------------------------------------------------------------------------------
 
     def limit(self, tx: LedgerTx, spend: Spend) -> InsufficientCredits | None:
-        """The ledger's spend limit (under the workspace's lock): refuse what crosses a cap."""
+        """The ledger's spend limit (under the workspace's lock): refuse what crosses a cap —
+        a workflow's day or run cap, or a test run's own ``max_credits``."""
         workflow = spend.usage.workflow
-        if not workflow:
-            return None
-        budget = self.cached(tx.conn, tx.account.id, workflow)
-        if budget is None:
-            return None
-        if budget.max_per_day_ucr is not None:
-            spent = spent_today_ucr(tx.conn, tx.account.id, workflow, tx.now)
+        run_id, test_cap_ucr = _current_run_cap()
+        budget = self.cached(tx.conn, tx.account.id, workflow) if workflow else None
+        if budget is not None and budget.max_per_day_ucr is not None:
+            spent = spent_today_ucr(tx.conn, tx.account.id, budget.workflow, tx.now)
             if spent + spend.amount_ucr > budget.max_per_day_ucr:
                 until = next_day(tx.now)
                 message = over_day_budget(
-                    workflow, budget.max_per_day_ucr, spent, spend.amount_ucr, until
+                    budget.workflow, budget.max_per_day_ucr, spent, spend.amount_ucr, until
                 )
                 return self._exceeded(
                     message,
                     tx,
-                    workflow,
+                    budget.workflow,
                     Cause.BUDGET_DAY,
                     spend,
                     budget.max_per_day_ucr - spent,
                     until,
                 )
-        if budget.max_per_run_ucr is not None:
-            run_id = _current_flow_run_id()
-            if run_id is None:
-                return None
-            spent = spent_in_run_ucr(tx.conn, run_id)
-            if spent + spend.amount_ucr > budget.max_per_run_ucr:
-                message = over_run_budget(workflow, budget.max_per_run_ucr, spent, spend.amount_ucr)
-                return self._exceeded(
-                    message,
-                    tx,
-                    workflow,
-                    Cause.BUDGET_RUN,
-                    spend,
-                    budget.max_per_run_ucr - spent,
-                    next_day(tx.now),
-                )
-            tx.conn.execute(
-                insert(guard_run_spends).values(
-                    key=spend.key,
-                    flow_run_id=run_id,
-                    workspace_id=tx.account.id,
-                    kind=spend.kind,
-                    created_at=tx.now,
-                )
+        caps = [(test_cap_ucr, Cause.TEST_CAP)] if test_cap_ucr is not None else []
+        if budget is not None and budget.max_per_run_ucr is not None:
+            caps.append((budget.max_per_run_ucr, Cause.BUDGET_RUN))
+        if not caps or run_id is None:
+            return None
+        cap_ucr, cause = min(caps, key=lambda c: c[0])
+        spent = spent_in_run_ucr(tx.conn, run_id)
+        if spent + spend.amount_ucr > cap_ucr:
+            name = workflow or "(none)"
+            message = (
+                over_test_cap(cap_ucr, spent, spend.amount_ucr)
+                if cause is Cause.TEST_CAP
+                else over_run_budget(name, cap_ucr, spent, spend.amount_ucr)
             )
+            return self._exceeded(
+                message, tx, name, cause, spend, cap_ucr - spent, next_day(tx.now)
+            )
+        tx.conn.execute(
+            insert(guard_run_spends).values(
+                key=spend.key,
+                flow_run_id=run_id,
+                workspace_id=tx.account.id,
+                kind=spend.kind,
+                created_at=tx.now,
+            )
+        )
         return None
 
     @staticmethod
@@ -283,3 +285,17 @@ class Budgets:
         r = guard_run_spends.c
         with write_transaction(self.engine) as conn:
             return int(conn.execute(delete(guard_run_spends).where(r.created_at < before)).rowcount)
+
+    def applies(self, workspace_id: str, usage: Usage) -> bool:
+        """Could ``limit`` refuse or record a spend of ``usage`` (a cap on its workflow, or the
+        run's test cap)? Where no spend limit applies, a PostgreSQL debit is one server call."""
+        if _current_run_cap()[1] is not None:
+            return True
+        if not usage.workflow:
+            return False
+        with self._lock:
+            hit = self._cache.get(workspace_id)
+        if hit is None or time.monotonic() - hit[0] > self.cache_seconds:
+            with read_transaction(self.engine) as conn:
+                return self.cached(conn, workspace_id, usage.workflow) is not None
+        return usage.workflow in hit[1]

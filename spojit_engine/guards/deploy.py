@@ -3,8 +3,10 @@
 
 A workflow deployment runs on a process work pool (created if missing): its entrypoint is the
 workflow's file (or module) and ``workflow.flow``, its working directory set by a pull step, its
-tags ``spojit:workspace=ID`` (so every run of it, scheduled or not, bills that workspace), its one
-parameter ``payload``. Deploying again updates it in place (same flow and name).
+tags ``spojit:workspace=ID`` (so every run of it, scheduled or not, bills that workspace) and
+``spojit:reserve=p95|max`` when its runs reserve their estimate, its parameter ``payload`` (a
+test deployment also sets ``test``, ``sample`` and ``max_credits``). Deploying again updates it
+in place (same flow and name).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from spojit_engine.errors import InvalidInput
 from spojit_engine.guards import prefect_api
 from spojit_engine.guards.webhooks import HOOK_NAME
-from spojit_engine.metering.run_context import WORKSPACE_TAG
+from spojit_engine.metering.run_context import RESERVE_TAG, WORKSPACE_TAG
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
@@ -45,6 +47,8 @@ class DeployRequest:
     interval_seconds: int | None = None
     webhook: bool = False
     description: str | None = None
+    parameters: dict[str, Any] | None = None  # defaults of its runs (a test deployment's scope)
+    reserve: str | None = None  # "p95" | "max": its runs hold that estimate at start
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,9 @@ def deploy_workflow(guard: Guard, request: DeployRequest) -> Deployed:
                 pull_steps=_pull_steps(request.directory),
                 work_pool_name=pool,
                 schedules=schedules,
-                tags=[WORKSPACE_TAG + request.workspace_id],
+                tags=[WORKSPACE_TAG + request.workspace_id]
+                + ([RESERVE_TAG + request.reserve] if request.reserve else []),
+                parameters=request.parameters or {},
                 parameter_openapi_schema=PAYLOAD_SCHEMA,
                 enforce_parameter_schema=False,
                 description=request.description,

@@ -85,11 +85,15 @@ class Guard:
         self.clock = ledger.clock
         self.budgets = Budgets(self.sa, self.clock, self.settings.budget_cache_seconds)
         self.hooks = Webhooks(self)
+        from spojit_engine.guards.resume import Resumer
+
+        self.resumer = Resumer(self)  # runs stopped for credits resume when credits return
         self._owner = f"{socket.gethostname()[:32]}:{os.getpid()}"
         observers = ledger.observers
         observers.on_credits_added(self.on_credits_added)
+        observers.on_credits_added(self.resumer.on_credits_added)  # after the guard resumed
         observers.on_refused(self.on_refused)
-        observers.add_spend_limit(self.budgets.limit)
+        observers.add_spend_limit(self.budgets.limit, applies=self.budgets.applies)
         _guards[ledger] = self
         self._local = threading.local()  # this thread's open ResumeWatch, if any
 
@@ -349,6 +353,8 @@ class Guard:
 
     def on_refused(self, workspace_id: str, error: InsufficientCredits, usage: Usage) -> None:
         """A metered node's debit or hold was refused: stop the workspace, or the workflow."""
+        if isinstance(error, BudgetExceeded) and error.cause == Cause.TEST_CAP.value:
+            return  # a test run reached its own cap: that run stops, nothing else does
         if isinstance(error, BudgetExceeded):
             self.exhaust(
                 workspace_id,
@@ -386,6 +392,7 @@ class Guard:
                 resumed.append(f"{state.workspace_id}/{state.scope}")
         for hook_name in self.hooks.waiting_hooks(limit=self._limit):
             started += self.hooks.drain(hook_name)
+        started += self.resumer.reconcile()
         return ReconcileReport(resumed, retried, started)
 
     def prune(self) -> int:

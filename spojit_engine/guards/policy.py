@@ -48,6 +48,7 @@ class Cause(StrEnum):
     CREDITS = "credits"
     BUDGET_RUN = "budget_run"
     BUDGET_DAY = "budget_day"
+    TEST_CAP = "test_cap"  # a test run's own max_credits: stops that run, pauses nothing
 
 
 def hook_request_id(tags: Iterable[str]) -> int | None:
@@ -92,6 +93,14 @@ def over_run_budget(workflow: str, cap_ucr: int, spent_ucr: int, needed_ucr: int
         f"Budget cap: workflow {workflow} may spend {_credits(cap_ucr)} credits per run; this run "
         f"has spent {_credits(spent_ucr)} and its next step needs {_credits(needed_ucr)}. Raise "
         "max_credits_per_run to let such runs finish; its schedules resume the next day (UTC)."
+    )
+
+
+def over_test_cap(cap_ucr: int, spent_ucr: int, needed_ucr: int) -> str:
+    return (
+        f"Test-run cap reached: this test run may spend {_credits(cap_ucr)} credits; it has "
+        f"spent {_credits(spent_ucr)} and its next step needs {_credits(needed_ucr)}, so it "
+        "stopped here."
     )
 
 

@@ -102,3 +102,27 @@ guard_run_spends = Table(
     Column("kind", String(8), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# Runs stopped for credits part-way (guards/incomplete.py): one row per original run, kept until
+# it is resumed (each attempt claimed once) or abandoned.
+incomplete_runs = Table(
+    "incomplete_runs",
+    metadata,
+    Column("flow_run_id", String(36), primary_key=True),  # the original run
+    Column("workspace_id", String(32), nullable=False),
+    Column("workflow", String(128), nullable=False),
+    Column("deployment_id", String(36)),
+    Column("trigger", String(16), nullable=False),
+    Column("parameters", Text, nullable=False),  # JSON
+    Column("tags", Text, nullable=False),  # JSON list: the original run's tags
+    Column("source", Text),  # where a run made outside a deployment loads its workflow from
+    Column("refused_node", String(128)),
+    Column("reason", Text, nullable=False),
+    Column("needed_ucr", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),  # resumes claimed so far
+    Column("last_flow_run_id", String(36), nullable=False),  # the run refused last
+    Column("resumed_flow_run_id", String(36)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

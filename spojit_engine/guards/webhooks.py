@@ -332,6 +332,13 @@ class Webhooks:
             ).rowcount
         return bool(moved)
 
+    def is_queued(self, request_id: int) -> bool:
+        """The request waits in its hook's queue (not started, or put back)."""
+        q = webhook_queue.c
+        with read_transaction(self.engine) as conn:
+            state = conn.execute(select(q.state).where(q.id == request_id)).scalar()
+        return state == QUEUED
+
     def prune(self, before: Any) -> int:
         """Forget started requests older than ``before`` (waiting ones are never pruned)."""
         q = webhook_queue.c

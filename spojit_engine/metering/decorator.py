@@ -1,9 +1,13 @@
 """``@metered``: bill any callable as a node call — a node's ``run``, or a plain function in a
 hand-written Prefect flow.
 
-One node call: resolve workspace, run, attempt, member and test flag (Prefect run context and
-``spojit:`` tags); debit the node's base price (refused -> ``InsufficientCredits``, nothing runs);
-run with a meter in scope (each LLM call holds, then settles); write one usage record. Keys are
+One node call: resolve run, attempt, member and test flag (Prefect run context and ``spojit:``
+tags) and, once per run, the workspace (``run_billing.py``); debit the node's base price together
+with the call's usage record in ONE transaction (refused -> ``InsufficientCredits``, nothing
+runs); run with a meter in scope (each LLM call holds, then settles and counts itself on the
+record in the settle's transaction); rewrite the record only if the call ended otherwise (failed,
+tools). In a run with a reservation the base is admitted in memory and committed in batches
+(``batch.py``), the record with it. Keys are
 ``node:{task or flow run}:{attempt}:{node}:{n}``: a retry is a new attempt and is billed for what
 it called; re-running the same attempt replays the same keys and bills nothing new.
 """
@@ -11,20 +15,26 @@ it called; re-running the same attempt replays the same keys and bills nothing n
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
+from spojit_engine.db import write_transaction
 from spojit_engine.errors import InsufficientCredits
+from spojit_engine.metering.batch import Charge, RunBatch
 from spojit_engine.metering.meter import Meter, metering
 from spojit_engine.metering.records import Usage
-from spojit_engine.metering.run_context import MEMBER_TAG, WORKSPACE_TAG, RunInfo, current_run
+from spojit_engine.metering.run_billing import billed_workspace, billing_for
+from spojit_engine.metering.run_context import MEMBER_TAG, RunInfo, current_run
 from spojit_engine.metering.runtime import Runtime, current_runtime
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.usage import UsageRow
+from spojit_engine.metering.usage_writes import insert_rows, rewrite_row
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,27 +55,33 @@ def _call_number(scope: str, attempt: int, node_name: str) -> int:
         return next(counter)
 
 
-def _billed_workspace(runtime: Runtime, run: RunInfo | None) -> tuple[str, str]:
-    """(id, name) of the workspace this run bills: its tag, else the runtime's default."""
-    named = (run.tag_value(WORKSPACE_TAG) if run else None) or runtime.default_workspace
-    return runtime.workspace(named)
+def _resumed_record_key(key: str, flow_run_id: str | None) -> str:
+    return "node:" + hashlib.sha256(f"{key}\x1f{flow_run_id}".encode()).hexdigest()[:40]
 
 
 def _workspace_of(runtime: Runtime, run: RunInfo | None) -> str:
-    return _billed_workspace(runtime, run)[0]
+    return billed_workspace(runtime, run)[0]
 
 
 @contextmanager
-def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None) -> Iterator[Meter]:
-    """Meter one node call (see the module docstring)."""
+def node_call(
+    node_type: str, node_name: str, *, runtime: Runtime | None = None, scope: str | None = None
+) -> Iterator[Meter]:
+    """Meter one node call (see the module docstring). ``scope``: the call's identity across
+    resumes of its run (``nodes/calls.py``), one call per scope, in place of the task run."""
     runtime = runtime or current_runtime()
     run = current_run()
     ledger = runtime.engine.ledger
-    workspace_id, workspace_name = _billed_workspace(runtime, run)
-    scope = (run.task_run_id or run.flow_run_id) if run else None
+    billing = billing_for(runtime, run)
+    workspace_id, batch = billing.workspace_id, billing.batch
     attempt = run.attempt if run else 1
+    stable = scope is not None
+    scope = scope or ((run.task_run_id or run.flow_run_id) if run else None)
     scope = scope or f"adhoc-{uuid.uuid4()}"
-    key = f"node:{scope}:{attempt}:{node_name}:{_call_number(scope, attempt, node_name)}"
+    key = f"node:{scope}:{attempt}:{node_name}:"
+    key += "0" if stable else str(_call_number(scope, attempt, node_name))
+    # A resumed run's call of the same identity shares the ledger keys, not the usage record.
+    record_key = _resumed_record_key(key, run.flow_run_id) if stable and run else key
     usage = Usage(
         workflow=run.flow_name if run else None,
         node_type=node_type,
@@ -73,14 +89,38 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
         test_run=run.test_run if run else False,
         node_call=key,
     )
-    book = runtime.book.for_workspace(workspace_name)
-    meter = Meter(ledger, workspace_id, key, usage, book, runtime.prices, runtime.hold_ttl)
-    base_ucr = book.base(node_type)
-    status, error, base_charged_ucr = "ok", None, 0
+    run_id = run.flow_run_id if run and batch is not None else None  # None: no reservation
+    meter = Meter(ledger, workspace_id, key, usage, billing.book, runtime.prices,
+                  runtime.hold_ttl, run_id=run_id, batch=batch)  # fmt: skip
+    row = UsageRow(
+        key=record_key, workspace_id=workspace_id, workflow=usage.workflow,
+        flow_run_id=run.flow_run_id if run else None,
+        task_run_id=run.task_run_id if run else None, attempt=attempt, node_name=node_name,
+        node_type=node_type.split(".")[0],
+        mode=node_type.split(".")[1] if "." in node_type else None, models=None, tokens_in=0,
+        tokens_out=0, tokens_cached=0, llm_calls=0, credits_ucr=0, member_id=usage.member_id,
+        test_run=usage.test_run, status="ok", error=None, created_at=ledger.clock(),
+        run_name=run.run_name if run else None,
+        trigger=run.trigger.value if run and run.trigger else None,
+    )  # fmt: skip
+    base_ucr = billing.book.base(node_type)
+    batched = bool(base_ucr) and batch is not None and batch.admit(base_ucr)
+    status, error, base_charged_ucr, inserted = "ok", None, 0, False
     try:
-        if base_ucr:
-            ledger.debit(workspace_id, amount_ucr=base_ucr, key=f"{key}:base", usage=usage)
-            base_charged_ucr = base_ucr
+        if base_ucr and not batched:
+            # One transaction: the base debit and the call's usage record (as if it succeeds).
+            start = replace(row, credits_ucr=base_ucr)
+            entry = ledger.debit(
+                workspace_id, amount_ucr=base_ucr, key=f"{key}:base", usage=usage,
+                run_id=run_id, keep_ucr=batch.claimed_ucr if batch else 0,
+                records=[start],
+            )  # fmt: skip
+            if batch is not None:
+                batch.resync()
+            base_charged_ucr, inserted = base_ucr, not entry.replayed
+            meter.recorded = start if inserted else None
+        elif base_ucr:
+            base_charged_ucr = base_ucr  # admitted against the reservation; committed batched
         with metering(meter):
             yield meter
     except InsufficientCredits as exc:
@@ -91,27 +131,32 @@ def node_call(node_type: str, node_name: str, *, runtime: Runtime | None = None)
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        charged = base_charged_ucr + meter.llm_cost_ucr
-        models = sorted({call.usage.model for call in meter.calls})
-        record_usage(
-            runtime.engine.sa_engine,
-            UsageRow(
-                key=key, workspace_id=workspace_id, workflow=usage.workflow,
-                flow_run_id=run.flow_run_id if run else None,
-                task_run_id=run.task_run_id if run else None, attempt=attempt,
-                node_name=node_name, node_type=node_type.split(".")[0],
-                mode=node_type.split(".")[1] if "." in node_type else None,
-                models=",".join(models) or None,
-                tokens_in=sum(c.usage.tokens_in for c in meter.calls),
-                tokens_out=sum(c.usage.tokens_out for c in meter.calls),
-                tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
-                llm_calls=len(meter.calls), credits_ucr=charged, member_id=usage.member_id,
-                test_run=usage.test_run, status=status, error=error,
-                created_at=ledger.clock(), run_name=run.run_name if run else None,
-                trigger=run.trigger.value if run and run.trigger else None,
-            ),
+        final = replace(
+            row, models=meter.models(), tokens_in=sum(c.usage.tokens_in for c in meter.calls),
+            tokens_out=sum(c.usage.tokens_out for c in meter.calls),
+            tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
+            llm_calls=len(meter.calls), credits_ucr=base_charged_ucr + meter.llm_cost_ucr,
+            status=status, error=error, tools=",".join(meter.tools) or None,
         )  # fmt: skip
+        _record(runtime, batch if batched else None, f"{key}:base", base_ucr, usage, final,
+                inserted=inserted, recorded=meter.recorded)  # fmt: skip
         ledger.observers.spent(workspace_id)  # the run's cost now includes this node call
+
+
+def _record(
+    runtime: Runtime, batch: RunBatch | None, charge_key: str, base_ucr: int, usage: Usage,
+    final: UsageRow, *, inserted: bool, recorded: UsageRow | None,
+) -> None:  # fmt: skip
+    """Leave the call's usage record as ``final``: queued with its batched charge, left as the
+    ledger already holds it, rewritten where it changed, or written now."""
+    if batch is not None:
+        batch.add(Charge(charge_key, base_ucr, usage, final))
+    elif not inserted:
+        with write_transaction(runtime.engine.sa_engine) as conn:
+            insert_rows(conn, [final])
+    elif final != recorded:
+        with write_transaction(runtime.engine.sa_engine) as conn:
+            rewrite_row(conn, final)
 
 
 def metered(node_type: str, *, name: str | None = None) -> Callable[[F], F]:

@@ -33,7 +33,7 @@ class ExecutionRecord:
     workflow: str | None
     started_at: datetime
     finished_at: datetime
-    status: str  # ok, failed, out of credits
+    status: str  # ok, failed, out of credits (Engine: incomplete, resumed, abandoned)
     test_run: bool
     member_id: str | None
     node_calls: int

@@ -9,7 +9,7 @@ Refusals (``InsufficientCredits``) write nothing, so retrying a refused key is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.observers import LedgerObservers, Spend
 from spojit_engine.metering.periods import term_end
+from spojit_engine.metering.pg_debit import PgDebit
 from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import (
     DEFAULT_PRIORITY,
@@ -38,13 +39,27 @@ from spojit_engine.metering.records import (
 )
 from spojit_engine.metering.replay import (
     find_entry,
+    find_hold,
     replayed_entry,
     replayed_grant,
     replayed_hold,
 )
+from spojit_engine.metering.reservations import (
+    RESERVATION_PREFIX,
+    apply_draw,
+    close_reservation_in,
+    found_open,
+    is_reservation,
+    plan_draw,
+    post_draw,
+    reservation_key,
+)
 from spojit_engine.metering.statements import statements_for
+from spojit_engine.metering.usage import UsageRow
+from spojit_engine.metering.usage_writes import insert_rows
 
 T = TypeVar("T")
+Then = Callable[[LedgerTx], None]  # more writes inside an operation's transaction
 
 
 class Ledger:
@@ -65,6 +80,7 @@ class Ledger:
         self._catch_up_max = catch_up_max
         self._holds_batch_max = holds_batch_max
         self.observers = LedgerObservers()
+        self.pg_debit = PgDebit(engine) if engine.dialect.name == "postgresql" else None
 
     @contextmanager
     def locked(self, workspace_id: str) -> Iterator[LedgerTx]:
@@ -174,8 +190,31 @@ class Ledger:
 
     # -- debits and holds ----------------------------------------------------------------------
 
-    def debit(self, workspace_id: str, *, amount_ucr: int, key: str, usage: Usage) -> EntryRecord:
-        """Take credits now, in burn order; refused whole when the available credits fall short."""
+    def debit(
+        self,
+        workspace_id: str,
+        *,
+        amount_ucr: int,
+        key: str,
+        usage: Usage,
+        run_id: str | None = None,
+        keep_ucr: int = 0,
+        records: Sequence[UsageRow] = (),
+    ) -> EntryRecord:
+        """Take credits now, in burn order; refused whole when the available credits fall short.
+        A charge of run ``run_id`` draws from the run's open reservation first, leaving
+        ``keep_ucr`` of it (promised to charges this process has not committed yet; see
+        reservations.py). ``records`` (usage records) are written in the same transaction.
+        On PostgreSQL, when no spend limit applies, the whole debit is one server-side call
+        (pg_debit.py); whatever that call hands back is decided here as always."""
+        if self.pg_debit is not None and not self.observers.limits_apply(workspace_id, usage):
+            entry = self.pg_debit.debit(
+                workspace_id, key=key, amount_ucr=amount_ucr, now=self.clock(), usage=usage,
+                reservation_key=None if run_id is None else reservation_key(run_id),
+                keep_ucr=keep_ucr, records=records,
+            )  # fmt: skip
+            if entry is not None:
+                return entry
 
         def replay(conn: Connection) -> EntryRecord | None:
             row = find_entry(conn, key)
@@ -187,24 +226,54 @@ class Ledger:
 
         def attempt() -> EntryRecord:
             with self.locked(workspace_id) as tx:
-                blocks = self._admit(tx, Spend("debit", key, amount_ucr, usage), replay)
+                draw = plan_draw(tx, run_id, amount_ucr, keep_ucr)
+                spend = Spend("debit", key, amount_ucr, usage)
+                blocks = self._admit(tx, spend, replay, reserved_ucr=draw.take_ucr)
                 if isinstance(blocks, EntryRecord):
                     return blocks
-                takes = allocate(blocks, amount_ucr).takes
-                return tx.post(
-                    kind="debit",
-                    key=key,
-                    amount_ucr=-amount_ucr,
-                    postings=[(grant_id, -take) for grant_id, take in takes],
-                    usage=usage,
-                )
+                entry = post_draw(tx, blocks, draw, key=key, amount_ucr=amount_ucr, usage=usage)
+                insert_rows(tx.conn, records)
+                return entry
 
         return self._once(key, attempt, replay)
 
     def hold(
+        self,
+        workspace_id: str,
+        *,
+        amount_ucr: int,
+        key: str,
+        ttl: timedelta,
+        usage: Usage,
+        run_id: str | None = None,
+        keep_ucr: int = 0,
+    ) -> HoldRecord:
+        """Reserve credits for a step whose cost is known only after it runs; a step of run
+        ``run_id`` carves its hold out of the run's open reservation first (leaving
+        ``keep_ucr`` of it, as ``debit`` does)."""
+        if is_reservation(key):
+            raise InvalidInput(f"Keys starting {RESERVATION_PREFIX!r} are for run reservations.")
+        return self._hold(workspace_id, amount_ucr, key, ttl, usage, (run_id, keep_ucr))
+
+    def reserve(
         self, workspace_id: str, *, amount_ucr: int, key: str, ttl: timedelta, usage: Usage
     ) -> HoldRecord:
-        """Reserve credits for a step whose cost is known only after it runs."""
+        """Hold ``amount_ucr`` for a whole flow run (key ``reserve:{flow_run_id}``): its node
+        charges draw from it; ``close_reservation`` gives back the rest, the sweeper voids it
+        after ``ttl``. Refused with ``InsufficientCredits`` like any hold."""
+        if not is_reservation(key):
+            raise InvalidInput(f"A run reservation's key starts {RESERVATION_PREFIX!r}.")
+        return self._hold(workspace_id, amount_ucr, key, ttl, usage, (None, 0))
+
+    def _hold(
+        self,
+        workspace_id: str,
+        amount_ucr: int,
+        key: str,
+        ttl: timedelta,
+        usage: Usage,
+        run: tuple[str | None, int],
+    ) -> HoldRecord:
         if ttl <= timedelta(0):
             raise InvalidInput("A hold's ttl must be positive.")
 
@@ -213,7 +282,9 @@ class Ledger:
 
         def attempt() -> HoldRecord:
             with self.locked(workspace_id) as tx:
-                admitted = self._admit(tx, Spend("hold", key, amount_ucr, usage), replay)
+                draw = plan_draw(tx, run[0], amount_ucr, run[1])
+                spend = Spend("hold", key, amount_ucr, usage)
+                admitted = self._admit(tx, spend, replay, reserved_ucr=draw.take_ucr)
                 if isinstance(admitted, HoldRecord):
                     return admitted
                 expires_at = tx.now + ttl
@@ -235,11 +306,12 @@ class Ledger:
                         "created_at": sql.time_param(tx.now),
                     },
                 ).fetchone()[0]
+                apply_draw(tx, draw)
                 tx.post(
                     kind="hold",
                     key=key,
                     amount_ucr=0,
-                    held_ucr=amount_ucr,
+                    held_ucr=amount_ucr - draw.take_ucr,
                     hold_id=hold_id,
                     usage=usage,
                     next_due_at=expires_at,
@@ -257,13 +329,19 @@ class Ledger:
         return self._once(key, attempt, replay)
 
     def _admit(
-        self, tx: LedgerTx, spend: Spend, replay: Callable[[Connection], T | None]
+        self,
+        tx: LedgerTx,
+        spend: Spend,
+        replay: Callable[[Connection], T | None],
+        *,
+        reserved_ucr: int = 0,
     ) -> list[Block] | T:
         """The spendable blocks when the spend is covered and no spend limit refuses it; else
         the replay of the key, if any; else the refusal (``InsufficientCredits``, or the
-        limit's). Available = spendable grants - held - overdraft."""
+        limit's). Available = spendable grants - held - overdraft, plus what the run's
+        reservation pays of this spend (``reserved_ucr``)."""
         blocks = spendable(tx.blocks, tx.now)
-        available = available_ucr(blocks, tx)
+        available = available_ucr(blocks, tx) + reserved_ucr
         refusal = None
         if spend.amount_ucr <= available:
             refusal = self.observers.limit_refusal(tx, spend)
@@ -279,15 +357,18 @@ class Ledger:
             resets_at=tx.account.period_end,
         )
 
-    def settle(self, hold_id: int, *, actual_ucr: int) -> EntryRecord:
+    def settle(self, hold_id: int, *, actual_ucr: int, then: Then | None = None) -> EntryRecord:
         """Post the actual cost of a held step and free the rest of the hold.
 
         The step already happened, so its cost is recorded even when it exceeds what is left
         (the excess is an overdraft the next grant pays first) or the hold had timed out.
+        ``then`` writes more in the same transaction (not on a replay).
         """
         key = f"hold:{hold_id}:settle"
         with self.locked(self._hold_workspace(hold_id)) as tx:
             hold = _load_hold(tx.conn, hold_id)
+            if is_reservation(hold.key):
+                raise InvalidInput(f"Hold {hold_id} is a run reservation: close it, not settle.")
             if hold.state == HoldState.SETTLED.value:
                 row = find_entry(tx.conn, key)
                 if row is None:
@@ -306,7 +387,7 @@ class Ledger:
                 .where(schema.holds.c.id == hold_id)
                 .values(state=HoldState.SETTLED.value, settled_ucr=actual_ucr)
             )
-            return tx.post(
+            entry = tx.post(
                 kind="settle",
                 key=key,
                 amount_ucr=-actual_ucr,
@@ -317,11 +398,17 @@ class Ledger:
                     hold.workflow, hold.node_type, hold.member_id, hold.test_run, hold.node_call
                 ),
             )
+            if then is not None:
+                then(tx)
+            return entry
 
     def release(self, hold_id: int) -> HoldRecord:
-        """Give a hold's credits back untouched (the step did not run); twice is a no-op."""
+        """Give a hold's credits back untouched (the step did not run); twice is a no-op.
+        Releasing a run reservation closes it (what was drawn stays spent)."""
         with self.locked(self._hold_workspace(hold_id)) as tx:
             hold = _load_hold(tx.conn, hold_id)
+            if is_reservation(hold.key):
+                return close_reservation_in(tx, hold)
             if hold.state != HoldState.RELEASED.value:
                 transition(hold_id, HoldState(hold.state), HoldState.RELEASED)
                 tx.conn.execute(
@@ -345,6 +432,18 @@ class Ledger:
                 expires_at=hold.expires_at,
                 settled_ucr=None,
             )
+
+    def reservation_open(self, key: str) -> int | None:
+        """What the reservation ``key`` has open now; None when it is not open."""
+        with read_transaction(self.engine) as conn:
+            found = find_hold(conn, key)
+        return None if found is None or found.state != HoldState.HELD.value else found_open(found)
+
+    def close_reservation(self, key: str) -> HoldRecord | None:
+        """Give back what a run reservation has left (idempotent); None when there is none."""
+        with read_transaction(self.engine) as conn:
+            found = find_hold(conn, key)
+        return None if found is None else self.release(found.id)
 
     def _hold_workspace(self, hold_id: int) -> str:
         with read_transaction(self.engine) as conn:

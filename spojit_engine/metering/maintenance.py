@@ -144,24 +144,25 @@ def expire_grants(tx: LedgerTx) -> int:
 
 
 def expire_holds(tx: LedgerTx, *, batch_max: int) -> int:
-    """Void holds whose timeout has passed: their credits are free again (the sweeper's job)."""
+    """Void holds whose timeout has passed: their credits are free again (the sweeper's job).
+    A run reservation gives back only its open rest (``settled_ucr`` counts what it drew)."""
     h = schema.holds.c
     rows = tx.conn.execute(
-        select(h.id, h.amount_ucr, h.state)
+        select(h.id, h.amount_ucr, h.settled_ucr, h.state)
         .where(
             h.workspace_id == tx.account.id, h.state == HoldState.HELD.value, h.expires_at <= tx.now
         )
         .order_by(h.id)
         .limit(batch_max)
     ).all()
-    for hold_id, amount_ucr, state in rows:
+    for hold_id, amount_ucr, drawn_ucr, state in rows:
         new_state = transition(hold_id, HoldState(state), HoldState.EXPIRED)
         tx.conn.execute(update(schema.holds).where(h.id == hold_id).values(state=new_state.value))
         tx.post(
             kind="hold_expire",
             key=f"hold:{hold_id}:expire",
             amount_ucr=0,
-            held_ucr=-amount_ucr,
+            held_ucr=-(amount_ucr - (drawn_ucr or 0)),  # a run reservation keeps what it drew
             hold_id=hold_id,
             reason="hold timed out",
         )

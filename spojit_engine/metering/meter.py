@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,10 +20,14 @@ from spojit_engine.errors import Conflict, NotMetered
 from spojit_engine.metering.holds import HoldState
 from spojit_engine.metering.model_prices import ModelPriceTable
 from spojit_engine.metering.pricing import PriceBook, TokenUsage, llm_cost_ucr, max_cost_ucr
-from spojit_engine.metering.records import Usage
+from spojit_engine.metering.records import HoldRecord, Usage
+from spojit_engine.metering.usage import UsageRow
+from spojit_engine.metering.usage_writes import add_llm_call
 
 if TYPE_CHECKING:
-    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.metering.batch import RunBatch
+    from spojit_engine.metering.ledger import Ledger, Then
+    from spojit_engine.metering.posting import LedgerTx
 
 
 REPLAYS_MAX = 100  # replays of one attempt's LLM call whose earlier runs all failed
@@ -48,6 +52,12 @@ class Meter:
     hold_ttl: timedelta
     calls: list[LlmCall] = field(default_factory=list)
     extra_ucr: int = 0
+    # The run's reservation and batch (None: the run has none; holds take free credits).
+    run_id: str | None = None
+    batch: RunBatch | None = None
+    # The call's usage record as the ledger holds it; each settle counts its call there.
+    recorded: UsageRow | None = None
+    tools: list[str] = field(default_factory=list)  # tools an agent chose (the cost advisor)
 
     @property
     def llm_cost_ucr(self) -> int:
@@ -65,10 +75,7 @@ class Meter:
             1, max_cost_ucr(price, prompt_tokens, max_tokens, self.book.credits_per_usd)
         )
         key = f"{self.key}:llm:{index}"
-        hold = self.ledger.hold(
-            self.workspace_id, amount_ucr=amount_ucr, key=key, ttl=self.hold_ttl,
-            usage=self.usage,
-        )  # fmt: skip
+        hold = self._hold(amount_ucr, key)
         again = 0
         while hold.state == HoldState.RELEASED.value:
             # A replay of this attempt whose first run released this hold (its call failed, so
@@ -79,10 +86,7 @@ class Meter:
                 raise Conflict(
                     f"LLM call {index} of {self.key} failed {again} times in one attempt."
                 )
-            hold = self.ledger.hold(
-                self.workspace_id, amount_ucr=amount_ucr, key=f"{key}:again:{again}",
-                ttl=self.hold_ttl, usage=self.usage,
-            )  # fmt: skip
+            hold = self._hold(amount_ucr, f"{key}:again:{again}")
         settlement = LlmSettlement()
         try:
             yield settlement
@@ -93,10 +97,50 @@ class Meter:
         if settlement.usage is None:
             raise NotMetered(f"LLM call {index} of {self.key}")
         cost = self.price_call(settlement.usage)
+        call = LlmCall(settlement.usage, cost)
         if hold.state in (HoldState.HELD.value, HoldState.EXPIRED.value):
-            self.ledger.settle(hold.id, actual_ucr=cost)
+            entry = self.ledger.settle(hold.id, actual_ucr=cost, then=self._count(call))
+            if entry.replayed:
+                self.recorded = None  # the record was not counted: the call's end rewrites it
         # else: this very attempt already settled this call (a replay): nothing new to bill.
-        self.calls.append(LlmCall(settlement.usage, cost))
+        self.calls.append(call)
+
+    def models(self, also: str | None = None) -> str | None:
+        names = {c.usage.model for c in self.calls} | ({also} if also else set())
+        return ",".join(sorted(names)) or None
+
+    def _hold(self, amount_ucr: int, key: str) -> HoldRecord:
+        """A hold for one LLM call: out of the run's reservation first, leaving what the batch
+        has promised; the batch then learns what is left of the reservation."""
+        keep = self.batch.claimed_ucr if self.batch is not None else 0
+        hold = self.ledger.hold(
+            self.workspace_id, amount_ucr=amount_ucr, key=key, ttl=self.hold_ttl,
+            usage=self.usage, run_id=self.run_id, keep_ucr=keep,
+        )  # fmt: skip
+        if self.batch is not None:
+            self.batch.resync()
+        return hold
+
+    def _count(self, call: LlmCall) -> Then | None:
+        """The settle's extra write: count ``call`` on the usage record the ledger holds."""
+        recorded = self.recorded
+        if recorded is None:
+            return None
+        usage, models = call.usage, self.models(call.usage.model)
+        self.recorded = replace(
+            recorded, tokens_in=recorded.tokens_in + usage.tokens_in,
+            tokens_out=recorded.tokens_out + usage.tokens_out,
+            tokens_cached=recorded.tokens_cached + usage.tokens_cached,
+            llm_calls=recorded.llm_calls + 1, credits_ucr=recorded.credits_ucr + call.cost_ucr,
+            models=models,
+        )  # fmt: skip
+
+        def write(tx: LedgerTx) -> None:
+            add_llm_call(tx.conn, recorded.key, tokens_in=usage.tokens_in,
+                         tokens_out=usage.tokens_out, tokens_cached=usage.tokens_cached,
+                         cost_ucr=call.cost_ucr, models=models)  # fmt: skip
+
+        return write
 
 
 @dataclass

@@ -46,6 +46,7 @@ CreditsAdded = Callable[[str], None]
 Spent = Callable[[str], None]
 Refused = Callable[[str, InsufficientCredits, Usage], None]
 SpendLimit = Callable[["LedgerTx", Spend], InsufficientCredits | None]
+LimitApplies = Callable[[str, Usage], bool]
 
 
 class LedgerObservers:
@@ -54,6 +55,7 @@ class LedgerObservers:
         self._spent: list[Spent] = []
         self._refused: list[Refused] = []
         self._limits: list[SpendLimit] = []
+        self._applies: list[LimitApplies | None] = []
 
     def on_credits_added(self, listener: CreditsAdded) -> None:
         self._credits_added.append(listener)
@@ -64,8 +66,16 @@ class LedgerObservers:
     def on_refused(self, listener: Refused) -> None:
         self._refused.append(listener)
 
-    def add_spend_limit(self, limit: SpendLimit) -> None:
+    def add_spend_limit(self, limit: SpendLimit, *, applies: LimitApplies | None = None) -> None:
+        """``applies(workspace_id, usage)``: a cheap answer to "could ``limit`` refuse or record
+        this spend?"; a limit without one is assumed to apply to every spend."""
         self._limits.append(limit)
+        self._applies.append(applies)
+
+    def limits_apply(self, workspace_id: str, usage: Usage) -> bool:
+        """Whether any spend limit must see a spend of ``usage`` (else the ledger may take its
+        one-round-trip path on PostgreSQL, which cannot call them)."""
+        return any(a is None or a(workspace_id, usage) for a in self._applies)
 
     def credits_added(self, workspace_id: str) -> None:
         for listener in list(self._credits_added):

@@ -12,7 +12,8 @@ from sqlalchemy import Connection, select
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InvalidInput, UnknownWorkspace
 from spojit_engine.metering import schema
-from spojit_engine.metering.burn import Block, spendable
+from spojit_engine.metering.burn import Block
+from spojit_engine.metering.card import AccountRow, BalanceRecord, balance_of
 from spojit_engine.metering.records import GrantRecord
 from spojit_engine.metering.rollup import DIMENSIONS, read_usage_groups
 
@@ -22,23 +23,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 BREAKDOWN_DIMENSIONS = DIMENSIONS
-
-
-@dataclass(frozen=True, slots=True)
-class BalanceRecord:
-    workspace_id: str
-    workspace_name: str
-    plan_id: str
-    pending_plan_id: str | None
-    consumed_ucr: int
-    remaining_ucr: int
-    allowance_remaining_ucr: int
-    topup_remaining_ucr: int
-    other_remaining_ucr: int
-    held_ucr: int
-    overdraft_ucr: int
-    period_start: datetime
-    resets_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,31 +62,12 @@ def read_balance(conn: Connection, workspace_id: str, now: datetime) -> BalanceR
             g.workspace_id == workspace_id, g.remaining_ucr > 0
         )
     ).all()
-    live_ids = {b.id for b in spendable((Block(*r[:5]) for r in rows), now)}
-    by_kind: dict[str, int] = {}
-    for row in rows:
-        if row.id in live_ids:
-            by_kind[row.kind] = by_kind.get(row.kind, 0) + row.remaining_ucr
-    allowance = by_kind.pop("allowance", 0)
-    topup = by_kind.pop("topup", 0)
-    other = sum(by_kind.values())
     usage = read_usage_groups(conn, workspace_id, by=(), since=account.period_start)
     consumed = usage.get((), [0, 0])[0]
-    return BalanceRecord(
-        workspace_id=workspace_id,
-        workspace_name=account.name,
-        plan_id=account.plan_id,
-        pending_plan_id=account.pending_plan_id,
-        consumed_ucr=int(consumed),
-        remaining_ucr=allowance + topup + other - account.held_ucr - account.overdraft_ucr,
-        allowance_remaining_ucr=allowance,
-        topup_remaining_ucr=topup,
-        other_remaining_ucr=other,
-        held_ucr=account.held_ucr,
-        overdraft_ucr=account.overdraft_ucr,
-        period_start=account.period_start,
-        resets_at=account.period_end,
-    )
+    row = AccountRow(workspace_id, account.name, account.plan_id, account.pending_plan_id,
+                     account.period_start, account.period_end, account.held_ucr,
+                     account.overdraft_ucr)  # fmt: skip
+    return balance_of(row, ((Block(*r[:5]), r.kind) for r in rows), int(consumed), now)
 
 
 def read_grants(conn: Connection, workspace_id: str) -> list[GrantRecord]:

@@ -3,8 +3,11 @@ attempt a node call belongs to, the run's name, what triggered it, and the ``spo
 say for whom it runs.
 
 Tags: ``spojit:workspace=NAME`` (or id), ``spojit:member=ID``, ``spojit:test`` (a test run),
-``spojit:trigger=KIND`` (webhook, manual, …). They ride on the flow run (``prefect.tags`` or the
-deployment's tags), so every task run of the flow sees them.
+``spojit:trigger=KIND`` (webhook, manual, …); a test run's scope, ``spojit:sample=N`` (Loops run
+on N items) and ``spojit:max-credits=C`` (the run stops at C credits); ``spojit:reserve=p95|max``
+(the run holds its estimate at start); ``spojit:resume-of=RUN`` (a run resuming RUN, which was
+stopped for credits). They ride on the flow run (``prefect.tags`` or the deployment's tags), so
+every task run of the flow sees them.
 
 ``classify`` (what started a run) is pure and lives here, below both the meter, which records it
 with each usage record, and the guards, which admit or refuse by it.
@@ -60,6 +63,21 @@ def classify_flow_run(flow_run: Any) -> TriggerKind:
     )
 
 
+SAMPLE_TAG = "spojit:sample="
+MAX_CREDITS_TAG = "spojit:max-credits="
+RESERVE_TAG = "spojit:reserve="
+RESUME_TAG = "spojit:resume-of="
+CLI_RUN_TAG = "spojit:cli-run="  # a unique tag that finds a CLI run's flow run in Prefect
+
+
+def original_run(flow_run_id: str, tags: Iterable[str]) -> str:
+    """The run a (possibly resumed) run continues: its ``spojit:resume-of`` tag, else itself."""
+    for tag in tags:
+        if tag.startswith(RESUME_TAG):
+            return tag[len(RESUME_TAG) :]
+    return flow_run_id
+
+
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     flow_run_id: str | None
@@ -79,6 +97,20 @@ class RunInfo:
     @property
     def test_run(self) -> bool:
         return TEST_TAG in self.tags
+
+    @property
+    def sample(self) -> int | None:
+        """A test run's Loop sample size (``spojit:sample=N``)."""
+        value = self.tag_value(SAMPLE_TAG)
+        return int(value) if self.test_run and value and value.isdigit() else None
+
+    @property
+    def max_credits_ucr(self) -> int | None:
+        """A test run's credit cap in µcr (``spojit:max-credits=C``); None when uncapped."""
+        from spojit_engine.metering.money import credits_to_ucr_exact
+
+        value = self.tag_value(MAX_CREDITS_TAG)
+        return credits_to_ucr_exact(value) if self.test_run and value else None
 
 
 def current_run() -> RunInfo | None:

@@ -210,6 +210,7 @@ class UsageRecord(SQLModel, table=True):
     node_type: str = column(String(NAME_LENGTH_MAX))
     mode: str | None = column(String(32), nullable=True)
     models: str | None = column(Text, nullable=True)
+    tools: str | None = column(Text, nullable=True)  # the tools an agent call chose, in order
     tokens_in: int = column(BigInteger, default=0)
     tokens_out: int = column(BigInteger, default=0)
     tokens_cached: int = column(BigInteger, default=0)

@@ -69,6 +69,16 @@ _SQL = {
         " :state, :expires_at, :workflow, :node_type, :member_id, :test_run, :node_call,"
         " :created_at) RETURNING id"
     ),
+    # A run reservation still open in this workspace, and what is left of it (reservations.py).
+    "open_reservation": (
+        "SELECT id, amount_ucr - COALESCE(settled_ucr, 0) FROM holds"
+        " WHERE key = :key AND workspace_id = :workspace_id AND state = 'held'"
+    ),
+    # The pair check: a draw never takes more than the reservation has open.
+    "draw_reservation": (
+        "UPDATE holds SET settled_ucr = COALESCE(settled_ucr, 0) + :take WHERE id = :id"
+        " AND state = 'held' AND amount_ucr - COALESCE(settled_ucr, 0) >= :take"
+    ),
 }
 
 
@@ -78,6 +88,7 @@ class Statements:
     def __init__(self, dialect_name: str) -> None:
         self.sqlite = dialect_name == "sqlite"
         self._sql = {name: self._render(sql) for name, sql in _SQL.items()}
+        self._extra: dict[str, str] = {}  # statements built elsewhere, rendered on first use
 
     def _render(self, sql: str) -> str:
         sql = sql.replace("{for_update}", "" if self.sqlite else " FOR UPDATE")
@@ -94,11 +105,32 @@ class Statements:
         Driver errors are re-raised as SQLAlchemy's (``IntegrityError``, ``OperationalError``…)
         so callers handle one family of exceptions whichever path raised them.
         """
-        sql = self._sql[name]
+        return self._execute(conn, self._sql[name], params, many=False)
+
+    def run_text(self, conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+        """As ``run``, for a statement built elsewhere (written with ``:name`` parameters)."""
+        return self._execute(conn, self.rendered(sql), params, many=False)
+
+    def run_many(self, conn: Connection, sql: str, rows: list[dict[str, Any]]) -> Any:
+        """One statement for each of ``rows`` (executemany: pipelined on PostgreSQL)."""
+        return self._execute(conn, self.rendered(sql), rows, many=True)
+
+    def rendered(self, sql: str) -> str:
+        """A statement built elsewhere (``:name`` parameters) in this dialect's form."""
+        rendered = self._extra.get(sql)
+        if rendered is None:
+            rendered = self._extra[sql] = self._render(sql)
+        return rendered
+
+    @staticmethod
+    def _execute(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         dbapi = conn.dialect.loaded_dbapi
         try:
-            cursor.execute(sql, params)
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
         except dbapi.Error as exc:
             raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
         return cursor

@@ -39,6 +39,7 @@ class UsageRow:
     created_at: datetime
     run_name: str | None = None  # Prefect's flow run name
     trigger: str | None = None  # schedule, webhook, automation, manual, test (run_context)
+    tools: str | None = None  # the tools an Agent-mode call chose, comma-separated, in order
 
 
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:

@@ -2,7 +2,9 @@
 
 For a workspace, all of these must hold (else ``LedgerCorrupt`` names the first that does not):
   credits_ucr   == sum(entries.amount_ucr)
-  held_ucr      == sum(entries.held_ucr) == sum(amount of holds still HELD)
+  held_ucr      == sum(entries.held_ucr) == sum(open part of holds still HELD)
+                   (a hold's open part is its amount; a run reservation's is its amount less
+                   what it has drawn, ``settled_ucr``)
   overdraft_ucr == -sum(postings to the overdraft account, grant_id NULL)
   credits_ucr   == sum(grants.remaining_ucr) - overdraft_ucr
   every grant:     remaining_ucr == sum(its postings), 0 <= remaining_ucr <= amount_ucr
@@ -46,7 +48,7 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
         "held == sum(open holds)": (
             account.held_ucr,
             total(
-                select(func.sum(h.amount_ucr)).where(
+                select(func.sum(h.amount_ucr - func.coalesce(h.settled_ucr, 0))).where(
                     h.workspace_id == workspace_id, h.state == "held"
                 )
             ),

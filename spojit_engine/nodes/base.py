@@ -1,18 +1,24 @@
 """``Node``: one step of a workflow, billed as one node call and run as one Prefect task.
 
-Inside a Prefect flow, calling a node runs it as a task named after the node and tagged with its
-type (``spojit:node-type=connector.agent``); outside a flow it runs (still metered) as a plain
-call. A node's own work is ``run``; composite nodes (Loop, Parallel, Condition) also dispatch
-their children from the flow, so every child is a task run of its own.
+Inside a Prefect flow, calling a node runs it as a task named after the node (tagged with its
+type, ``spojit:node-type=connector.agent``, when ``SPOJIT_NODE_TASK_TAGS`` is on); outside a flow
+it runs (still metered) as a plain call. A node's own work is ``run``; composite nodes (Loop,
+Parallel, Condition) also dispatch their children from the flow, so every child is a task run of
+its own. A node's task persists its result under the call's identity (``nodes/calls.py``), so a
+run resumed after it was stopped for credits reads the completed nodes instead of running them
+again.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.decorator import node_call
+from spojit_engine.nodes.calls import cache_key, call_identity
+from spojit_engine.settings import get_settings
 
 NODE_TYPE_TAG = "spojit:node-type="
 
@@ -59,9 +65,10 @@ class Node:
         """The node's own work on its input; unmetered (``call`` meters it)."""
         raise NotImplementedError
 
-    def call(self, value: Any) -> Any:
-        """Run once, metered, in whatever Prefect context there is."""
-        with node_call(self.node_type, self.name):
+    def call(self, value: Any, call_id: str | None = None) -> Any:
+        """Run once, metered, in whatever Prefect context there is; ``call_id`` (the call's
+        identity across resumes) scopes its metering keys."""
+        with node_call(self.node_type, self.name, scope=call_id):
             return self.run(value)
 
     @cached_property
@@ -72,21 +79,30 @@ class Node:
         return Task(
             self.call,
             name=self.name,
-            tags={NODE_TYPE_TAG + self.node_type, f"spojit:node={self.name}"},
+            # Off by default: a tagged task asks the Prefect API for tag concurrency slots
+            # before it runs (a round trip per node call); on for tag concurrency limits.
+            tags={NODE_TYPE_TAG + self.node_type, f"spojit:node={self.name}"}
+            if get_settings().node_task_tags
+            else None,
             retries=self.retries,
             retry_delay_seconds=self.retry_delay_seconds,
             retry_condition_fn=_retry_unless_out_of_credits,
+            cache_key_fn=cache_key,
+            persist_result=True,
+            cache_expiration=timedelta(days=get_settings().resume_window_days),
         )
 
     def __call__(self, value: Any = None) -> Any:
         """In a flow: a task run of this node. Elsewhere: a metered call."""
-        return self.task(value) if in_flow() else self.call(value)
+        if not in_flow():
+            return self.call(value)
+        return self.task(value, call_identity(self.name, value))
 
     def submit(self, value: Any) -> Any:
         """A future of this node's task run (flows only), for concurrent steps."""
         if self.composite:
             raise InvalidInput(f"{self!r} dispatches children and cannot run as one future.")
-        return self.task.submit(value)
+        return self.task.submit(value, call_identity(self.name, value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.node_type})"

@@ -16,6 +16,7 @@ from typing import Any
 
 from spojit_engine import llm
 from spojit_engine.errors import InvalidInput
+from spojit_engine.metering.meter import current_meter
 from spojit_engine.nodes.base import Node
 
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -110,6 +111,7 @@ class Connector(Node):
                 {"id": c.id, "type": "function",
                  "function": {"name": c.function.name, "arguments": c.function.arguments}}
                 for c in calls]})  # fmt: skip
+            current_meter(f"agent {self.name}").tools.extend(c.function.name for c in calls)
             for call in calls:
                 output = self._call_tool(call.function.name, call.function.arguments)
                 results[call.function.name] = output

@@ -2,8 +2,8 @@
 the items, the fan-out); their children run as task runs of their own, each billed.
 
 Loops multiply cost: a Loop of 1,000 items over a Connector in Agent mode is 1,000 LLM calls.
-``test_sample`` scopes a Loop down in test runs (``spojit run --test``), and ``max_concurrency``
-bounds how many body runs are in flight at once.
+``test_sample`` scopes a Loop down in test runs (``spojit run --test``; ``--sample N`` overrides
+it for every Loop of the run), and ``max_concurrency`` bounds how many body runs are in flight.
 """
 
 from __future__ import annotations
@@ -66,9 +66,8 @@ class Loop(Node):
             )
         items = list(value)
         run = current_run()
-        if self.test_sample is not None and run is not None and run.test_run:
-            items = items[: self.test_sample]
-        return items
+        sample = (run.sample or self.test_sample) if run is not None and run.test_run else None
+        return items if sample is None else items[:sample]
 
     def __call__(self, value: Any = None) -> list[Any]:
         items = super().__call__(value)

@@ -111,9 +111,9 @@ class Knowledge(Node):
             )
         return question.strip()
 
-    def call(self, value: Any) -> Any:
+    def call(self, value: Any, call_id: str | None = None) -> Any:
         self.question_of(value)  # bad input is refused before the base price is debited
-        return super().call(value)
+        return super().call(value, call_id)
 
     def run(self, value: Any) -> dict[str, Any]:
         question = self.question_of(value)

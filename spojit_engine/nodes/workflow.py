@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spojit_engine.errors import InvalidInput
+from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
+from spojit_engine.nodes.scope import RunScope
+
+if TYPE_CHECKING:
+    from spojit_engine.estimate import Estimate
 
 ARTIFACT_ROWS_MAX = 10_000  # node calls listed in a run's credit artifact (the total is all)
 
@@ -35,6 +40,7 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     from prefect.context import FlowRunContext
 
     from spojit_engine.display import credits_text
+    from spojit_engine.metering.batch import commit_run
     from spojit_engine.metering.money import ucr_to_credits
     from spojit_engine.metering.runtime import current_runtime
     from spojit_engine.metering.usage import read_usage, usage_totals
@@ -43,6 +49,7 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     if ctx is None or ctx.flow_run is None:
         return []
     sa_engine, flow_run_id = current_runtime().engine.sa_engine, str(ctx.flow_run.id)
+    commit_run(flow_run_id, forget=False)  # its batched charges, before they are read
     usage = read_usage(sa_engine, flow_run_id=flow_run_id, limit=ARTIFACT_ROWS_MAX)
     calls, total = usage_totals(sa_engine, flow_run_id=flow_run_id)
     rows = [
@@ -62,28 +69,67 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
 
 
 class Workflow:
-    def __init__(self, name: str, steps: Sequence[Node], *, description: str = "") -> None:
+    def __init__(self, name: str, steps: Sequence[Node], *, description: str = "",
+                 reserve: str | None = None) -> None:  # fmt: skip
+        """``reserve`` (``"p95"`` or ``"max"``): each run holds that estimate at start
+        (``guards/reserve.py``); a deployment's ``--reserve`` overrides it."""
         if not steps:
             raise InvalidInput(f"Workflow {name!r} needs at least one step.")
+        if reserve not in (None, "p95", "max"):
+            raise InvalidInput(f"Workflow {name!r}: reserve must be 'p95' or 'max'.")
         self.name = name
         self.steps = list(steps)
         self.description = description
+        self.reserve = reserve
 
     @property
     def trigger(self) -> Trigger | None:
         first = self.steps[0]
         return first if isinstance(first, Trigger) else None
 
-    def _body(self, payload: Any = None) -> Any:
+    def _body(self, payload: Any = None, test: bool = False, sample: int | None = None,
+              max_credits: str | None = None) -> Any:  # fmt: skip
+        """The flow. ``test``/``sample``/``max_credits`` are a deployment's way to scope its
+        runs as test runs (``spojit deploy --test``); ``Workflow.run`` uses tags instead."""
+        from prefect import tags
+
+        scoped = RunScope.of(test=test, sample=sample, max_credits=max_credits).tags()
+        with tags(*scoped) if scoped else contextlib.nullcontext():
+            return self._admitted(payload)
+
+    def _admitted(self, payload: Any) -> Any:
+        from spojit_engine.guards import reserve
         from spojit_engine.guards.admission import admit_run
 
         refused = admit_run(self.name)  # the credit guard: None, or this run's final state
-        if refused is not None:
-            return refused
+        if refused is None:
+            reserved = reserve.reserve_run(self, payload)
+            if reserved is None or isinstance(reserved, reserve.Reserved):
+                return self._reserved(payload, reserved)
+            refused = reserved  # its reservation was refused: the run did not start
+        from spojit_engine.guards.resume import refused_at_start
+
+        return refused_at_start(self.name, refused)  # a refused resume stays to resume
+
+    def _reserved(self, payload: Any, reserved: Any) -> Any:
+        from spojit_engine.guards import reserve
+
+        try:
+            return self._steps(payload)
+        finally:
+            reserve.close(reserved)  # however the run ended, the rest of its hold is released
+
+    def _steps(self, payload: Any) -> Any:
         value = payload
         try:
             for step in self.steps:
                 value = step(value)
+        except InsufficientCredits as exc:  # stopped part-way: kept as incomplete, to resume
+            from spojit_engine.guards.resume import stopped_for_credits
+
+            with contextlib.suppress(Exception):
+                publish_credit_artifact()
+            return stopped_for_credits(self.name, exc)
         except BaseException:
             with contextlib.suppress(Exception):  # never mask why the run failed
                 publish_credit_artifact()  # a failed run consumed credits too
@@ -102,9 +148,26 @@ class Workflow:
         )  # fmt: skip
 
     def run(self, payload: Any = None, *, workspace: str | None = None,
-            member_id: str | None = None, test: bool = False) -> Any:  # fmt: skip
-        """Run the flow now, billed to ``workspace`` (a test run when ``test``)."""
+            member_id: str | None = None, test: bool = False, sample: int | None = None,
+            max_credits: Decimal | int | str | None = None) -> Any:  # fmt: skip
+        """Run the flow now, billed to ``workspace``: a test run when ``test``, its Loops on
+        ``sample`` items, stopping before it would spend more than ``max_credits``."""
         from prefect import tags
 
-        with tags(*run_tags(workspace, member_id, test)):
+        scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)
+        with tags(*run_tags(workspace, member_id, False), *scope.tags()):
             return self.flow(payload)
+
+    def estimate(
+        self, *, workspace: str | None = None, items: int | None = None, inputs: Any = None,
+        test: bool = False, sample: int | None = None,
+    ) -> Estimate:  # fmt: skip
+        """What one run will cost — ``Engine.estimate`` on the engine node calls bill (the bound
+        runtime's); ``workspace`` (name or id) adds its history and prices."""
+        from spojit_engine.metering.runtime import current_runtime
+
+        runtime = current_runtime()
+        workspace_id = runtime.workspace(workspace)[0] if workspace else None
+        return runtime.engine.estimate(
+            workspace_id, self, items=items, inputs=inputs, test=test, sample=sample
+        )

@@ -53,6 +53,7 @@ class WorkerReport:
     # (key, outcome, entry id or error text); outcome is debited | replayed | refused | error
     outcomes: list[tuple[str, str, Any]]
     race_seconds: float
+    by_function: int  # debits posted by PostgreSQL's spojit_debit in one call (0 on SQLite)
 
     def count(self, outcome: str) -> int:
         return sum(1 for _, o, _ in self.outcomes if o == outcome)
@@ -79,7 +80,8 @@ def _debit_worker(database_url: str, workspace_id: str, keys: list[str], tag: st
                 outcomes.append((key, "error", f"{type(exc).__name__}: {exc}"))
             else:
                 outcomes.append((key, "replayed" if entry.replayed else "debited", entry.id))
-        return WorkerReport(os.getpid(), tag, outcomes, time.perf_counter() - started)
+        by_function = engine.ledger.pg_debit.answered if engine.ledger.pg_debit else 0
+        return WorkerReport(os.getpid(), tag, outcomes, time.perf_counter() - started, by_function)
     finally:
         engine.close()
 
@@ -212,6 +214,10 @@ def test_unique_keys_never_overspend(
     # 100 allowance + 900 top-up: a debit spanning both blocks would need 2 postings; none does.
     assert _posting_count(engine, ws) == credits
     _check_ledger(engine, ws, remaining=0)
+    if engine.sa_engine.dialect.name == "postgresql":
+        # Every debit that succeeded was one call of spojit_debit (migration 0008); the refused
+        # ones were handed back to the Python path, which refused them.
+        assert sum(r.by_function for r in reports) == credits
 
 
 def test_racing_duplicate_keys_debit_once(

@@ -18,7 +18,11 @@ The model (``WorkspaceModel``) is written from the rules, not from the engine's 
 - periods are anchored on ``period_start`` (day of month clamped at month end); each renewal
   grants the plan's allowance (``catalog.toml``) expiring at the period end; grants expire at
   ``expires_at``; a top-up with no expiry expires at the end of the 12-month plan term; holds
-  time out and are voided (the sweeper, or lazily by the next operation).
+  time out and are voided (the sweeper, or lazily by the next operation);
+- a run reservation (``reserve_run``, key ``reserve:{run}``) is a hold; a debit or hold of that
+  run takes ``min(amount, open part)`` from it and the rest from what is available (refused
+  whole when ``amount > available + take``); closing it, or its timeout, frees only the open
+  part (what was drawn stays drawn).
 
 After every step the invariant checks ``engine.verify(ws)`` (materialised balance == entries,
 ...), that no grant leaves ``[0, amount]``, that every grant (by key) matches the model's block
@@ -194,6 +198,12 @@ class MHold:
     shortfall: int = 0
     frees: int = 0
     settle_entry_id: int | None = None
+    drawn: int = 0  # a run reservation: what its run's charges took from it
+    reservation: bool = False
+
+    @property
+    def open(self) -> int:
+        return self.amount - self.drawn
 
 
 @dataclass
@@ -205,6 +215,7 @@ class KeyUse:
     amount: int
     kind: str | None = None
     result_id: int | None = None
+    held: int = 0  # the entry's change to held (a draw on a run reservation)
 
 
 _SEQ = itertools.count()
@@ -302,7 +313,24 @@ class WorkspaceModel:
             if h.state == "held" and h.expires_at <= now:
                 STATS["hold_expired"] += 1
                 h.state = "expired"
-                self.held -= h.amount
+                STATS["reservation_expired"] += h.reservation
+                self.held -= h.open
+
+    def reservation(self, run: str | None) -> MHold | None:
+        """The run's reservation while it is open."""
+        return next(
+            (
+                h
+                for h in self.holds.values()
+                if h.reservation and h.key == f"reserve:{run}" and h.state == "held"
+            ),
+            None,
+        )
+
+    def draw(self, run: str | None, amount: int) -> tuple[MHold | None, int]:
+        """(the run's open reservation, what it pays of ``amount``)."""
+        res = self.reservation(run)
+        return res, 0 if res is None else min(amount, res.open)
 
     def spendable(self, now: datetime) -> list[MGrant]:
         live = [
@@ -429,6 +457,8 @@ ttls = st.one_of(
     st.integers(1, 3).map(lambda d: timedelta(days=d)),
 )
 workflows = st.sampled_from(["leads", "digest", None])
+runs = st.sampled_from(["r1", "r2"])
+maybe_runs = st.sampled_from([None, None, "r1", "r2"])
 jumps = st.one_of(
     st.tuples(st.just("delta"), seconds),
     st.tuples(st.just("delta"), st.integers(1, 96).map(lambda h: timedelta(hours=h))),
@@ -521,6 +551,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if self._freeze is not None:
             self._freeze.stop()
         if hasattr(self, "engine"):
+            pg_debit = self.engine.ledger.pg_debit
+            STATS["debits_by_pg_function"] += pg_debit.answered if pg_debit else 0
             self.engine.close()
 
     def _set_now(self, moment: datetime) -> None:
@@ -626,7 +658,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
         def call() -> Any:
             return self.engine.debit(
-                m.ws, cr(amount), key=key, workflow=a["workflow"], test_run=a["test_run"]
+                m.ws,
+                cr(amount),
+                key=key,
+                workflow=a["workflow"],
+                test_run=a["test_run"],
+                flow_run_id=a.get("run"),
             )
 
         use = self.registry.get(key)
@@ -637,23 +674,30 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert (got.kind, got.amount, got.held, got.overdraft) == (
                     "debit",
                     -cr(amount),
-                    0,
+                    cr(use.held),
                     0,
                 ), got
             return
-        available = m.available(now)
+        res, take = m.draw(a.get("run"), amount)
+        available = m.available(now) + take
         if amount > available:
             refused = self._expect(InsufficientCredits, call)
             assert (refused.needed, refused.available) == (cr(amount), cr(max(available, 0)))
+            STATS["draw_refused"] += res is not None
             return
         got = call()
         assert m.burn(now, amount) == amount
+        if res is not None:
+            res.drawn += take
+            m.held -= take
+            STATS["draw"] += 1
+            STATS["draw_beyond_reservation"] += take < amount
         m.usage.append((now, amount, a["workflow"], a["test_run"]))
-        self.registry[key] = KeyUse("debit", m.ws, amount, result_id=got.id)
+        self.registry[key] = KeyUse("debit", m.ws, amount, result_id=got.id, held=-take)
         assert (got.kind, got.amount, got.held, got.overdraft, got.replayed) == (
             "debit",
             -cr(amount),
-            0,
+            -cr(take),
             0,
             False,
         ), got
@@ -667,7 +711,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
         def call() -> Any:
             return self.engine.hold(
-                m.ws, cr(amount), key=key, ttl=ttl, workflow=a["workflow"], test_run=a["test_run"]
+                m.ws,
+                cr(amount),
+                key=key,
+                ttl=ttl,
+                workflow=a["workflow"],
+                test_run=a["test_run"],
+                flow_run_id=a.get("run"),
             )
 
         use = self.registry.get(key)
@@ -685,12 +735,17 @@ class LedgerMachine(RuleBasedStateMachine):
                     h.expires_at,
                 ), (got, h)
             return None
-        available = m.available(now)
+        res, take = m.draw(a.get("run"), amount)
+        available = m.available(now) + take
         if amount > available:
             refused = self._expect(InsufficientCredits, call)
             assert (refused.needed, refused.available) == (cr(amount), cr(max(available, 0)))
             return None
         got = call()
+        if res is not None:
+            res.drawn += take
+            m.held -= take
+            STATS["hold_from_reservation"] += 1
         assert (got.key, got.amount, got.state, got.expires_at, got.replayed) == (
             key,
             cr(amount),
@@ -757,12 +812,61 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         if h.state == "held":
             h.state = "released"
-            m.held -= h.amount
+            m.held -= h.open
             STATS["release"] += 1
         else:
             STATS["release_again"] += 1
         got = call()
         assert (got.id, got.state, got.amount) == (hold_id, "released", cr(h.amount)), got
+
+    def _reserve(self, run: str, amount: int, ttl: timedelta) -> None:
+        m, now, key = self.a, self.now, f"reserve:{run}"
+        m.maintain(now)
+
+        def call() -> Any:
+            return self.engine.reserve_run(m.ws, cr(amount), flow_run_id=run, ttl=ttl)
+
+        use = self.registry.get(key)
+        if use is not None:
+            same = (use.op, use.ws, use.amount) == ("reserve", m.ws, amount)
+            got = self._replay_or_conflict(use, same, call)
+            if got is not None:
+                h = m.holds[got.id]
+                settled = cr(h.drawn) if h.drawn else None
+                assert (got.key, got.state, got.settled) == (key, h.state, settled), (got, h)
+            return
+        available = m.available(now)
+        if amount > available:
+            refused = self._expect(InsufficientCredits, call)
+            assert (refused.needed, refused.available) == (cr(amount), cr(max(available, 0)))
+            return
+        got = call()
+        assert (got.key, got.amount, got.state, got.expires_at) == (
+            key,
+            cr(amount),
+            "held",
+            now + ttl,
+        ), got
+        m.holds[got.id] = MHold(got.id, key, amount, now + ttl, None, False, reservation=True)
+        m.held += amount
+        self.registry[key] = KeyUse("reserve", m.ws, amount, result_id=got.id)
+        STATS["reserve"] += 1
+
+    def _close(self, run: str) -> None:
+        m, now, key = self.a, self.now, f"reserve:{run}"
+        m.maintain(now)
+        got = self.engine.close_run_reservation(run)
+        use = self.registry.get(key)
+        if use is None:
+            assert got is None, got
+            return
+        h = m.holds[use.result_id or 0]
+        if h.state == "held":
+            h.state = "settled" if h.drawn else "released"
+            m.held -= h.open
+            STATS["reservation_closed"] += 1
+        settled = cr(h.drawn) if h.drawn else None
+        assert (got.id, got.state, got.settled) == (h.id, h.state, settled), (got, h)
 
     def _sweep(self) -> None:
         now = self.now
@@ -836,10 +940,12 @@ class LedgerMachine(RuleBasedStateMachine):
         part = self.a.available(self.now) * per_mille // 1000
         self._new("debit", {"amount": max(part, 1), "workflow": None, "test_run": False})
 
-    @rule(amount=spend_amounts(60), workflow=workflows, test_run=st.booleans())
-    def debit(self, amount: tuple[str, int], workflow: str | None, test_run: bool) -> None:
+    @rule(amount=spend_amounts(60), workflow=workflows, test_run=st.booleans(), run=maybe_runs)
+    def debit(
+        self, amount: tuple[str, int], workflow: str | None, test_run: bool, run: str | None
+    ) -> None:
         args = {"amount": self._amount(amount), "workflow": workflow, "test_run": test_run}
-        self._new("debit", args)
+        self._new("debit", {**args, "run": run})
 
     @rule(
         target=holds,
@@ -847,12 +953,27 @@ class LedgerMachine(RuleBasedStateMachine):
         ttl=ttls,
         workflow=workflows,
         test_run=st.booleans(),
+        run=maybe_runs,
     )
     def hold(
-        self, amount: tuple[str, int], ttl: timedelta, workflow: str | None, test_run: bool
+        self,
+        amount: tuple[str, int],
+        ttl: timedelta,
+        workflow: str | None,
+        test_run: bool,
+        run: str | None,
     ) -> Any:
         args = {"amount": self._amount(amount), "workflow": workflow, "test_run": test_run}
-        return self._new("hold", {**args, "ttl": ttl})
+        return self._new("hold", {**args, "ttl": ttl, "run": run})
+
+    @rule(run=runs, amount=spend_amounts(20), ttl=ttls)
+    def reserve_run(self, run: str, amount: tuple[str, int], ttl: timedelta) -> None:
+        """A run reservation (or its replay / a conflicting one for the same run)."""
+        self._reserve(run, self._amount(amount), ttl)
+
+    @rule(run=runs)
+    def close_run(self, run: str) -> None:
+        self._close(run)
 
     def _actual(self, hold_id: int, how: str, extra: int) -> int:
         """A settle amount: 0, below, at or above the hold, exactly what the ledger can pay (the
@@ -1101,10 +1222,10 @@ def _scripted_walk(machine: type[LedgerMachine]) -> None:
         grant("promo", 5, expires=timedelta(days=1))
         grant("topup", 10)  # expires at the term end, Jan 31 2025 09:30
         grant("adjustment", 3, priority=0, effective=-timedelta(days=2))
-        step(m.debit(("abs", 7 * UCR), "leads", False))  # promo 5, then adjustment 2
+        step(m.debit(("abs", 7 * UCR), "leads", False, None))  # promo 5, then adjustment 2
         first = call(50, timedelta(minutes=10), "leave_open")
-        step(m.debit(("available", 1), None, True))  # refused by one µcr
-        step(m.debit(("available", 0), None, True))  # takes exactly what is left
+        step(m.debit(("available", 1), None, True, None))  # refused by one µcr
+        step(m.debit(("available", 0), None, True, None))  # takes exactly what is left
         exact = m.calls[-1]
         m._do("debit", m.a, exact.key, exact.args)  # replayed
         step()
@@ -1126,6 +1247,20 @@ def _scripted_walk(machine: type[LedgerMachine]) -> None:
         step(m.jump_to_hold_expiry(timed_out, timedelta(0), "settle", ("abs", 4 * UCR)))
         step(m.advance_clock(("months", 12), "grant", ("abs", 2 * UCR)))  # past the term end
         step(m.bad_input("ttl_zero"))
+        grant("topup", 40)
+        step(m.reserve_run("r1", ("abs", 10 * UCR), timedelta(hours=1)))
+        step(m.reserve_run("r1", ("abs", 10 * UCR), timedelta(hours=1)))  # replayed
+        step(m.debit(("abs", 4 * UCR), "leads", False, "r1"))  # drawn from the reservation
+        step(m.hold(("abs", 5 * UCR), timedelta(minutes=10), "digest", False, "r1"))
+        step(m.debit(("abs", 3 * UCR), "leads", False, "r1"))  # 1 from it, 2 from free credits
+        step(m.debit(("available", 1), None, False, "r1"))  # refused by one µcr
+        step(m.close_run("r1"))
+        step(m.close_run("r1"))  # closing twice is a no-op
+        step(m.reserve_run("r2", ("abs", 6 * UCR), timedelta(seconds=30)))
+        step(m.debit(("abs", 2 * UCR), "leads", False, "r2"))
+        step(m.advance_clock(("delta", timedelta(seconds=31)), "sweep", ("abs", 1)))  # voided
+        step(m.debit(("abs", UCR), "leads", False, "r2"))  # no open reservation: free credits
+        step(m.close_run("r2"))
     finally:
         m.teardown()
     for situation in (
@@ -1148,6 +1283,13 @@ def _scripted_walk(machine: type[LedgerMachine]) -> None:
         "overdraft_paid_by_grant",
         "topup_expired_at_term_end",
         "sweep_touched",
+        "reserve",
+        "draw",
+        "draw_beyond_reservation",
+        "draw_refused",
+        "hold_from_reservation",
+        "reservation_closed",
+        "reservation_expired",
     ):
         assert STATS[situation] > 0, f"the scripted walk never had {situation}: {STATS}"
 
@@ -1232,3 +1374,5 @@ def test_ledger_state_machine_sqlite(sqlite_databases: Callable[[], str]) -> Non
 @pytest.mark.postgres
 def test_ledger_state_machine_postgres(postgres_databases: Callable[[], str]) -> None:
     _run(postgres_databases, "PostgresLedgerMachine", POSTGRES_SETTINGS)
+    # The debits went through spojit_debit (migration 0008), not only the Python path.
+    assert STATS["debits_by_pg_function"] > 0, STATS

@@ -45,7 +45,8 @@ def test_too_few_credits_for_the_hold_stops_the_run_before_the_llm_call(
     assert acme.engine.balance(acme.workspace_id).remaining == Decimal("0.01")
     assert row.flow_run_id is not None
     state = flow_run_state(row.flow_run_id)
-    assert state.is_failed()
+    # Stopped for credits: a state of its own (kept as incomplete, to resume), not Failed.
+    assert (state.type.value, state.name) == ("CANCELLED", "OutOfCredits")
     assert "Out of credits: workspace acme needs " in (state.message or "")
     (task_run,) = task_runs(row.flow_run_id)
     assert (task_run.run_count, task_run.state.is_failed()) == (1, True)

@@ -2,14 +2,14 @@
 was not the price; verified Stripe events refused as malformed (kept for the operator to read).
 
 Revision ID: 0009_operations
-Revises: 0004_billing
+Revises: 0008_pg_debit
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_operations"
-down_revision = "0006_notifications"
+down_revision = "0008_pg_debit"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,118 @@
+"""Reserved runs: a run that opted in (``spojit deploy --reserve p95|max``, the tag
+``spojit:reserve=p95|max``, or ``Workflow(..., reserve="p95")``) holds its estimate at start as
+one reservation (``Engine.reserve_run``); its node charges draw from it, and what is left is
+released when the run ends, however it ends (``Engine.close_run_reservation``). A run whose
+reservation the workspace cannot cover does not start: it ends ``Cancelled`` named ``Refused``
+with one sentence, like any admission refusal — a webhook run goes back to its hook's queue, and
+the workflow (its schedules, its webhook queue; not the workspace's other workflows) is stopped
+until the balance covers that reservation, so queued work replays after a top-up. A run that
+crashes leaves its reservation to expire through the sweeper: what its nodes recorded stays
+charged, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from spojit_engine.display import credits_text
+from spojit_engine.errors import InsufficientCredits, InvalidInput
+from spojit_engine.guards.errors import OutOfCredits
+from spojit_engine.guards.policy import Cause
+from spojit_engine.metering.money import credits_to_ucr_exact
+from spojit_engine.metering.run_context import RESERVE_TAG
+
+if TYPE_CHECKING:
+    from spojit_engine.nodes.workflow import Workflow
+
+POLICIES = ("p95", "max")
+
+
+def check_policy(policy: str | None) -> str | None:
+    if policy is not None and policy not in POLICIES:
+        raise InvalidInput(f"--reserve must be p95 or max, not {policy!r}.")
+    return policy
+
+
+def policy_of(tags: Any, default: str | None) -> str | None:
+    """The run's reservation policy: its ``spojit:reserve=`` tag, else the workflow's own."""
+    named = [t[len(RESERVE_TAG) :] for t in tags or () if t.startswith(RESERVE_TAG)]
+    return check_policy(named[0]) if named else default
+
+
+def refusal_sentence(workspace: str, policy: str, amount: Decimal, available: Decimal) -> str:
+    return (
+        f"Not started: this run reserves its {policy} estimate of {credits_text(amount)} "
+        f"credits at start and workspace {workspace} has {credits_text(available)} available; "
+        "top up, or wait for the reset."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    flow_run_id: str
+    amount: Decimal
+
+
+def reserve_run(workflow: Workflow, payload: Any) -> Reserved | Any | None:
+    """At a run's start: None (no reservation asked), ``Reserved`` (held), or the run's final
+    state when the reservation was refused."""
+    from prefect.context import FlowRunContext, TagsContext
+    from prefect.states import Cancelled
+
+    from spojit_engine.guards.admission import REFUSED_STATE_NAME, RunFacts, _record_refusal
+    from spojit_engine.metering.decorator import _workspace_of
+    from spojit_engine.metering.run_context import RunInfo, current_run
+    from spojit_engine.metering.runtime import current_runtime
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    # The run's tags and those the flow entered (a test deployment's scope, from parameters).
+    tags = frozenset(context.flow_run.tags or ()) | TagsContext.get().current_tags
+    policy = policy_of(tags, workflow.reserve)
+    if policy is None:
+        return None
+    runtime = current_runtime()
+    engine = runtime.engine
+    workspace_id = _workspace_of(runtime, current_run())
+    run = RunInfo(str(context.flow_run.id), None, 1, workflow.name, tags)
+    estimate = engine.estimate(  # a test run's estimate takes its Loop sample
+        workspace_id, workflow, inputs=payload, test=run.test_run, sample=run.sample,
+    )  # fmt: skip
+    amount: Decimal = getattr(estimate.total.credits, policy)
+    if amount <= 0:
+        return None
+    facts = RunFacts.of(context.flow_run)
+    try:
+        engine.reserve_run(
+            workspace_id, amount, flow_run_id=facts.flow_run_id, workflow=workflow.name
+        )
+    except InsufficientCredits as exc:
+        guard = engine.guard
+        name = guard.workspace_name(workspace_id)
+        needed_ucr = credits_to_ucr_exact(amount)
+        refusal = OutOfCredits(
+            refusal_sentence(name, policy, amount, exc.available),
+            workspace=name,
+            needed_ucr=needed_ucr,
+            available_ucr=credits_to_ucr_exact(exc.available, allow_zero=True),
+            resets_at=exc.resets_at or guard.clock(),
+        )
+        # The workflow (not the workspace: cheaper runs may go on) is stopped until the balance
+        # covers this reservation, so its queued webhook requests replay only then.
+        guard.exhaust(workspace_id, scope=workflow.name, cause=Cause.CREDITS,
+                      reason=str(refusal), needed_ucr=needed_ucr)  # fmt: skip
+        _record_refusal(guard, workspace_id, workflow.name, facts, refusal, stop_workspace=False)
+        return Cancelled(name=REFUSED_STATE_NAME, message=str(refusal), data=refusal)
+    return Reserved(facts.flow_run_id, amount)
+
+
+def close(reserved: Reserved | None) -> None:
+    """The run ended (completed, stopped or failed): release what its reservation has left."""
+    if reserved is None:
+        return
+    from spojit_engine.metering.runtime import current_runtime
+
+    current_runtime().engine.close_run_reservation(reserved.flow_run_id)

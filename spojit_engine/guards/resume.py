@@ -1,0 +1,266 @@
+"""Stopping a run for credits, and resuming it (the shell around ``guards/incomplete.py``).
+
+- ``stopped_for_credits`` (in the flow, when a node was refused): a test run that reached its own
+  cap ends ``Cancelled`` named ``CapReached`` (it did what was asked; it is not kept). Otherwise
+  keep the run as incomplete and
+  end it ``Cancelled`` named ``OutOfCredits`` with the refusal as its one-line message — a state
+  of its own, not ``Failed`` with a traceback. ``Cancelled`` rather than ``Paused``: a Prefect
+  ``Paused`` run waits in its process (or is suspended and re-run by its deployment) and fails
+  when its pause times out; a run stopped for credits may wait days, and resumes as a new run
+  that reads the finished nodes from Prefect's persisted results. A webhook run refused before
+  any node ran is already back in its hook's queue (``admission``) and is not kept twice.
+- ``Resumer`` starts resumes: by itself for schedule- and webhook-triggered runs of deployments
+  when credits return (the ledger's ``credits_added``, and the renewals flow's reconcile), on
+  request (``Engine.resume_run``) for any run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
+from spojit_engine.guards import incomplete, prefect_api, store
+from spojit_engine.guards.errors import PrefectUnavailable
+from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
+from spojit_engine.guards.policy import Cause, TriggerKind, hook_request_id
+from spojit_engine.guards.schema import WORKSPACE_SCOPE
+from spojit_engine.metering.money import credits_to_ucr_exact
+from spojit_engine.metering.run_context import RESUME_TAG
+from spojit_engine.metering.usage import read_usage
+
+if TYPE_CHECKING:
+    from spojit_engine.guards.guard import Guard
+    from spojit_engine.nodes.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+OUT_OF_CREDITS_STATE = incomplete.OUT_OF_CREDITS_STATE
+CAP_REACHED_STATE = "CapReached"  # a test run stopped at its own max_credits
+_source: ContextVar[str | None] = ContextVar("spojit_run_source", default=None)
+
+
+@contextmanager
+def run_source(spec: str) -> Iterator[None]:
+    """Runs started in this block load their workflow from ``spec`` (``spojit run FLOW``), so
+    ``spojit executions resume`` can find it again."""
+    token = _source.set(spec)
+    try:
+        yield
+    finally:
+        _source.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeStarted:
+    original_flow_run_id: str
+    flow_run_id: str | None  # the new run (None: an in-process run whose id Prefect did not give)
+    attempt: int
+    state: str | None  # the new run's final state name when it ran here; None when queued
+
+
+def _refused_node(guard: Guard, flow_run_id: str) -> str | None:
+    rows = read_usage(guard.sa, flow_run_id=flow_run_id, limit=guard.settings.page_size_max)
+    return next((r.node_name for r in rows if r.status == "refused"), None)
+
+
+def _requeued(guard: Guard, tags: frozenset[str], kind: TriggerKind) -> bool:
+    """A webhook run refused before anything of it ran went back to its hook's queue."""
+    request_id = hook_request_id(tags)
+    return (
+        kind is TriggerKind.WEBHOOK and request_id is not None and guard.hooks.is_queued(request_id)
+    )
+
+
+def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any = None) -> Any:
+    """In a flow run whose node was refused: keep it as incomplete; return its final state
+    (``final``, else ``Cancelled`` named ``OutOfCredits``)."""
+    from prefect.context import FlowRunContext
+    from prefect.states import Cancelled
+
+    from spojit_engine.guards.admission import RunFacts
+    from spojit_engine.metering.decorator import _workspace_of
+    from spojit_engine.metering.run_context import current_run
+    from spojit_engine.metering.runtime import current_runtime
+
+    if getattr(error, "cause", None) == Cause.TEST_CAP.value:  # stopped as asked: not kept
+        _log(str(error))
+        return Cancelled(name=CAP_REACHED_STATE, message=str(error), data=error)
+    state: Any = final or Cancelled(name=OUT_OF_CREDITS_STATE, message=str(error), data=error)
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return state
+    runtime = current_runtime()
+    guard = runtime.engine.guard
+    facts = RunFacts.of(context.flow_run)
+    if _requeued(guard, facts.tags, facts.kind):
+        return state
+    try:
+        kept = incomplete.record(
+            guard.sa,
+            Refusal(
+                flow_run_id=facts.flow_run_id,
+                workspace_id=_workspace_of(runtime, current_run()),
+                workflow=workflow,
+                deployment_id=facts.deployment_id,
+                trigger=facts.kind.value,
+                parameters=dict(context.parameters or {}),
+                tags=sorted(facts.tags),
+                refused_node=_refused_node(guard, facts.flow_run_id),
+                reason=str(error),
+                needed_ucr=credits_to_ucr_exact(error.needed, allow_zero=True),
+                source=_source.get(),
+            ),
+            guard.clock(),
+        )
+    except InvalidInput as exc:  # parameters that are not JSON: the run cannot be kept
+        log.warning("Run %s stopped for credits and cannot resume: %s", facts.flow_run_id, exc)
+        return state
+    how = (
+        "it resumes from there by itself when credits return"
+        if kept.trigger in AUTO_RESUMED and kept.deployment_id
+        else f"resume it from there with `spojit executions resume {kept.flow_run_id}`"
+    )
+    _log(f"Stopped for credits at node {kept.refused_node}: {error} Kept as incomplete; {how}.")
+    return state
+
+
+def refused_at_start(workflow: str, state: Any) -> Any:
+    """A run refused before it started (admission, or its reservation): if it was a resume,
+    its original goes back to ``incomplete`` (else that resume would be lost); returns ``state``."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    tags = (context.flow_run.tags or ()) if context and context.flow_run else ()
+    if not any(t.startswith(RESUME_TAG) for t in tags) or not isinstance(
+        state.data, InsufficientCredits
+    ):
+        return state
+    return stopped_for_credits(workflow, state.data, final=state)
+
+
+def _log(message: str) -> None:
+    try:
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning("%s", message)
+    except Exception:  # no run logger: the state's message says it
+        pass
+
+
+class Resumer:
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.sa = guard.sa
+        self.clock = guard.clock
+
+    @property
+    def _limit(self) -> int:
+        return self.guard.settings.page_size_max
+
+    def _may_run(self, run: IncompleteRun) -> bool:
+        if self.guard.stopped_reason(run.workspace_id, run.workflow) is not None:
+            return False
+        balance = self.guard.balance_record(run.workspace_id, bring_up_to_date=False)
+        return balance.remaining_ucr >= max(run.needed_ucr, 1)
+
+    def on_credits_added(self, workspace_id: str) -> None:
+        """The ledger's observer: credits came back to the workspace. Workflows stopped because
+        a reservation did not fit resume first (the guard's own observer resumes the workspace)."""
+        for state in store.stopped_states(self.sa, workspace_id, limit=self._limit):
+            if state.scope != WORKSPACE_SCOPE and state.cause is Cause.CREDITS:
+                self.guard.resume(workspace_id, scope=state.scope)
+        self.resume_due(workspace_id)
+
+    def resume_due(self, workspace_id: str) -> int:
+        """Resume the workspace's schedule- and webhook-triggered incomplete runs of deployments
+        (and finish resumes whose resumer died); returns how many started."""
+        runs = incomplete.listing(
+            self.sa,
+            workspace_id,
+            statuses=(RunStatus.INCOMPLETE, RunStatus.RESUMING),
+            triggers=AUTO_RESUMED,
+            limit=self._limit,
+        )
+        started = 0
+        for run in runs:
+            if run.deployment_id is None or not self._may_run(run):
+                continue
+            try:
+                started += self._start_from_deployment(run) is not None
+            except PrefectUnavailable as exc:
+                self.guard.note(f"Run {run.flow_run_id}: not resumed yet: {exc}")
+                break
+        return started
+
+    def reconcile(self) -> int:
+        """The renewals flow: resume what is due in every workspace with incomplete runs."""
+        return sum(
+            self.resume_due(ws) for ws in incomplete.waiting_workspaces(self.sa, self._limit)
+        )
+
+    def _start_from_deployment(self, run: IncompleteRun) -> ResumeStarted | None:
+        """Claim the run's next resume (or retry a claimed one) and create it in Prefect."""
+        if run.status is RunStatus.RESUMING:
+            claimed: IncompleteRun | None = run
+        else:
+            claimed = incomplete.claim(self.sa, run, self.clock())
+        if claimed is None or claimed.deployment_id is None:
+            return None  # another process won this resume
+        with prefect_api.client() as prefect:
+            new_id = prefect_api.create_run(
+                prefect,
+                claimed.deployment_id,
+                parameters=claimed.parameters,
+                tags=claimed.resume_tags(),
+                idempotency_key=f"spojit-resume:{claimed.flow_run_id}:{claimed.attempts}",
+            )
+        incomplete.mark_resumed(self.sa, claimed, new_id, self.clock())
+        return ResumeStarted(claimed.flow_run_id, new_id, claimed.attempts, None)
+
+    def resume(
+        self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None
+    ) -> ResumeStarted:
+        """Resume one incomplete run now: a new run of its deployment, or (a run made outside a
+        deployment) ``workflow`` run here, from the node that was refused."""
+        run = incomplete.get(self.sa, flow_run_id, workspace_id)
+        if run.status is not RunStatus.INCOMPLETE:
+            where = f" as {run.resumed_flow_run_id}" if run.resumed_flow_run_id else ""
+            raise Conflict(
+                f"Run {run.flow_run_id} is {run.status.value}{where}; nothing to resume."
+            )
+        if run.deployment_id is not None and workflow is None:
+            started = self._start_from_deployment(run)
+            if started is None:
+                raise Conflict(f"Run {run.flow_run_id} is being resumed by another process.")
+            return started
+        if workflow is None:
+            raise InvalidInput(
+                f"Run {run.flow_run_id} of {run.workflow} was not started from a deployment; "
+                "pass its workflow to resume it here."
+            )
+        if workflow.name != run.workflow:
+            raise InvalidInput(f"Run {run.flow_run_id} is of {run.workflow}, not {workflow.name}.")
+        claimed = incomplete.claim(self.sa, run, self.clock())
+        if claimed is None:
+            raise Conflict(f"Run {run.flow_run_id} is being resumed by another process.")
+        return self._run_here(claimed, workflow)
+
+    def _run_here(self, claimed: IncompleteRun, workflow: Workflow) -> ResumeStarted:
+        from prefect import tags
+
+        from spojit_engine.metering.runtime import Runtime, current_runtime, use_runtime
+
+        runtime = current_runtime()
+        if runtime.engine is not self.guard.engine:
+            runtime = Runtime.create(self.guard.engine, default_workspace=claimed.workspace_id)
+        with use_runtime(runtime), tags(*claimed.resume_tags()):
+            state = workflow.flow(**claimed.parameters, return_state=True)
+        new_id = state.state_details.flow_run_id
+        new_id = str(new_id) if new_id else None
+        incomplete.mark_resumed(self.sa, claimed, new_id, self.clock())
+        return ResumeStarted(claimed.flow_run_id, new_id, claimed.attempts, state.name)

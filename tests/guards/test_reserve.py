@@ -1,0 +1,133 @@
+"""Reserved runs (issue 9, item 4): a run that opted in holds its estimate at start; its nodes
+draw from it; the rest is released at the end. A run whose reservation cannot be covered does
+not start, and concurrent reserved runs never overspend."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from guard_helpers import fetch, unique
+
+from spojit_engine import Connector, Engine, Workflow
+from spojit_engine.errors import InvalidInput
+from spojit_engine.guards.reserve import policy_of
+from spojit_engine.metering.run_context import RESERVE_TAG
+from spojit_engine.metering.usage import read_usage
+
+RUNS, COVERED = 8, 5
+
+
+def reserved(name: str, policy: str = "max") -> Workflow:
+    """Two Direct Connectors: 2.00 credits a run, estimated exactly (no LLM)."""
+    return Workflow(
+        name,
+        [Connector("first", fetch, mode="direct"), Connector("second", fetch, mode="direct")],
+        reserve=policy,
+    )
+
+
+def test_of_8_concurrent_reserved_runs_against_credits_for_5_exactly_5_start(
+    bound_on_each_db: Engine,
+) -> None:
+    engine = bound_on_each_db
+    ws = engine.create_workspace("acme", plan="free")
+    workflow = reserved(unique("reserved"))
+    per_run = engine.estimate(ws.id, workflow).total.credits.max
+    assert per_run == Decimal(2)
+    # Credits for five runs and most of a sixth.
+    engine.debit(ws.id, engine.balance(ws.id).remaining - COVERED * per_run - Decimal("1.9"),
+                 key="leave-five-runs")  # fmt: skip
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+    go = threading.Barrier(RUNS)
+
+    def one_run() -> None:
+        go.wait()
+        state = workflow.flow({"lead": 1}, return_state=True)
+        with lock:
+            outcomes.append(state)
+
+    threads = [threading.Thread(target=one_run) for _ in range(RUNS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    names = sorted(s.name for s in outcomes)
+    assert names == ["Completed"] * COVERED + ["Refused"] * (RUNS - COVERED)
+    # The first refused reservation stops the workspace until its balance covers one; runs
+    # arriving after that are refused by admission, with the same numbers.
+    messages = sorted(s.message for s in outcomes if s.name == "Refused")
+    assert any(
+        m.startswith("Not started: this run reserves its max estimate of 2.00") for m in messages
+    )
+    assert all("1.90" in m and "\n" not in m for m in messages)
+    balance = engine.balance(ws.id)
+    assert balance.remaining == Decimal("1.9") and balance.held == 0 and balance.overdraft == 0
+    assert engine.incomplete_runs(ws.id) == []  # no run was stopped part-way
+    refused = [str(s.state_details.flow_run_id) for s in outcomes if s.name == "Refused"]
+    for run_id in refused:
+        assert [r.node_name for r in read_usage(engine.sa_engine, flow_run_id=run_id)] == [
+            "credit guard"
+        ]
+    assert engine.verify(ws.id) == 1
+
+
+def test_a_reserved_run_releases_what_it_did_not_use_even_when_it_fails(bound: Engine) -> None:
+    engine = bound
+    ws = engine.create_workspace("acme", plan="free")
+    before = engine.balance(ws.id).remaining
+
+    def boom(value: Any) -> Any:
+        raise RuntimeError("the CRM is down")
+
+    workflow = Workflow(
+        unique("fails"),
+        [Connector("first", fetch, mode="direct"), Connector("crm", boom, mode="direct"),
+         Connector("never", fetch, mode="direct")],
+        reserve="p95",
+    )  # fmt: skip
+    state = workflow.flow(None, return_state=True)
+
+    assert state.is_failed()
+    balance = engine.balance(ws.id)
+    assert balance.held == 0  # the reservation was closed in the run's finally
+    assert before - balance.remaining == Decimal(2)  # first and crm's base; never: nothing
+    assert engine.verify(ws.id) == 1
+
+
+def test_the_reservation_policy_comes_from_the_run_then_the_workflow() -> None:
+    assert policy_of([RESERVE_TAG + "p95"], "max") == "p95"
+    assert policy_of(["spojit:test"], "max") == "max"
+    assert policy_of([], None) is None
+    with pytest.raises(InvalidInput, match="p95 or max"):
+        policy_of([RESERVE_TAG + "all"], None)
+    with pytest.raises(InvalidInput, match="reserve must be"):
+        Workflow("w", [Connector("c", fetch)], reserve="most")
+
+
+def test_a_sampled_test_run_reserves_only_its_sample(bound: Engine) -> None:
+    from spojit_engine import Loop
+
+    engine = bound
+    ws = engine.create_workspace("acme", plan="free")
+    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal(5), key="leave-5")
+    workflow = Workflow(
+        unique("sampled"), [Loop("each", Connector("item", fetch, mode="direct"))], reserve="max"
+    )
+    items = list(range(10))
+
+    live = workflow.flow(items, return_state=True)  # ten items: 10.01 does not fit in 5
+    assert (live.name, engine.balance(ws.id).remaining) == ("Refused", Decimal(5))
+    assert engine.guard.stopped_reason(ws.id, workflow.name) is not None  # until 10.01 fits
+    assert engine.guard.stopped_reason(ws.id, "another") is None  # the workspace goes on
+    sampled = workflow.flow(items, test=True, sample=2, return_state=True)
+
+    assert sampled.name == "Completed"
+    assert engine.balance(ws.id).remaining == Decimal(5) - Decimal("2.01")
+    assert engine.balance(ws.id).held == 0
+    engine.grant(ws.id, Decimal(10), kind="topup", key="stripe:cs_covers")
+    assert engine.guard.stopped_reason(ws.id, workflow.name) is None  # it fits again

@@ -1,0 +1,187 @@
+"""Runs stopped for credits are kept and resume from the refused node (issue 9, item 5): the
+nodes that had completed are neither run nor billed again; each resume is claimed once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from guard_helpers import deploy, paid_workflow, prefect, unique
+from sqlalchemy import select
+
+from spojit_engine import Connector, Engine, Workflow
+from spojit_engine.errors import Conflict, IllegalTransition, InsufficientCredits
+from spojit_engine.guards import incomplete
+from spojit_engine.guards.incomplete import Refusal, RunStatus, transition
+from spojit_engine.metering import schema
+from spojit_engine.metering.run_context import RESUME_TAG, WORKSPACE_TAG
+
+UCR = 1_000_000
+
+
+def four_nodes(name: str, calls: Counter[str]) -> Workflow:
+    """Four Direct Connectors, 1.00 credit each, counting how often each tool really ran."""
+
+    def step(label: str) -> Any:
+        def tool(value: Any) -> Any:
+            calls[label] += 1
+            return {**(value or {}), label: True}
+
+        tool.__name__ = label
+        return Connector(label, tool, mode="direct")
+
+    return Workflow(name, [step("n1"), step("n2"), step("n3"), step("n4")])
+
+
+def billed_per_node(engine: Engine, workspace_id: str) -> dict[str, int]:
+    """µcr debited per node, read from the ledger's entries (their keys name the node)."""
+    e = schema.entries.c
+    with engine.sa_engine.connect() as conn:
+        rows = conn.execute(
+            select(e.key, e.amount_ucr).where(e.workspace_id == workspace_id, e.key.like("node:%"))
+        ).all()
+    totals: Counter[str] = Counter()
+    for key, amount in rows:
+        totals[key.split(":")[3]] -= amount
+    return dict(totals)
+
+
+def flow_state(flow_run_id: str) -> Any:
+    from uuid import UUID
+
+    with prefect() as client:
+        return client.read_flow_run(UUID(flow_run_id)).state
+
+
+def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_once(
+    bound_on_each_db: Engine,
+) -> None:
+    engine = bound_on_each_db
+    ws = engine.create_workspace("acme", plan="free")
+    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("2.5"), key="leave-2.5")
+    calls: Counter[str] = Counter()
+    workflow = four_nodes(unique("four"), calls)
+
+    with pytest.raises(InsufficientCredits):
+        workflow.run({"lead": 1}, workspace="acme")
+
+    (kept,) = engine.incomplete_runs(ws.id)
+    assert (kept.status, kept.refused_node, kept.trigger) == (RunStatus.INCOMPLETE, "n3", "manual")
+    assert kept.parameters["payload"] == {"lead": 1}
+    state = flow_state(kept.flow_run_id)
+    assert (state.type.value, state.name) == ("CANCELLED", "OutOfCredits")
+    assert state.message.startswith("Out of credits: workspace acme needs 1.00 credits")
+    assert "Traceback" not in state.message
+    assert calls == Counter(n1=1, n2=1)
+    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR}
+    assert [(e.flow_run_id, e.status) for e in engine.executions(ws.id)] == [
+        (kept.flow_run_id, "incomplete")
+    ]
+
+    engine.grant(ws.id, Decimal(10), kind="topup", key="stripe:cs_resume")
+    assert engine.incomplete_runs(ws.id)[0].status is RunStatus.INCOMPLETE  # manual: on request
+
+    started = engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow)
+
+    assert started.state == "Completed" and started.attempt == 1
+    assert started.flow_run_id not in (None, kept.flow_run_id)
+    assert calls == Counter(n1=1, n2=1, n3=1, n4=1)  # nodes 1-2 were read from their results
+    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
+    assert engine.balance(ws.id).remaining == Decimal("8.5")
+    (done,) = engine.incomplete_runs(ws.id, include_done=True)
+    assert (done.status, done.resumed_flow_run_id) == (RunStatus.RESUMED, started.flow_run_id)
+    assert engine.incomplete_runs(ws.id) == []
+    assert {(e.flow_run_id, e.status) for e in engine.executions(ws.id)} == {
+        (kept.flow_run_id, "resumed"), (started.flow_run_id, "ok"),
+    }  # fmt: skip
+    with pytest.raises(Conflict, match="resumed"):
+        engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow)
+    assert engine.verify(ws.id) == 1
+
+
+def test_a_resume_refused_again_is_kept_again_under_the_original_run(bound: Engine) -> None:
+    engine = bound
+    ws = engine.create_workspace("acme", plan="free")
+    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("1.5"), key="leave-1.5")
+    calls: Counter[str] = Counter()
+    workflow = four_nodes(unique("again"), calls)
+    with pytest.raises(InsufficientCredits):
+        workflow.run(None, workspace="acme")
+    (kept,) = engine.incomplete_runs(ws.id)
+    assert kept.refused_node == "n2"
+    # Resumed too early: refused at its start, and still kept to resume.
+    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Refused"
+    (early,) = engine.incomplete_runs(ws.id)
+    assert (early.flow_run_id, early.status, early.attempts) == (
+        kept.flow_run_id,
+        RunStatus.INCOMPLETE,
+        1,
+    )
+
+    engine.grant(ws.id, Decimal("1.2"), kind="topup", key="stripe:cs_small")  # n2 only
+    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "OutOfCredits"
+
+    (again,) = engine.incomplete_runs(ws.id)
+    assert (again.flow_run_id, again.refused_node, again.attempts) == (kept.flow_run_id, "n3", 2)
+    assert again.last_flow_run_id != kept.flow_run_id
+    engine.grant(ws.id, Decimal(5), kind="topup", key="stripe:cs_more")
+    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Completed"
+    assert calls == Counter(n1=1, n2=1, n3=1, n4=1)
+    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
+
+
+def test_webhook_and_schedule_runs_resume_by_themselves_once_when_credits_return(
+    bound_on_each_db: Engine,
+) -> None:
+    engine = bound_on_each_db
+    ws = engine.create_workspace("acme", plan="free")
+    workflow = paid_workflow(unique("hooked"))
+    deployment_id = deploy(engine, workflow, unique("dep"), ws.id, [])
+    original = str(uuid.uuid4())
+    incomplete.record(
+        engine.sa_engine,
+        Refusal(
+            flow_run_id=original, workspace_id=ws.id, workflow=workflow.name,
+            deployment_id=deployment_id, trigger="webhook", parameters={"payload": {"a": 1}},
+            tags=[WORKSPACE_TAG + ws.id, "spojit:trigger=webhook", "spojit:hook-request=7"],
+            refused_node="fetch", reason="Out of credits.", needed_ucr=UCR,
+        ),
+        engine.ledger.clock(),
+    )  # fmt: skip
+
+    # Four processes told at once that credits returned: one resume, one new run.
+    threads = [
+        threading.Thread(target=engine.guard.resumer.on_credits_added, args=(ws.id,))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.grant(ws.id, Decimal(1), kind="topup", key="stripe:cs_hook")  # and a real grant
+
+    (done,) = engine.incomplete_runs(ws.id, include_done=True)
+    assert (done.status, done.attempts) == (RunStatus.RESUMED, 1)
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    with prefect() as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[RESUME_TAG + original]))
+        )
+    (run,) = runs
+    assert str(run.id) == done.resumed_flow_run_id
+    assert run.parameters == {"payload": {"a": 1}}
+    assert "spojit:trigger=webhook" in run.tags and "spojit:hook-request=7" not in run.tags
+
+
+def test_the_incomplete_run_status_machine() -> None:
+    assert transition(RunStatus.INCOMPLETE, RunStatus.RESUMING) is RunStatus.RESUMING
+    assert transition(RunStatus.RESUMED, RunStatus.INCOMPLETE) is RunStatus.INCOMPLETE
+    with pytest.raises(IllegalTransition, match="from abandoned to resuming"):
+        transition(RunStatus.ABANDONED, RunStatus.RESUMING)
+    with pytest.raises(IllegalTransition):
+        transition(RunStatus.RESUMED, RunStatus.RESUMING)
