@@ -42,6 +42,7 @@ from spojit_engine.metering.replay import (
     replayed_grant,
     replayed_hold,
 )
+from spojit_engine.metering.retry import retry_unavailable
 from spojit_engine.metering.statements import statements_for
 
 T = TypeVar("T")
@@ -99,6 +100,7 @@ class Ledger:
             if added:
                 self.observers.credits_added(workspace_id)
 
+    @retry_unavailable
     def bring_up_to_date(self, workspace_id: str) -> None:
         """Run whatever is due (renewals, expiries) now; a no-op when nothing is."""
         with self.locked(workspace_id):
@@ -119,6 +121,7 @@ class Ledger:
 
     # -- grants --------------------------------------------------------------------------------
 
+    @retry_unavailable
     def grant(
         self,
         workspace_id: str,
@@ -169,6 +172,7 @@ class Ledger:
 
     # -- debits and holds ----------------------------------------------------------------------
 
+    @retry_unavailable
     def debit(self, workspace_id: str, *, amount_ucr: int, key: str, usage: Usage) -> EntryRecord:
         """Take credits now, in burn order; refused whole when the available credits fall short."""
 
@@ -196,6 +200,7 @@ class Ledger:
 
         return self._once(key, attempt, replay)
 
+    @retry_unavailable
     def hold(
         self, workspace_id: str, *, amount_ucr: int, key: str, ttl: timedelta, usage: Usage
     ) -> HoldRecord:
@@ -274,6 +279,7 @@ class Ledger:
             resets_at=tx.account.period_end,
         )
 
+    @retry_unavailable
     def settle(self, hold_id: int, *, actual_ucr: int) -> EntryRecord:
         """Post the actual cost of a held step and free the rest of the hold.
 
@@ -313,6 +319,7 @@ class Ledger:
                 ),
             )
 
+    @retry_unavailable
     def release(self, hold_id: int) -> HoldRecord:
         """Give a hold's credits back untouched (the step did not run); twice is a no-op."""
         with self.locked(self._hold_workspace(hold_id)) as tx:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.metering import schema
+from spojit_engine.metering.retry import retry_unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class UsageRow:
     created_at: datetime
 
 
+@retry_unavailable
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     """Store one node call's record; False when its key was already recorded (a replay)."""
     try:

@@ -9,31 +9,29 @@ Bounded: every wait has a deadline, and every process is stopped at the end. Loo
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import pytest
+from e2e_support import (
+    BIN,
+    PG_ADMIN_URL,
+    Processes,
+    Server,
+    free_port,
+    fresh_database,
+    pg_host_of,
+    prefect_environment,
+    wait_until,
+)
 
 from spojit_engine import Engine
 from spojit_engine.guards.deploy import RENEWALS_NAME
 
 pytestmark = pytest.mark.slow
 
-PG_ADMIN_URL = os.environ.get(
-    "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-BIN = Path(sys.executable).parent
 FLOWS = Path(__file__).with_name("flows.py")
 RUN_COST = Decimal("1.01")  # flows.py: a trigger (0.01) and a direct connector (1.00)
 INTERVAL_SECONDS = 4
@@ -42,177 +40,23 @@ PHASE_SECONDS = 300  # runs are processes of their own: a few seconds each on a 
 QUIET_SECONDS = 20  # several scheduler loops and intervals: long enough to see nothing happen
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _database(prefix: str) -> Iterator[str]:
-    """A fresh PostgreSQL database (its name), dropped at the end."""
-    import psycopg
-
-    admin = PG_ADMIN_URL.replace("+psycopg", "")
-    try:
-        psycopg.connect(admin, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0]
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required under CI but unreachable: {reason}")
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable: {reason}")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class Processes:
-    """Started processes, each in its own process group, stopped (group and all) at the end."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.started.append((name, process))
-        return process
-
-    def tail(self) -> str:
-        out = []
-        for name, _ in self.started:
-            lines = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
-            out.append(f"--- {name} (last lines) ---\n" + "\n".join(lines[-40:]))
-        return "\n".join(out)
-
-    def stop_all(self) -> None:
-        for _, process in reversed(self.started):
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for _, process in reversed(self.started):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-
-def wait_until(what: str, check: Callable[[], bool], seconds: float, procs: Processes) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        for name, process in procs.started:
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited ({process.returncode}) while waiting for {what}.\n"
-                            f"{procs.tail()}")  # fmt: skip
-        time.sleep(1)
-    pytest.fail(f"Timed out after {seconds:.0f}s waiting for {what}.\n{procs.tail()}")
-
-
-class Server:
-    """The Prefect API of the test, through the real client."""
-
-    def __init__(self, api_url: str) -> None:
-        self.api_url = api_url
-
-    @contextmanager
-    def client(self) -> Iterator[Any]:
-        from prefect.client.orchestration import SyncPrefectClient
-
-        with SyncPrefectClient(self.api_url) as client:
-            yield client
-
-    def healthy(self) -> bool:
-        try:
-            with self.client() as client:
-                return client.api_healthcheck() is None
-        except Exception:
-            return False
-
-    def runs(self, deployment_id: str, *states: str) -> list[Any]:
-        from prefect.client.schemas.filters import (
-            DeploymentFilter,
-            DeploymentFilterId,
-            FlowRunFilter,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-        )
-        from prefect.client.schemas.objects import StateType
-
-        state_filter = (
-            FlowRunFilter(
-                state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType(s) for s in states])
-                )
-            )
-            if states
-            else None
-        )
-        with self.client() as client:
-            return list(
-                client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(
-                        id=DeploymentFilterId(any_=[UUID(deployment_id)])
-                    ),
-                    flow_run_filter=state_filter,
-                    limit=200,
-                )
-            )
-
-    def actives(self, deployment_id: str) -> list[bool]:
-        with self.client() as client:
-            return [s.active for s in client.read_deployment(UUID(deployment_id)).schedules]
-
-    def deployment_id(self, name: str) -> str:
-        with self.client() as client:
-            return str(client.read_deployment_by_name(name).id)
-
-
-def _environment(tmp_path: Path, prefect_db: str, ledger_url: str, port: int) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SPOJIT_", "PREFECT_"))}
-    pg_host = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
-    return keep | {
-        "PREFECT_HOME": str(tmp_path / "prefect_home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{pg_host}/{prefect_db}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "3",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "10",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "2",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "SPOJIT_HOME": str(tmp_path / "spojit_home"),
-        "SPOJIT_DATABASE_URL": ledger_url,
-        "SPOJIT_LLM_MODE": "mock",
-        "SPOJIT_RENEWALS_INTERVAL_SECONDS": "15",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    }
-
-
 def test_the_scheduler_runs_until_credits_run_out_then_stops_and_resumes_after_a_top_up(
     tmp_path: Path,
 ) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     procs = Processes(tmp_path)
-    with _database("spojit_e2e_prefect") as prefect_db, _database("spojit_e2e_ledger") as ledger:
+    with (
+        fresh_database("spojit_e2e_prefect") as prefect_db,
+        fresh_database("spojit_e2e_ledger") as ledger,
+    ):
         ledger_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{ledger}"
-        port = _free_port()
-        env = _environment(tmp_path, prefect_db, ledger_url, port)
+        env = prefect_environment(
+            tmp_path,
+            prefect_db_url=f"postgresql+asyncpg://{pg_host_of()}/{prefect_db}",
+            ledger_url=ledger_url,
+            port=free_port(),
+        )
         server = Server(env["PREFECT_API_URL"])
         engine = Engine(ledger_url)
         try:
