@@ -17,9 +17,11 @@ of small debits, each an entry with its posting, spread round-robin over the wor
 ``remaining_ucr`` and the materialised balances are moved by exactly the loaded postings, so
 ``Engine.verify`` holds (checked on a sample). At each stage, through the real ``Engine.debit``:
 
-1. latency: one client, debits to random workspaces; median and p95 µs, ratio to the first stage;
-2. throughput: 1, 2, 4, 8 client processes, each on its own slice of workspaces; debits/s and
-   the ratio to one client (a 2-core machine runs out of CPU for the clients themselves early);
+1. latency: one client, debits to random workspaces, in alternating blocks with the same on a
+   baseline database of the first stage's size; median and p95 µs and the ratio to the baseline;
+2. throughput: 1, 2, 4, 8 client processes, each on its own slice of workspaces, the counts
+   alternating over three rounds; median debits/s and the ratio to one client (a 2-core machine
+   runs out of CPU for the clients themselves early);
 3. EXPLAIN of the hot path's reads: which index each one uses.
 
 No assertions: it prints numbers. ``--json`` prints them as one object.
@@ -53,6 +55,7 @@ HISTORY_DEBIT_UCR = 1_000  # each loaded debit: 0.001 credit
 BENCH_DEBIT = "0.001"  # credits per measured debit
 LOAD_CHUNK_ROWS = 1_000_000  # entries per INSERT … SELECT
 VERIFY_SAMPLE = 20  # workspaces verified after each stage
+THROUGHPUT_ROUNDS = 3  # each client count measured this many times, alternating
 LATENCY_ROUNDS = 8  # alternating blocks of debits: this stage, then the baseline database
 
 
@@ -275,38 +278,54 @@ def measure_latency(
     return here_t, base_t
 
 
-def _client(url: str, index: int, clients: int, workspaces: int, seconds: float,
-            tag: str, go: Any, out: Any) -> None:  # fmt: skip
+def _client(url: str, index: int, workspaces: int, orders: Any, out: Any) -> None:
+    """One client process: for each order (clients, seconds, tag) debit random workspaces of
+    its slice until the time is up, and report how many."""
     engine = _engine(url)
-    mine = [w for w in range(1, workspaces + 1) if w % clients == index]
     rng = random.Random(index)
-    engine.debit(f"sim{mine[0]:08d}", BENCH_DEBIT, key=f"{tag}:{index}:warm")
-    go.wait()
-    done, end = 0, time.monotonic() + seconds
-    while time.monotonic() < end:
-        ws = f"sim{rng.choice(mine):08d}"
-        engine.debit(ws, BENCH_DEBIT, key=f"{tag}:{index}:{done}", workflow="bench")
-        done += 1
+    engine.debit(f"sim{index + 1:08d}", BENCH_DEBIT, key=f"warm:{uuid.uuid4().hex}")
+    out.put(0)  # ready
+    while (order := orders.get()) is not None:
+        clients, seconds, tag = order
+        mine = range(index + 1, workspaces + 1, clients)
+        done, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            ws = f"sim{rng.choice(mine):08d}"
+            engine.debit(ws, BENCH_DEBIT, key=f"{tag}:{index}:{done}", workflow="bench")
+            done += 1
+        out.put(done)
     engine.close()
-    out.put(done)
 
 
-def measure_throughput(url: str, workspaces: int, clients: int, seconds: float, tag: str) -> float:
-    """Debits per second of ``clients`` processes, each on its own slice of workspaces."""
+def measure_throughput(
+    url: str, workspaces: int, clients: list[int], seconds: float, stage: int
+) -> dict[int, int]:
+    """Median debits/s of 1, 2, 4, 8 … client processes, each on its own slice of workspaces;
+    the client counts alternate over ``THROUGHPUT_ROUNDS`` so the machine's noise falls on all."""
     ctx = mp.get_context("spawn")
-    go, out = ctx.Event(), ctx.Queue()
+    out = ctx.Queue()
+    orders = [ctx.Queue() for _ in range(max(clients))]
     procs = [
-        ctx.Process(target=_client, args=(url, i, clients, workspaces, seconds, tag, go, out))
-        for i in range(clients)
+        ctx.Process(target=_client, args=(url, i, workspaces, orders[i], out))
+        for i in range(max(clients))
     ]
     for p in procs:
         p.start()
-    time.sleep(3 + clients)  # spawned clients import the engine and warm up first
-    go.set()
-    total = sum(out.get(timeout=seconds + 120) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
-    return total / seconds
+    for _ in procs:
+        out.get(timeout=300)  # every client imported the engine and warmed up
+    rates: dict[int, list[float]] = {c: [] for c in clients}
+    try:
+        for r in range(THROUGHPUT_ROUNDS):
+            for c in clients:
+                for i in range(c):
+                    orders[i].put((c, seconds, f"tp:{stage}:{r}:{c}"))
+                rates[c].append(sum(out.get(timeout=seconds + 120) for _ in range(c)) / seconds)
+    finally:
+        for q in orders:
+            q.put(None)
+        for p in procs:
+            p.join(timeout=30)
+    return {c: round(statistics.median(v)) for c, v in rates.items()}
 
 
 def verify_sample(url: str, workspaces: int) -> int:
@@ -363,12 +382,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "throughput": {},
                 "load": os.getloadavg()[0],
             }
-            for clients in args.clients:
-                log(f"  throughput, {clients} client(s)")
-                tag = f"tp:{index}:{clients}"
-                stage["throughput"][clients] = round(
-                    measure_throughput(url, workspaces, clients, args.seconds, tag)
-                )
+            log(f"  throughput with {args.clients} clients")
+            stage["throughput"] = measure_throughput(
+                url, workspaces, args.clients, args.seconds, index
+            )
             stage["explain"] = loader.explain()
             result["stages"].append(stage)
             print_stage(stage, file=sys.stderr)
@@ -404,7 +421,7 @@ def main() -> None:
     parser.add_argument("--workspaces", type=int, default=10_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--debits", type=int, default=400, help="latency samples per stage")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--json", action="store_true")
