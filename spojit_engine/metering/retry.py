@@ -13,6 +13,7 @@ never retried. Waits double from ``SPOJIT_LEDGER_RETRY_BACKOFF_SECONDS`` up to
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -24,6 +25,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 RETRY_WAIT_SECONDS_MAX = 2.0
+_log = logging.getLogger(__name__)
 
 
 def retry_unavailable(operation: Callable[P, T]) -> Callable[P, T]:
@@ -37,9 +39,10 @@ def retry_unavailable(operation: Callable[P, T]) -> Callable[P, T]:
         while True:
             try:
                 return operation(*args, **kwargs)
-            except LedgerUnavailable:
+            except LedgerUnavailable as exc:
                 if time.monotonic() + wait > deadline:
                     raise
+                _log.warning("%s Retrying %s in %.1f s.", exc, operation.__qualname__, wait)
             time.sleep(wait)
             wait = min(wait * 2, RETRY_WAIT_SECONDS_MAX)
 
