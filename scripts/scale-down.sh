@@ -3,6 +3,9 @@
 # Stops what scripts/scale-up.sh started (workers and their flow runs first, the server last):
 # SIGTERM to each process group, SIGKILL after 30 s. Idempotent; the databases are kept.
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0
+fi
 source "$(dirname "$0")/scale-env.sh"
 
 stop() {

@@ -5,6 +5,9 @@
 # runs is left alone, whatever is missing (a database, the pool, a dead worker) is started.
 # Settings: see scripts/scale-env.sh. Stop it all with scripts/scale-down.sh.
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0
+fi
 source "$(dirname "$0")/scale-env.sh"
 mkdir -p "$SPOJIT_SCALE_DIR"
 
