@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # limits, e.g. on connector.agent); off by default: a tagged task costs an API round trip.
     node_task_tags: bool = False
     sqlite_busy_timeout_seconds: float = Field(default=60.0, gt=0)
+    # A ledger operation is retried (same key) while its database is unreachable, for at most
+    # this long: a PostgreSQL restart or failover takes seconds (metering/retry.py).
+    ledger_retry_seconds_max: float = Field(default=30.0, ge=0, le=600)
+    ledger_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=10)
     renewal_catch_up_periods_max: int = Field(default=120, gt=0)
     sweep_holds_batch_max: int = Field(default=1000, gt=0)
     webhook_queue_max: int = Field(default=1000, gt=0)

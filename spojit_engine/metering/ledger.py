@@ -54,6 +54,7 @@ from spojit_engine.metering.reservations import (
     post_draw,
     reservation_key,
 )
+from spojit_engine.metering.retry import retry_unavailable
 from spojit_engine.metering.statements import statements_for
 from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import insert_rows
@@ -118,6 +119,7 @@ class Ledger:
             if spent:
                 self.observers.spent(workspace_id)
 
+    @retry_unavailable
     def bring_up_to_date(self, workspace_id: str) -> None:
         """Run whatever is due (renewals, expiries) now; a no-op when nothing is."""
         with self.locked(workspace_id):
@@ -138,6 +140,7 @@ class Ledger:
 
     # -- grants --------------------------------------------------------------------------------
 
+    @retry_unavailable
     def grant(
         self,
         workspace_id: str,
@@ -190,6 +193,7 @@ class Ledger:
 
     # -- debits and holds ----------------------------------------------------------------------
 
+    @retry_unavailable
     def debit(
         self,
         workspace_id: str,
@@ -237,6 +241,7 @@ class Ledger:
 
         return self._once(key, attempt, replay)
 
+    @retry_unavailable
     def hold(
         self,
         workspace_id: str,
@@ -357,6 +362,7 @@ class Ledger:
             resets_at=tx.account.period_end,
         )
 
+    @retry_unavailable
     def settle(self, hold_id: int, *, actual_ucr: int, then: Then | None = None) -> EntryRecord:
         """Post the actual cost of a held step and free the rest of the hold.
 
@@ -402,6 +408,7 @@ class Ledger:
                 then(tx)
             return entry
 
+    @retry_unavailable
     def release(self, hold_id: int) -> HoldRecord:
         """Give a hold's credits back untouched (the step did not run); twice is a no-op.
         Releasing a run reservation closes it (what was drawn stays spent)."""

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.metering import schema
+from spojit_engine.metering.retry import retry_unavailable
 from spojit_engine.metering.rollup import record_rollups
 
 
@@ -42,6 +43,7 @@ class UsageRow:
     tools: str | None = None  # the tools an Agent-mode call chose, comma-separated, in order
 
 
+@retry_unavailable
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     """Store one node call's record; False when its key was already recorded (a replay)."""
     try:

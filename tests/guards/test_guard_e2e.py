@@ -9,25 +9,29 @@ Bounded: every wait has a deadline, and every process is stopped at the end. Loo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from prefect_processes import PG_ADMIN_URL, Processes, Server, database, free_port, wait_until
+from e2e_support import (
+    BIN,
+    PG_ADMIN_URL,
+    Processes,
+    Server,
+    free_port,
+    fresh_database,
+    pg_host_of,
+    prefect_environment,
+    wait_until,
+)
 
 from spojit_engine import Engine
 from spojit_engine.guards.deploy import RENEWALS_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-BIN = Path(sys.executable).parent
 FLOWS = Path(__file__).with_name("flows.py")
 RUN_COST = Decimal("1.01")  # flows.py: a trigger (0.01) and a direct connector (1.00)
 INTERVAL_SECONDS = 4
@@ -36,41 +40,23 @@ PHASE_SECONDS = 300  # runs are processes of their own: a few seconds each on a 
 QUIET_SECONDS = 20  # several scheduler loops and intervals: long enough to see nothing happen
 
 
-def _environment(tmp_path: Path, prefect_db: str, ledger_url: str, port: int) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SPOJIT_", "PREFECT_"))}
-    pg_host = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
-    return keep | {
-        "PREFECT_HOME": str(tmp_path / "prefect_home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{pg_host}/{prefect_db}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "3",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "10",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "2",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "SPOJIT_HOME": str(tmp_path / "spojit_home"),
-        "SPOJIT_DATABASE_URL": ledger_url,
-        "SPOJIT_LLM_MODE": "mock",
-        "SPOJIT_RENEWALS_INTERVAL_SECONDS": "15",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    }
-
-
 def test_the_scheduler_runs_until_credits_run_out_then_stops_and_resumes_after_a_top_up(
     tmp_path: Path,
 ) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     procs = Processes(tmp_path)
-    with database("spojit_e2e_prefect") as prefect_db, database("spojit_e2e_ledger") as ledger:
+    with (
+        fresh_database("spojit_e2e_prefect") as prefect_db,
+        fresh_database("spojit_e2e_ledger") as ledger,
+    ):
         ledger_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{ledger}"
-        port = free_port()
-        env = _environment(tmp_path, prefect_db, ledger_url, port)
+        env = prefect_environment(
+            tmp_path,
+            prefect_db_url=f"postgresql+asyncpg://{pg_host_of()}/{prefect_db}",
+            ledger_url=ledger_url,
+            port=free_port(),
+        )
         server = Server(env["PREFECT_API_URL"])
         engine = Engine(ledger_url)
         try:

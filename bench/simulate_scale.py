@@ -1,0 +1,442 @@
+"""Internet scale, simulated: per-debit latency as workspaces and history grow, and throughput as
+clients grow across workspaces, on PostgreSQL.
+
+    .venv/bin/python bench/simulate_scale.py                       # 10k workspaces, 1 M entries
+    .venv/bin/python bench/simulate_scale.py --entries 10000000    # the 10 M case (tens of minutes)
+    .venv/bin/python bench/simulate_scale.py --entries 200000 --workspaces 2000 --seconds 3  # quick
+
+No ledger transaction spans two workspaces, so the ledger partitions by workspace; this checks
+that nothing on the hot path grows with the number of workspaces or the length of history.
+
+A scratch database (created on ``--pg-url``'s server, dropped at the end unless ``--keep``) is
+migrated, then loaded straight in SQL (``generate_series``; secondary indexes dropped during the
+load and rebuilt after; foreign-key triggers off with ``session_replication_role = replica``) in
+stages up to ``--workspaces`` and ``--entries``: 1k workspaces / 100k entries, 10k / 1 M, 10k /
+10 M. Each workspace holds one large adjustment grant (its grant entry and posting) and a history
+of small debits, each an entry with its posting, spread round-robin over the workspaces; grants'
+``remaining_ucr`` and the materialised balances are moved by exactly the loaded postings, so
+``Engine.verify`` holds (checked on a sample). At each stage, through the real ``Engine.debit``:
+
+1. latency: one client, debits to random workspaces, in alternating blocks with the same on a
+   baseline database of the first stage's size; median and p95 µs and the ratio to the baseline;
+2. throughput: 1, 2, 4, 8 client processes, each on its own slice of workspaces, the counts
+   alternating over three rounds; median debits/s and the ratio to one client (a 2-core machine
+   runs out of CPU for the clients themselves early);
+3. EXPLAIN of the hot path's reads: which index each one uses.
+
+No assertions: it prints numbers. ``--json`` prints them as one object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+STAGES = ((1_000, 100_000), (10_000, 1_000_000), (10_000, 10_000_000))
+CLIENTS = (1, 2, 4, 8)
+GRANT_UCR = 10**15  # each workspace's loaded grant: far more than any history spends
+HISTORY_DEBIT_UCR = 1_000  # each loaded debit: 0.001 credit
+BENCH_DEBIT = "0.001"  # credits per measured debit
+LOAD_CHUNK_ROWS = 1_000_000  # entries per INSERT … SELECT
+VERIFY_SAMPLE = 20  # workspaces verified after each stage
+THROUGHPUT_ROUNDS = 3  # each client count measured this many times, alternating
+LATENCY_ROUNDS = 8  # alternating blocks of debits: this stage, then the baseline database
+
+
+# Typed placeholders: psycopg sends a small Python int as smallint, which generate_series refuses.
+SPAN = "%(first)s::int, %(last)s::int"
+ROWS = "generate_series(1, %(rows)s::int)"
+BASE = "%(base)s::bigint"
+DEBIT = "%(d)s::bigint"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ws_id(i: str) -> str:
+    """SQL for the id of workspace number ``i`` (1-based)."""
+    return f"'sim' || lpad(({i})::text, 8, '0')"
+
+
+# -- loading --------------------------------------------------------------------------------------
+
+
+class Loader:
+    """Grows the scratch database's workspaces and history in SQL."""
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.conn.execute("SET session_replication_role = replica")  # no FK triggers
+        self.conn.execute("SET synchronous_commit = off")
+        self.conn.execute("SET maintenance_work_mem = '512MB'")
+        self.workspaces = 0
+        self.entries = 0
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        self.start = now - timedelta(days=1)
+        self.end = now + timedelta(days=27)
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def grow(self, workspaces: int, entries: int) -> float:
+        """Reach ``workspaces`` and ``entries``; returns the seconds it took."""
+        began = time.perf_counter()
+        dropped = self._drop_secondary_indexes()
+        if workspaces > self.workspaces:
+            self._add_workspaces(self.workspaces + 1, workspaces)
+            self.workspaces = workspaces
+        while self.entries < entries:
+            rows = min(LOAD_CHUNK_ROWS, entries - self.entries)
+            self._add_history(rows)
+            log(f"  loaded {self.entries:,} entries")
+        for sql in dropped:
+            self.conn.execute(sql)
+        for table in ("entries", "postings", "grants", "workspaces"):
+            self.conn.execute(f"VACUUM ANALYZE {table}")
+        return time.perf_counter() - began
+
+    def _add_workspaces(self, first: int, last: int) -> None:
+        p = {"first": first, "last": last, "start": self.start, "end": self.end, "g": GRANT_UCR}
+        base = self.scalar("SELECT coalesce(max(id), 0) FROM entries")
+        self.conn.execute(
+            "INSERT INTO workspaces (id, name, plan_id, anchor_at, period_start, period_end,"
+            " next_due_at, credits_ucr, held_ucr, overdraft_ucr, created_at)"
+            f" SELECT {ws_id('i')}, 'sim-' || i, 'free', %(start)s, %(start)s, %(end)s, %(end)s,"
+            f" %(g)s, 0, 0, %(start)s FROM generate_series({SPAN}) i",
+            p,
+        )
+        self.conn.execute(
+            "INSERT INTO grants (id, workspace_id, key, kind, amount_ucr, remaining_ucr, priority,"
+            " effective_at, expires_at, created_at)"
+            f" SELECT i, {ws_id('i')}, 'sim:grant:' || i, 'adjustment', %(g)s, %(g)s, 20,"
+            f" %(start)s, NULL, %(start)s FROM generate_series({SPAN}) i",
+            p,
+        )
+        self.conn.execute(
+            "INSERT INTO entries (id, workspace_id, key, kind, amount_ucr, held_ucr, grant_id,"
+            " test_run, reason, created_at)"
+            f" SELECT {BASE} + i, {ws_id('i')}, 'sim:grant:' || i, 'grant', %(g)s, 0, i, false,"
+            f" 'simulated', %(start)s FROM generate_series({SPAN}) i",
+            p | {"base": base},
+        )
+        self.conn.execute(
+            "INSERT INTO postings (entry_id, grant_id, amount_ucr)"
+            f" SELECT {BASE} + i, i, %(g)s FROM generate_series({SPAN}) i",
+            p | {"base": base},
+        )
+        self.entries += last - first + 1
+        self._reset_sequences()
+
+    def _add_history(self, rows: int) -> None:
+        """``rows`` debits round-robin over the workspaces, then the grants and balances."""
+        base = self.scalar("SELECT coalesce(max(id), 0) FROM entries")
+        p = {"base": base, "rows": rows, "w": self.workspaces, "d": HISTORY_DEBIT_UCR,
+             "start": self.start}  # fmt: skip
+        ws = f"(({BASE} + n) %% %(w)s::int) + 1"
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO entries (id, workspace_id, key, kind, amount_ucr, held_ucr,"
+                " workflow, node_type, test_run, node_call, created_at)"
+                f" SELECT {BASE} + n, {ws_id(ws)}, 'sim:h:' || ({BASE} + n), 'debit', -{DEBIT},"
+                f" 0, 'simulated', 'transform.map', false, 'sim:h:' || ({BASE} + n),"
+                " %(start)s + make_interval(secs => n %% 86400)"
+                f" FROM {ROWS} n",
+                p,
+            )
+            self.conn.execute(
+                "INSERT INTO postings (entry_id, grant_id, amount_ucr)"
+                f" SELECT {BASE} + n, {ws}, -{DEBIT} FROM {ROWS} n",
+                p,
+            )
+            spent = f"SELECT {ws} AS g, count(*) * {DEBIT} AS ucr FROM {ROWS} n GROUP BY 1"
+            self.conn.execute(
+                f"UPDATE grants SET remaining_ucr = remaining_ucr - s.ucr FROM ({spent}) s"
+                " WHERE grants.id = s.g",
+                p,
+            )
+            self.conn.execute(
+                f"UPDATE workspaces SET credits_ucr = credits_ucr - s.ucr FROM ({spent}) s"
+                f" WHERE workspaces.id = {ws_id('s.g')}",
+                p,
+            )
+        self.entries += rows
+        self._reset_sequences()
+
+    def _reset_sequences(self) -> None:
+        for table in ("entries", "postings", "grants"):
+            self.conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" (SELECT coalesce(max(id), 1) FROM {table}))"
+            )
+
+    def _drop_secondary_indexes(self) -> list[str]:
+        """Drop entries' and postings' non-primary indexes; returns the SQL that rebuilds them."""
+        rebuild = []
+        constraints = self.conn.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+            " FROM pg_constraint WHERE contype = 'u'"
+            " AND conrelid IN ('entries'::regclass, 'postings'::regclass)"
+        ).fetchall()
+        for table, name, definition in constraints:
+            self.conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+            rebuild.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        indexes = self.conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('entries', 'postings')"
+            " AND indexname NOT LIKE '%%pkey'"
+        ).fetchall()
+        for name, definition in indexes:
+            self.conn.execute(f'DROP INDEX "{name}"')
+            rebuild.append(definition)
+        return rebuild
+
+    def explain(self) -> list[tuple[str, str]]:
+        """(statement, the plan's scan lines) for the hot path's reads and the sweeper's."""
+        w = "sim00000001"
+        queries = {
+            "lock workspace": f"SELECT * FROM workspaces WHERE id = '{w}' FOR UPDATE",
+            "load grants": "SELECT id FROM grants"
+            f" WHERE workspace_id = '{w}' AND remaining_ucr > 0",
+            "replay by key": "SELECT id FROM entries WHERE key = 'sim:h:5'",
+            "move grant": "UPDATE grants SET remaining_ucr = remaining_ucr - 1 WHERE id = 1"
+            " AND remaining_ucr - 1 >= 0",
+            "update balance": f"UPDATE workspaces SET credits_ucr = credits_ucr WHERE id = '{w}'",
+            "hold's workspace": "SELECT workspace_id FROM holds WHERE id = 1",
+            "verify: entries": f"SELECT sum(amount_ucr) FROM entries WHERE workspace_id = '{w}'",
+            "verify: postings": "SELECT sum(p.amount_ucr) FROM postings p JOIN entries e ON"
+            f" p.entry_id = e.id WHERE e.workspace_id = '{w}' AND p.grant_id IS NULL",
+            "sweeper: due": "SELECT id FROM workspaces WHERE next_due_at <= now()"
+            " ORDER BY next_due_at LIMIT 500",
+        }
+        plans = []
+        for name, sql in queries.items():
+            rows = self.conn.execute(f"EXPLAIN (COSTS OFF) {sql}").fetchall()
+            scans = [r[0].strip(" ->") for r in rows if "Scan" in r[0]]
+            plans.append((name, "; ".join(scans) or rows[0][0]))
+        return plans
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+def _engine(url: str) -> Any:
+    from spojit_engine import Engine
+
+    return Engine(url)
+
+
+def _debit_times(engine: Any, workspaces: int, samples: int, tag: str, rng: Any) -> list[float]:
+    """µs per ``Engine.debit`` of one client, to random workspaces."""
+    times = []
+    for i in range(samples):
+        ws = f"sim{rng.randint(1, workspaces):08d}"
+        began = time.perf_counter_ns()
+        engine.debit(ws, BENCH_DEBIT, key=f"{tag}:{i}", workflow="bench")
+        times.append((time.perf_counter_ns() - began) / 1000)
+    return times
+
+
+def measure_latency(
+    url: str, workspaces: int, baseline_url: str, samples: int, stage: int
+) -> tuple[list[float], list[float]]:
+    """µs per debit here and on the baseline database (the first stage's size), in alternating
+    blocks, so the machine's noise falls on both alike."""
+    here, base = _engine(url), _engine(baseline_url)
+    rng = random.Random(stage)
+    first_workspaces = STAGES[0][0]
+    here_t: list[float] = []
+    base_t: list[float] = []
+    try:
+        _debit_times(here, workspaces, 10, f"warm:{stage}", rng)
+        _debit_times(base, first_workspaces, 10, f"warm:{stage}", rng)
+        block = max(10, samples // LATENCY_ROUNDS)
+        for r in range(LATENCY_ROUNDS):
+            here_t += _debit_times(here, workspaces, block, f"lat:{stage}:{r}", rng)
+            base_t += _debit_times(base, first_workspaces, block, f"lat:{stage}:{r}", rng)
+    finally:
+        here.close()
+        base.close()
+    return here_t, base_t
+
+
+def _client(url: str, index: int, workspaces: int, orders: Any, out: Any) -> None:
+    """One client process: for each order (clients, seconds, tag) debit random workspaces of
+    its slice until the time is up, and report how many."""
+    engine = _engine(url)
+    rng = random.Random(index)
+    engine.debit(f"sim{index + 1:08d}", BENCH_DEBIT, key=f"warm:{uuid.uuid4().hex}")
+    out.put(0)  # ready
+    while (order := orders.get()) is not None:
+        clients, seconds, tag = order
+        mine = range(index + 1, workspaces + 1, clients)
+        done, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            ws = f"sim{rng.choice(mine):08d}"
+            engine.debit(ws, BENCH_DEBIT, key=f"{tag}:{index}:{done}", workflow="bench")
+            done += 1
+        out.put(done)
+    engine.close()
+
+
+def measure_throughput(
+    url: str, workspaces: int, clients: list[int], seconds: float, stage: int
+) -> dict[int, int]:
+    """Median debits/s of 1, 2, 4, 8 … client processes, each on its own slice of workspaces;
+    the client counts alternate over ``THROUGHPUT_ROUNDS`` so the machine's noise falls on all."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    orders = [ctx.Queue() for _ in range(max(clients))]
+    procs = [
+        ctx.Process(target=_client, args=(url, i, workspaces, orders[i], out))
+        for i in range(max(clients))
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        out.get(timeout=300)  # every client imported the engine and warmed up
+    rates: dict[int, list[float]] = {c: [] for c in clients}
+    try:
+        for r in range(THROUGHPUT_ROUNDS):
+            for c in clients:
+                for i in range(c):
+                    orders[i].put((c, seconds, f"tp:{stage}:{r}:{c}"))
+                rates[c].append(sum(out.get(timeout=seconds + 120) for _ in range(c)) / seconds)
+    finally:
+        for q in orders:
+            q.put(None)
+        for p in procs:
+            p.join(timeout=30)
+    return {c: round(statistics.median(v)) for c, v in rates.items()}
+
+
+def verify_sample(url: str, workspaces: int) -> int:
+    engine = _engine(url)
+    try:
+        for w in random.Random(0).sample(range(1, workspaces + 1), min(VERIFY_SAMPLE, workspaces)):
+            engine.verify(f"sim{w:08d}")
+    finally:
+        engine.close()
+    return min(VERIFY_SAMPLE, workspaces)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def stages(workspaces: int, entries: int) -> list[tuple[int, int]]:
+    wanted = [(w, e) for w, e in STAGES if w <= workspaces and e <= entries]
+    if not wanted or wanted[-1] != (workspaces, entries):
+        wanted.append((workspaces, entries))
+    return wanted
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import psycopg
+
+    admin = args.pg_url.replace("+psycopg", "")
+    name = f"spojit_sim_{uuid.uuid4().hex[:8]}"
+    names = (name, f"{name}_base")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for each in names:
+            conn.execute(f'CREATE DATABASE "{each}"')
+    url, baseline_url = (admin.rsplit("/", 1)[0] + f"/{each}" for each in names)
+    os.environ.setdefault("SPOJIT_HOME", tempfile.mkdtemp(prefix="spojit_sim_"))
+    result: dict[str, Any] = {"database": name, "load_start": os.getloadavg(), "stages": []}
+    try:
+        for each in (url, baseline_url):
+            _engine(each).close()  # migrates the scratch databases
+        Loader(baseline_url).grow(*STAGES[0])
+        loader = Loader(url)
+        for index, (workspaces, entries) in enumerate(stages(args.workspaces, args.entries)):
+            log(f"stage {index}: loading {workspaces:,} workspaces, {entries:,} entries")
+            load_s = loader.grow(workspaces, entries)
+            verified = verify_sample(url, workspaces)
+            lat, base = measure_latency(url, workspaces, baseline_url, args.debits, index)
+            stage: dict[str, Any] = {
+                "workspaces": workspaces,
+                "entries": loader.entries,
+                "load_seconds": round(load_s, 1),
+                "verified_workspaces": verified,
+                "debit_us_median": round(statistics.median(lat)),
+                "debit_us_p95": round(statistics.quantiles(lat, n=20)[-1]),
+                "baseline_us_median": round(statistics.median(base)),
+                "latency_vs_baseline": round(statistics.median(lat) / statistics.median(base), 2),
+                "throughput": {},
+                "load": os.getloadavg()[0],
+            }
+            log(f"  throughput with {args.clients} clients")
+            stage["throughput"] = measure_throughput(
+                url, workspaces, args.clients, args.seconds, index
+            )
+            stage["explain"] = loader.explain()
+            result["stages"].append(stage)
+            print_stage(stage, file=sys.stderr)
+        result["verified_after"] = verify_sample(url, args.workspaces)
+    finally:
+        result["load_end"] = os.getloadavg()
+        if not args.keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                for each in names:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{each}" WITH (FORCE)')
+    return result
+
+
+def print_stage(stage: dict[str, Any], file: Any = sys.stdout) -> None:
+    one = stage["throughput"].get(1) or 1
+    print(
+        f"{stage['workspaces']:>7,} workspaces {stage['entries']:>11,} entries "
+        f"(loaded in {stage['load_seconds']:.0f} s, load avg {stage['load']:.2f}): "
+        f"debit median {stage['debit_us_median']} µs, p95 {stage['debit_us_p95']} µs; "
+        f"x{stage['latency_vs_baseline']:.2f} the baseline's {stage['baseline_us_median']} µs "
+        f"({STAGES[0][0]:,} workspaces, {STAGES[0][1]:,} entries, measured alongside)",
+        file=file,
+    )
+    tp = ", ".join(f"{c} → {n:,}/s (x{n / one:.2f})" for c, n in stage["throughput"].items())
+    print(f"    throughput by clients: {tp}", file=file)
+    for what, plan in stage.get("explain", []):
+        print(f"    {what:<18} {plan}", file=file)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pg-url", default=os.environ.get("SPOJIT_BENCH_PG_URL", PG_DEFAULT_URL))
+    parser.add_argument("--workspaces", type=int, default=10_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--debits", type=int, default=400, help="latency samples per stage")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
+    parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.entries < args.workspaces:
+        parser.error("--entries must be at least --workspaces (one grant entry each).")
+    result = run(args)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    print(f"load average at start {result['load_start']}, at end {result['load_end']}")
+    for stage in result["stages"]:
+        print_stage(stage)
+    print(f"verify: {result['verified_after']} sampled workspaces exact after all debits")
+
+
+if __name__ == "__main__":
+    main()
