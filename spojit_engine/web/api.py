@@ -10,7 +10,7 @@ OpenAPI schema is the contract.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Security
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from spojit_engine.display import credits_exact
 from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.results import Execution, TopupOrder
 from spojit_engine.web.auth import Admin, EngineDep, Member
@@ -27,7 +28,11 @@ Credits = Annotated[
     Field(
         pattern=r"^-?[0-9]+\.[0-9]{6}$",
         examples=["12.500000"],
-        description="Credits as a decimal string with six places (1 credit = 1,000,000 µcr).",
+        description=(
+            "Credits as an exact decimal string with six places (1 credit = 1,000,000 µcr). "
+            "People read them by spojit_engine.display's rule: never rounded, at least two "
+            "places, more only when the amount has them, one number of places per column."
+        ),
     ),
 ]
 bearer = HTTPBearer(
@@ -37,7 +42,7 @@ bearer = HTTPBearer(
 
 
 def credits(amount: Decimal) -> str:
-    return f"{amount:f}"
+    return credits_exact(amount)
 
 
 class Error(BaseModel):
@@ -83,11 +88,29 @@ class BreakdownItem(BaseModel):
     calls: int
 
 
+class BreakdownTotal(BaseModel):
+    credits: Credits = Field(description="The sum of the rows: the period's consumed.")
+    calls: int
+
+
 class Breakdown(BaseModel):
     since: datetime = Field(description="The start of the current billing period.")
     by: list[str]
     only_member: str | None = Field(description="Set when a member sees only their own.")
     rows: list[BreakdownItem]
+    total: BreakdownTotal
+
+
+class TimelineItem(BaseModel):
+    day: date = Field(description="A day; it starts at the workspace's reset time of day.")
+    credits: Credits
+    calls: int
+    workflow: str | None = Field(description="The workflow that took the most credits that day.")
+    workflow_credits: Credits | None
+    node_type: str | None
+    node_type_credits: Credits | None
+    model: str | None = Field(description="The models of the LLM calls that cost the most.")
+    model_credits: Credits | None
 
 
 class ExecutionItem(BaseModel):
@@ -214,7 +237,46 @@ def breakdown(
             )
             for r in rows
         ],
+        total=BreakdownTotal(
+            credits=credits(sum((r.credits for r in rows), Decimal(0))),
+            calls=sum(r.calls for r in rows),
+        ),
     )
+
+
+@router.get(
+    "/usage/timeline",
+    response_model=list[TimelineItem],
+    summary="The period day by day: credits, calls and what drove each day",
+    responses=_errors(400),
+)
+def timeline(
+    member: Member,
+    engine: EngineDep,
+    days: Annotated[
+        int | None, Query(ge=1, description="The last N days (default: this period).")
+    ] = None,
+) -> list[TimelineItem]:
+    only = None if member.is_admin else member.id
+    found = engine.timeline(member.workspace_id, days=days, member_id=only)
+
+    def maybe(amount: Decimal | None) -> str | None:
+        return None if amount is None else credits(amount)
+
+    return [
+        TimelineItem(
+            day=d.day,
+            credits=credits(d.credits),
+            calls=d.calls,
+            workflow=d.workflow,
+            workflow_credits=maybe(d.workflow_credits),
+            node_type=d.node_type,
+            node_type_credits=maybe(d.node_type_credits),
+            model=d.model,
+            model_credits=maybe(d.model_credits),
+        )
+        for d in found
+    ]
 
 
 @router.get(

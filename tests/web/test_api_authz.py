@@ -26,6 +26,7 @@ def bearer(token: str | None) -> dict[str, str]:
 ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", "/api/v1/usage", None, MEMBER),
     ("GET", "/api/v1/usage/breakdown", None, MEMBER),
+    ("GET", "/api/v1/usage/timeline", None, MEMBER),
     ("GET", "/api/v1/executions", None, MEMBER),
     ("GET", "/api/v1/plans", None, MEMBER),
     ("GET", "/api/v1/packs", None, MEMBER),
