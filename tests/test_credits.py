@@ -97,3 +97,24 @@ def test_bad_grant_options_are_one_sentence(
 def test_expires_means_through_that_utc_day() -> None:
     assert expiry_of("2027-01-31") == datetime(2027, 2, 1, tzinfo=UTC)
     assert expiry_of(None) is None
+
+
+def test_deployments_at_80_columns_fold_names_never_cut_them() -> None:
+    from rich.console import Console
+
+    from spojit_engine.cli.guard_cmds import _table
+    from spojit_engine.guards.status import DeploymentStatus
+
+    name = "nightly-digest-for-the-finance-team-eu-west"
+    reason = "Out of credits: workspace acme has 0.00 credits; top up or wait for the reset."
+    row = DeploymentStatus(
+        "dep-1", name, "nightly_digest", "ws1", ["every 10s (off)"], "paused by the guard",
+        reason, name, 2,
+    )  # fmt: skip
+    console = Console(width=80, record=True)
+    console.print(_table([row], {"ws1": "acme"}))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if "│" in line)
+    assert name in cells  # folded over lines, every character still there
+    assert "…" not in text

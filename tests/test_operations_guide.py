@@ -69,6 +69,7 @@ class Guide:
             "SPOJIT_PORT": str(serve_port),
             "SPOJIT_GUARD_RECONCILE_INTERVAL_SECONDS": "1",
             "SPOJIT_LLM_MODE": "mock",
+            "COLUMNS": "200",  # tables on one line each, so a status reads as one string
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
         self.steps = blocks()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -137,6 +138,8 @@ def test_only_admins_buy_and_errors_are_one_sentence(home: Path, stripe_stub: st
 def test_plan_set_and_list(home: Path) -> None:
     up = invoke(home, "plan", "set", "pro", "--json")
     assert up.exit_code == 0 and json.loads(up.stdout)["plan"] == "pro"
+    changed = json.loads(up.stdout)  # an upgrade says what it added and what the guard resumed
+    assert Decimal(changed["credits_added"]) > 0 and changed["resumed"] == []
     down = invoke(home, "plan", "set", "starter")
     assert "until the reset" in down.stdout and "then becomes starter" in down.stdout
     listed = json.loads(invoke(home, "plan", "list", "--json").stdout)
