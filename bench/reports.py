@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10k and 100k only; 3 s load")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout to measure")
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--no-load", action="store_true", help="skip the requests/s part")
+    parser.add_argument("--parts", default="latency,load", help="latency, load or both")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     _use_code(args.code.resolve())
@@ -322,9 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     for backend in args.backends.split(","):
         log(f"{backend}:")
         with tempfile.TemporaryDirectory() as tmp:
-            for part in ("latency", "load"):
-                if part == "load" and args.no_load:
-                    continue
+            for part in args.parts.split(","):
                 db = f"spojit_bench_{part}_{os.getpid()}"
                 if backend == "sqlite":
                     url = f"sqlite:///{tmp}/{part}.db"

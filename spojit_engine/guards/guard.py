@@ -46,7 +46,7 @@ from spojit_engine.guards.webhooks import Webhooks
 from spojit_engine.metering import schema
 from spojit_engine.metering.money import credits_to_ucr_exact, ucr_to_credits
 from spojit_engine.metering.records import Usage
-from spojit_engine.metering.reports import BalanceRecord, read_balance
+from spojit_engine.metering.reports import BalanceRecord, read_balance, read_fresh
 
 if TYPE_CHECKING:
     from spojit_engine.metering.ledger import Ledger
@@ -157,8 +157,10 @@ class Guard:
     # -- reading -----------------------------------------------------------------------------------
 
     def balance_record(self, workspace_id: str, *, bring_up_to_date: bool = True) -> BalanceRecord:
-        if bring_up_to_date:
-            self.ledger.bring_up_to_date(workspace_id)
+        if bring_up_to_date:  # without the ledger's write lock unless something is due
+            return read_fresh(
+                self.ledger, workspace_id, lambda c, now: read_balance(c, workspace_id, now)
+            )
         with read_transaction(self.sa) as conn:
             return read_balance(conn, workspace_id, self.clock())
 
