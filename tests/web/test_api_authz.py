@@ -33,6 +33,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/api/v1/topups", {"pack": "small"}, ADMIN),
     ("GET", "/api/v1/topups", None, ADMIN),
     ("PUT", "/api/v1/plan", {"plan": "starter"}, ADMIN),
+    ("POST", "/api/v1/grants", {"amount": "5", "reason": "authz matrix"}, ADMIN),
+    ("GET", "/api/v1/grants", None, ADMIN),
+    ("GET", "/api/v1/deployments", None, MEMBER),
     ("POST", "/webhooks/stripe", {"id": "evt_unsigned"}, OPEN),
 ]
 CALLERS = ("admin", "member", "no token", "bad token", "other admin")
