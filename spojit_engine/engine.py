@@ -90,7 +90,8 @@ class Engine:
         self.guard = Guard(self.ledger, self.settings)
         from spojit_engine.notify.service import Notifier
 
-        self.notifier = Notifier(self)  # hears committed spends and grants; sends in background
+        # hears committed spends and grants; sends in background
+        self.notifier = Notifier(self.ledger, self.settings)
 
     def close(self) -> None:
         self.notifier.stop()
@@ -472,7 +473,8 @@ class Engine:
         from spojit_engine.notify.test_alert import send_test
 
         workspace_id = self.workspace_id(workspace_id)
-        return NotificationSent.of(send_test(self, workspace_id, rule_id))
+        name = self.balance(workspace_id).workspace
+        return NotificationSent.of(send_test(self.notifier, workspace_id, name, rule_id))
 
     def notifications_sent(self, workspace_id: str, *, limit: int = 20) -> list[NotificationSent]:
         """The workspace's latest alerts and their delivery state, newest first."""
@@ -628,7 +630,7 @@ class Engine:
     ) -> ResumeStarted:
         """Resume a run stopped for credits from the node that was refused (once): a new run of
         its deployment, or ``workflow`` run here for a run made outside a deployment."""
-        return self.guard.resumer.resume(workspace_id, flow_run_id, workflow=workflow)
+        return self.guard.resumer.resume(workspace_id, flow_run_id, workflow=workflow, host=self)
 
     def abandon_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
         """Give up an incomplete run: it never resumes."""
@@ -636,6 +638,7 @@ class Engine:
 
         run = incomplete.get(self.sa_engine, flow_run_id, workspace_id)
         return incomplete.abandon(self.sa_engine, run, self.ledger.clock())
+
 
 def _default_engine() -> Engine:
     return Engine(settings=get_settings())

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "spojit_engine.signin": 2,  # one-time links and browser sessions over accounts
     "spojit_engine.migrations": 2,  # Alembic's env reads every table's metadata
     "spojit_engine.engine": 3,
+    "spojit_engine.estimate": 3,  # the facade's estimates, over nodes' planner
     "spojit_engine.results": 3,
     "spojit_engine.nodes": 3,
     "spojit_engine.web": 4,

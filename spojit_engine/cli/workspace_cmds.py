@@ -109,9 +109,10 @@ def register(app: typer.Typer) -> None:
         """Every workspace, its plan, and which one is the default."""
         engine = engine_factory()
         default = remembered()
+        workspaces = engine.workspaces()
         rows = [
             {"id": w.id, "name": w.name, "plan": w.plan, "default": w.name == default}
-            for w in engine.workspaces()
+            for w in workspaces
         ]
         if json_out:
             print_json(rows)
@@ -119,10 +120,8 @@ def register(app: typer.Typer) -> None:
         table = Table(title="Workspaces")
         for column in ("", "name", "id", "plan"):
             table.add_column(column)
-        for row in rows:
-            table.add_row(
-                "*" if row["default"] else "", escape(row["name"]), row["id"], row["plan"]
-            )
+        for w in workspaces:
+            table.add_row("*" if w.name == default else "", escape(w.name), w.id, w.plan)
         console.print(table)
         if default is None:
             console.print("No default yet: `spojit workspace use NAME` sets one.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from spojit_engine.display import credits_text
 from spojit_engine.errors import InsufficientCredits, InvalidInput
@@ -23,10 +23,23 @@ from spojit_engine.guards.policy import Cause
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.run_context import RESERVE_TAG
 
-if TYPE_CHECKING:
-    from spojit_engine.nodes.workflow import Workflow
-
 POLICIES = ("p95", "max")
+
+
+class ReservingWorkflow(Protocol):
+    """What a reservation needs of its workflow (a ``nodes.Workflow``: guards sit below nodes)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reserve(self) -> str | None: ...
+
+    def reservation(
+        self, workspace_id: str, policy: str, *, inputs: Any, test: bool, sample: int | None
+    ) -> Decimal:
+        """Credits one run reserves under ``policy``: its p95 or max estimate."""
+        ...
 
 
 def check_policy(policy: str | None) -> str | None:
@@ -55,13 +68,14 @@ class Reserved:
     amount: Decimal
 
 
-def reserve_run(workflow: Workflow, payload: Any) -> Reserved | Any | None:
+def reserve_run(workflow: ReservingWorkflow, payload: Any) -> Reserved | Any | None:
     """At a run's start: None (no reservation asked), ``Reserved`` (held), or the run's final
     state when the reservation was refused."""
     from prefect.context import FlowRunContext, TagsContext
     from prefect.states import Cancelled
 
     from spojit_engine.guards.admission import REFUSED_STATE_NAME, RunFacts, _record_refusal
+    from spojit_engine.guards.guard import Guard
     from spojit_engine.metering.decorator import _workspace_of
     from spojit_engine.metering.run_context import RunInfo, current_run
     from spojit_engine.metering.runtime import current_runtime
@@ -75,22 +89,21 @@ def reserve_run(workflow: Workflow, payload: Any) -> Reserved | Any | None:
     if policy is None:
         return None
     runtime = current_runtime()
-    engine = runtime.engine
+    host = runtime.engine
     workspace_id = _workspace_of(runtime, current_run())
     run = RunInfo(str(context.flow_run.id), None, 1, workflow.name, tags)
-    estimate = engine.estimate(  # a test run's estimate takes its Loop sample
-        workspace_id, workflow, inputs=payload, test=run.test_run, sample=run.sample,
-    )  # fmt: skip
-    amount: Decimal = getattr(estimate.total.credits, policy)
+    amount = workflow.reservation(  # a test run's estimate takes its Loop sample
+        workspace_id, policy, inputs=payload, test=run.test_run, sample=run.sample
+    )
     if amount <= 0:
         return None
     facts = RunFacts.of(context.flow_run)
     try:
-        engine.reserve_run(
+        host.reserve_run(
             workspace_id, amount, flow_run_id=facts.flow_run_id, workflow=workflow.name
         )
     except InsufficientCredits as exc:
-        guard = engine.guard
+        guard = Guard.of(host.ledger)
         name = guard.workspace_name(workspace_id)
         needed_ucr = credits_to_ucr_exact(amount)
         refusal = OutOfCredits(

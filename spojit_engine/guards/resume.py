@@ -21,21 +21,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
 from spojit_engine.guards import incomplete, prefect_api, store
 from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
-from spojit_engine.guards.policy import Cause, TriggerKind, hook_request_id
+from spojit_engine.guards.policy import Cause, hook_request_id
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.money import credits_to_ucr_exact
-from spojit_engine.metering.run_context import RESUME_TAG
+from spojit_engine.metering.run_context import RESUME_TAG, TriggerKind
 from spojit_engine.metering.usage import read_usage
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
-    from spojit_engine.nodes.workflow import Workflow
+    from spojit_engine.metering.runtime import RuntimeHost
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,17 @@ def run_source(spec: str) -> Iterator[None]:
         yield
     finally:
         _source.reset(token)
+
+
+class ResumableWorkflow(Protocol):
+    """What resuming a run here needs of its workflow (a ``nodes.Workflow``: guards sit below
+    nodes): its name, and its Prefect flow to run."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def flow(self) -> Any: ...  # a prefect.Flow (imported lazily everywhere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +105,10 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return state
+    from spojit_engine.guards.guard import Guard
+
     runtime = current_runtime()
-    guard = runtime.engine.guard
+    guard = Guard.of(runtime.engine.ledger)
     facts = RunFacts.of(context.flow_run)
     if _requeued(guard, facts.tags, facts.kind):
         return state
@@ -223,10 +236,12 @@ class Resumer:
         return ResumeStarted(claimed.flow_run_id, new_id, claimed.attempts, None)
 
     def resume(
-        self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None
-    ) -> ResumeStarted:
+        self, workspace_id: str, flow_run_id: str, *, workflow: ResumableWorkflow | None = None,
+        host: RuntimeHost | None = None,
+    ) -> ResumeStarted:  # fmt: skip
         """Resume one incomplete run now: a new run of its deployment, or (a run made outside a
-        deployment) ``workflow`` run here, from the node that was refused."""
+        deployment) ``workflow`` run here, from the node that was refused, its nodes billed
+        through ``host`` (the ``Engine`` asking; else the process's runtime)."""
         run = incomplete.get(self.sa, flow_run_id, workspace_id)
         if run.status is not RunStatus.INCOMPLETE:
             where = f" as {run.resumed_flow_run_id}" if run.resumed_flow_run_id else ""
@@ -248,16 +263,18 @@ class Resumer:
         claimed = incomplete.claim(self.sa, run, self.clock())
         if claimed is None:
             raise Conflict(f"Run {run.flow_run_id} is being resumed by another process.")
-        return self._run_here(claimed, workflow)
+        return self._run_here(claimed, workflow, host)
 
-    def _run_here(self, claimed: IncompleteRun, workflow: Workflow) -> ResumeStarted:
+    def _run_here(
+        self, claimed: IncompleteRun, workflow: ResumableWorkflow, host: RuntimeHost | None
+    ) -> ResumeStarted:
         from prefect import tags
 
         from spojit_engine.metering.runtime import Runtime, current_runtime, use_runtime
 
         runtime = current_runtime()
-        if runtime.engine is not self.guard.engine:
-            runtime = Runtime.create(self.guard.engine, default_workspace=claimed.workspace_id)
+        if host is not None and runtime.engine is not host:
+            runtime = Runtime.create(host, default_workspace=claimed.workspace_id)
         with use_runtime(runtime), tags(*claimed.resume_tags()):
             state = workflow.flow(**claimed.parameters, return_state=True)
         new_id = state.state_details.flow_run_id

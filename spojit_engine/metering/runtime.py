@@ -19,6 +19,8 @@ from spojit_engine.metering.model_prices import ModelPriceTable
 from spojit_engine.metering.pricing import PriceBook, load_price_book
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from sqlalchemy.engine import Engine as SAEngine
 
     from spojit_engine.metering.ledger import Ledger
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
 
 
 class RuntimeHost(Protocol):
-    """What a node call needs of the object that owns the ledger (the ``Engine``)."""
+    """What a run needs of the object that owns the ledger (the ``Engine``): its ledger for node
+    calls, and its run reservations (a reserved run holds its estimate at start, and gives
+    back the rest at its end: ``guards/reserve.py``). What those hand back is not read here."""
 
     @property
     def ledger(self) -> Ledger: ...
@@ -36,6 +40,12 @@ class RuntimeHost(Protocol):
 
     @property
     def sa_engine(self) -> SAEngine: ...
+
+    def reserve_run(
+        self, workspace_id: str, amount: Decimal, *, flow_run_id: str, workflow: str | None = None
+    ) -> object: ...
+
+    def close_run_reservation(self, flow_run_id: str) -> object: ...
 
 
 def _litellm_model_cost() -> dict[str, Any]:

@@ -164,10 +164,20 @@ class Workflow:
     ) -> Estimate:  # fmt: skip
         """What one run will cost — ``Engine.estimate`` on the engine node calls bill (the bound
         runtime's); ``workspace`` (name or id) adds its history and prices."""
+        from spojit_engine.estimate import estimate
         from spojit_engine.metering.runtime import current_runtime
 
         runtime = current_runtime()
         workspace_id = runtime.workspace(workspace)[0] if workspace else None
-        return runtime.engine.estimate(
-            workspace_id, self, items=items, inputs=inputs, test=test, sample=sample
-        )
+        return estimate(runtime, workspace_id, self, items=items, inputs=inputs, test=test,
+                        sample=sample)  # fmt: skip
+
+    def reservation(
+        self, workspace_id: str, policy: str, *, inputs: Any, test: bool, sample: int | None
+    ) -> Decimal:
+        """Credits one run reserves at start under ``policy`` (``guards/reserve.py``): its p95
+        or max estimate."""
+        credits = self.estimate(
+            workspace=workspace_id, inputs=inputs, test=test, sample=sample
+        ).total.credits
+        return credits.max if policy == "max" else credits.p95

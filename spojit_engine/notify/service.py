@@ -19,15 +19,21 @@ from spojit_engine.notify.outbox import OutboxRow, claim_due, mark_failed, mark_
 from spojit_engine.notify.rules import RuleRecord, list_rules
 
 if TYPE_CHECKING:
-    from spojit_engine.engine import Engine
+    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.settings = engine.settings
+    """Watches one ledger through its observers (the ledger never imports it), like the guard;
+    the ``Engine`` builds one per ledger."""
+
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.sa = ledger.engine
+        self.clock = ledger.clock
         self._pending: set[str] = set()
         self._cond = threading.Condition()
         self._work = threading.Lock()  # one evaluate/deliver pass at a time in this process
@@ -35,7 +41,7 @@ class Notifier:
         self._stopping = False
         self._rules: dict[str, tuple[float, list[RuleRecord]]] = {}
         self._retrying = False  # a delivery failed here and waits for its backoff
-        observers = engine.ledger.observers
+        observers = ledger.observers
         observers.on_spent(self.poke)
         observers.on_credits_added(self.poke)
         observers.on_refused(lambda workspace_id, _error, _usage: self.poke(workspace_id))
@@ -62,7 +68,7 @@ class Notifier:
             and time.monotonic() - cached[0] < self.settings.notify_rules_cache_seconds
         ):
             return cached[1]
-        found = list_rules(self.engine.sa_engine, workspace_id)
+        found = list_rules(self.sa, workspace_id)
         self._rules[workspace_id] = (time.monotonic(), found)
         return found
 
@@ -79,16 +85,16 @@ class Notifier:
                 rules = self.rules(workspace_id)
                 if rules:
                     active = True
-                    evaluate_workspace(self.engine.ledger, rules, self.engine.ledger.clock())
+                    evaluate_workspace(self.ledger, rules, self.clock())
             if active:
                 self.deliver_due()
 
     def deliver_due(self) -> int:
         """Deliver the outbox rows due now (this process wins each by compare-and-set)."""
         s = self.settings
-        now = self.engine.ledger.clock()
+        now = self.clock()
         lease = timedelta(seconds=s.notify_timeout_seconds * 2)
-        rows = claim_due(self.engine.sa_engine, now, limit=s.notify_batch_max, lease=lease)
+        rows = claim_due(self.sa, now, limit=s.notify_batch_max, lease=lease)
         self._retrying = False
         for row in rows:
             self._deliver(row)
@@ -97,19 +103,19 @@ class Notifier:
     def _deliver(self, row: OutboxRow) -> None:
         from spojit_engine.notify.rules import UnknownNotification, get_rule
 
-        s, sa = self.settings, self.engine.sa_engine
+        s, sa = self.settings, self.sa
         try:
             rule = get_rule(sa, row.workspace_id, row.rule_id)
             deliver(
                 rule.channel, rule.target, row.message, timeout_seconds=s.notify_timeout_seconds
             )
         except (DeliveryFailed, UnknownNotification) as exc:
-            retry = mark_failed(sa, row, str(exc), self.engine.ledger.clock(),
+            retry = mark_failed(sa, row, str(exc), self.clock(),
                                 attempts_max=s.notify_attempts_max,
                                 backoff=timedelta(seconds=s.notify_backoff_seconds))  # fmt: skip
             self._retrying = self._retrying or retry
             return
-        mark_sent(sa, row.id, self.engine.ledger.clock())
+        mark_sent(sa, row.id, self.clock())
 
     def _loop(self) -> None:
         while True:

@@ -14,12 +14,12 @@ from spojit_engine.notify.rules import get_rule
 from spojit_engine.notify.schema import notification_outbox
 
 if TYPE_CHECKING:
-    from spojit_engine.engine import Engine
+    from spojit_engine.notify.service import Notifier
 
 
-def send_test(engine: Engine, workspace_id: str, rule_id: str) -> OutboxRow:
-    rule = get_rule(engine.sa_engine, workspace_id, rule_id)
-    name = engine.balance(workspace_id).workspace
+def send_test(notifier: Notifier, workspace_id: str, name: str, rule_id: str) -> OutboxRow:
+    """Write one test alert of ``rule_id`` for workspace ``name`` and deliver what is due."""
+    rule = get_rule(notifier.sa, workspace_id, rule_id)
     alert = Alert(
         key=f"{rule.id}:test:{secrets.token_hex(6)}",
         event="test",
@@ -27,9 +27,9 @@ def send_test(engine: Engine, workspace_id: str, rule_id: str) -> OutboxRow:
         text=f"A test of notification {rule.id} ({rule.kind}) for workspace {name}.",
         details={"workspace": name, "workspace_id": workspace_id},
     )
-    with write_transaction(engine.sa_engine) as conn:
-        write_alert(conn, rule, alert, engine.ledger.clock())
-    engine.notifier.deliver_due()
+    with write_transaction(notifier.sa) as conn:
+        write_alert(conn, rule, alert, notifier.clock())
+    notifier.deliver_due()
     o = notification_outbox.c
-    with read_transaction(engine.sa_engine) as conn:
+    with read_transaction(notifier.sa) as conn:
         return OutboxRow(*conn.execute(select(notification_outbox).where(o.key == alert.key)).one())
