@@ -4,7 +4,6 @@ Errors are one sentence on stderr and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.rule import Rule
 
-from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
+from spojit_engine.cli.options import FlowArg, JsonOpt, WorkspaceOpt, one_sentence_errors
 from spojit_engine.cli.options import acting_member as _actor
 from spojit_engine.cli.options import open_engine as _engine
 from spojit_engine.cli.options import resolve_workspace as _workspace
@@ -217,14 +216,6 @@ def ledger_verify(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> 
 
 # -- running workflows ----------------------------------------------------------------------------
 
-FlowArg = Annotated[
-    str,
-    typer.Argument(
-        help="An example (lead_enrichment, support_triage, nightly_digest), a .py file, "
-        "or module:attr.",
-        show_default=False,
-    ),
-]
 DEMO_ADMIN = "demo-admin@example.com"
 # The demo's examples, in order, and which run as a test run.
 DEMO_RUNS = (("lead_enrichment", False), ("support_triage", True), ("nightly_digest", False))
@@ -233,17 +224,6 @@ DEMO_NEXT = (
     ("spojit usage --breakdown --by workflow,test_run", "test runs apart"),
     ("spojit run lead_enrichment --test", "a test run: the Loop samples two leads"),
 )
-
-
-def _payload(loaded: Any, input_json: str | None) -> Any:
-    from spojit_engine.errors import InvalidInput
-
-    if input_json is None:
-        return loaded.sample_input
-    try:
-        return json.loads(input_json)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"--input is not JSON: {exc.msg} at character {exc.pos}.") from None
 
 
 def _start_prefect(runner: Any) -> None:
@@ -294,7 +274,7 @@ def run(
     scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)  # bad scope: nothing run
     runner.prepare_environment(get_settings().home)
     loaded = runner.load_flow(flow)
-    payload = _payload(loaded, input_json)
+    payload = runner.payload_of(loaded, input_json)
     engine = _engine()
     actor = _actor(engine)
     ws_id = _workspace(engine, workspace, actor)

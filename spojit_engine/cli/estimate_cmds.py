@@ -50,16 +50,15 @@ def estimate_table(est: "Estimate") -> "Table":
 
 def register(app: typer.Typer) -> None:
     """Add ``spojit estimate`` to ``app`` (called once, at the end of ``cli/app.py``)."""
-    from spojit_engine.cli.app import (
+    from spojit_engine.cli.options import (
         FlowArg,
         JsonOpt,
         WorkspaceOpt,
-        _actor,
-        _engine,
-        _payload,
-        _workspace,
         one_sentence_errors,
     )
+    from spojit_engine.cli.options import acting_member as _actor
+    from spojit_engine.cli.options import open_engine as _engine
+    from spojit_engine.cli.options import resolve_workspace as _workspace
     from spojit_engine.cli.render import console, print_json
 
     @app.command()
@@ -87,7 +86,7 @@ def register(app: typer.Typer) -> None:
         from spojit_engine.cli import runner
 
         loaded = runner.load_flow(flow)
-        payload = _payload(loaded, input_json)
+        payload = runner.payload_of(loaded, input_json)
         engine = _engine()
         ws_id = _estimate_workspace(engine, workspace, _actor(engine), _workspace)
         est = engine.estimate(

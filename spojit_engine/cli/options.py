@@ -29,6 +29,14 @@ WorkspaceOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+FlowArg = Annotated[
+    str,
+    typer.Argument(
+        help="An example (lead_enrichment, support_triage, nightly_digest), a .py file, "
+        "or module:attr.",
+        show_default=False,
+    ),
+]
 
 
 def one_sentence_errors(command: F) -> F:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -160,6 +161,16 @@ def load_flow(spec: str) -> LoadedFlow:
     if not isinstance(found, Workflow):
         raise InvalidInput(f"{spec} has no Workflow named {attr!r}.")
     return LoadedFlow(found, getattr(module, "sample_input", None), spec)
+
+
+def payload_of(loaded: LoadedFlow, input_json: str | None) -> Any:
+    """The run's payload: ``--input`` parsed as JSON, else the flow's ``sample_input``."""
+    if input_json is None:
+        return loaded.sample_input
+    try:
+        return json.loads(input_json)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--input is not JSON: {exc.msg} at character {exc.pos}.") from None
 
 
 def _module_from_file(path: Path) -> Any:

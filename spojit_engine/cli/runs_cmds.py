@@ -9,14 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from spojit_engine.cli.app import (
-    JsonOpt,
-    WorkspaceOpt,
-    _actor,
-    _engine,
-    _workspace,
-    one_sentence_errors,
-)
+from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
+from spojit_engine.cli.options import acting_member as _actor
+from spojit_engine.cli.options import open_engine as _engine
+from spojit_engine.cli.options import resolve_workspace as _workspace
 from spojit_engine.cli.render import console, print_json, to_jsonable
 
 RunArg = Annotated[str, typer.Argument(help="The flow run id (the original or a resumed one).")]
