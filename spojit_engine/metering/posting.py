@@ -20,8 +20,7 @@ from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block
 from spojit_engine.metering.money import INT64_MAX
-from spojit_engine.metering.records import USAGE_KINDS, Account, EntryRecord, Usage
-from spojit_engine.metering.rollup import Days
+from spojit_engine.metering.records import Account, EntryRecord, Usage
 from spojit_engine.metering.statements import statements_for
 
 _NO_USAGE = Usage()
@@ -99,8 +98,6 @@ class LedgerTx:
         sql = statements_for(self.conn)
         due = min(account.next_due_at, next_due_at) if next_due_at else account.next_due_at
         with sql.batch(self.conn):
-            if kind in USAGE_KINDS:
-                sql.run(self.conn, "rollup_usage", self._rollup_params(amount_ucr, usage))
             entry = sql.run(
                 self.conn,
                 "insert_entry",
@@ -168,19 +165,6 @@ class LedgerTx:
             overdraft_ucr=overdraft_delta,
             created_at=self.now,
         )
-
-    def _rollup_params(self, amount_ucr: int, usage: Usage) -> dict[str, Any]:
-        sql = statements_for(self.conn)
-        return {
-            "workspace_id": self.account.id,
-            "day": sql.day_param(Days.of(self.account.anchor_at).day_of(self.now)),
-            "workflow": usage.workflow or "",
-            "node_type": usage.node_type or "",
-            "member_id": usage.member_id or "",
-            "test_run": sql.bool_param(usage.test_run),
-            "credits_ucr": -amount_ucr,
-            "node_call": usage.node_call,
-        }
 
     def set_account(self, **values: Any) -> None:
         """Change non-money fields of the workspace row (plan, period, due time)."""

@@ -19,20 +19,26 @@ from urllib.parse import quote
 from spojit_engine.db import SCHEMA_REVISION
 from spojit_engine.metering.burn import Block
 from spojit_engine.metering.card import AccountRow, BalanceRecord, balance_of
+from spojit_engine.metering.days import Days
 from spojit_engine.metering.records import USAGE_KINDS
 
 _REVISION = "SELECT version_num FROM alembic_version"
 _ACCOUNT = (
     "SELECT id, name, plan_id, pending_plan_id, period_start, period_end, held_ucr,"
-    " overdraft_ucr, next_due_at FROM workspaces"
+    " overdraft_ucr, next_due_at, anchor_at FROM workspaces"
 )
 _GRANTS = (
     "SELECT id, priority, effective_at, expires_at, remaining_ucr, kind FROM grants"
     " WHERE workspace_id = ? AND remaining_ucr > 0"
 )
+# The card's consumed as ``reports.read_balance`` reads it (rollup.read_usage_groups): the
+# period's whole days from the daily rollup, a part day before its first (never the case unless
+# the anchor has a fraction of a second) from the entries.
 _CONSUMED = (
-    "SELECT COALESCE(-SUM(amount_ucr), 0) FROM entries WHERE workspace_id = ?"
+    "SELECT (SELECT COALESCE(SUM(credits_ucr), 0) FROM usage_daily WHERE workspace_id = ?"
+    " AND day >= ?) + (SELECT COALESCE(-SUM(amount_ucr), 0) FROM entries WHERE workspace_id = ?"
     f" AND kind IN ({', '.join(repr(k) for k in USAGE_KINDS)}) AND created_at >= ?"
+    " AND created_at < ?)"
 )
 
 
@@ -81,7 +87,7 @@ def quick_balance(database_url: str, workspace: str | None, now: datetime) -> Ba
             (Block(g[0], g[1], _moment(g[2]), None if g[3] is None else _moment(g[3]), g[4]), g[5])
             for g in cursor.fetchall()
         ]
-        cursor.execute(_CONSUMED.replace("?", mark), (a[0], a[4]))
+        cursor.execute(_CONSUMED.replace("?", mark), _consumed_params(a[0], a[4], a[9], mark))
         consumed = int(cursor.fetchone()[0])
         row = AccountRow(a[0], a[1], a[2], a[3], _moment(a[4]), _moment(a[5]), a[6], a[7])
         return balance_of(row, grants, consumed, now)
@@ -89,6 +95,19 @@ def quick_balance(database_url: str, workspace: str | None, now: datetime) -> Ba
         return None  # a table missing, a locked file...: the full path says what is wrong
     finally:
         conn.close()
+
+
+def _consumed_params(
+    workspace_id: str, period_start: Any, anchor_at: Any, mark: str
+) -> tuple[Any, ...]:
+    """``_CONSUMED``'s parameters, times and days as each driver stores them."""
+    days = Days.of(_moment(anchor_at))
+    full_from = days.first_full(_moment(period_start))
+    full_start = days.start(full_from).replace(tzinfo=None)
+    if mark == "?":  # SQLite: text, as SQLAlchemy's Date and DateTime store it
+        return (workspace_id, full_from.isoformat(), workspace_id, period_start,
+                full_start.strftime("%Y-%m-%d %H:%M:%S.%f"))  # fmt: skip
+    return workspace_id, full_from, workspace_id, period_start, full_start
 
 
 def _pg_error() -> type[Exception]:

@@ -1,14 +1,18 @@
 """Daily usage rollups: what the breakdown and the timeline read instead of a period's every entry.
 
-- ``usage_daily``: one row per (workspace, UTC day, workflow, node type, member, test run) with
-  the credits and calls of the usage entries (debits and settles) posted that day. ``LedgerTx.post``
-  upserts it in the same transaction as the entry (statement ``rollup_usage``), so it is never
-  behind the ledger. A *call* is counted once, on the day and row of its node call's first usage
-  entry (an entry of no node call is a call of its own), which keeps calls additive across days.
+The database keeps them, by triggers on ``entries`` and ``usage_records`` (migration
+``0010_rollup_triggers``, each rule written once there for SQLite and PostgreSQL), in the same
+transaction as the row, so every write path (``LedgerTx.post``, ``record_usage``, the usage writes
+of ``usage_writes``, group commit, PostgreSQL's one-call ``spojit_debit``) keeps them exact.
+
+- ``usage_daily``: one row per (workspace, day, workflow, node type, member, test run) with
+  the credits and calls of the usage entries (debits and settles) posted that day. A *call* is
+  counted once, on the day and row of its node call's first usage entry (an entry of no node
+  call is a call of its own), which keeps calls additive across days.
 - ``usage_models_daily``: per (workspace, day, member, models) the credits and node calls of the
-  usage records, upserted in the same transaction as each record (``record_usage``).
+  usage records; a record's update (a rewrite, a settled LLM call) moves its credits with it.
 - ``usage_runs``: each flow run's first record time, so Executions pages by an index instead of
-  grouping every record of the workspace (same transaction as each record).
+  grouping every record of the workspace.
 
 A rollup *day* starts at the workspace's reset time of day (its anchor's: midnight UTC unless the
 plan started at another time), so a period is always whole days and the card, the breakdown and
@@ -21,8 +25,7 @@ None. ``rollup_verify.verify_rollups`` proves every rollup equals the rows it is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,20 +40,19 @@ from sqlalchemy import (
     String,
     Table,
     case,
-    cast,
     exists,
     func,
     literal,
-    literal_column,
     select,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
 from spojit_engine.errors import UnknownWorkspace
 from spojit_engine.metering import schema
+from spojit_engine.metering.days import Days
 from spojit_engine.metering.records import USAGE_KINDS
 
-# Looked up by the rollup upsert (is this entry its node call's first?) and by the edge reads.
+# Looked up by the rollup trigger (is this entry its node call's first?) and by the edge reads.
 Index("ix_entries_node_call", schema.entries.c.node_call)
 
 usage_daily = Table(
@@ -99,42 +101,6 @@ usage_runs = Table(
 
 DIMENSIONS = ("workflow", "node_type", "member", "test_run")
 _ROLLUP_COLUMN = {"member": "member_id"}
-
-
-@dataclass(frozen=True, slots=True)
-class Days:
-    """A workspace's rollup days: each starts ``offset`` after midnight UTC (its reset time)."""
-
-    offset: timedelta
-
-    @classmethod
-    def of(cls, anchor_at: datetime) -> Days:
-        """Whole seconds only: SQLite's date arithmetic keeps milliseconds and would round
-        23:59:59.9999 into the next day, so the database computes the day of the timestamp
-        cut to its second, which is exact against a whole-second boundary. (An anchor with a
-        fraction of a second leaves its periods a sub-second edge, read from the entries.)"""
-        anchor = anchor_at.astimezone(UTC)
-        return cls(timedelta(hours=anchor.hour, minutes=anchor.minute, seconds=anchor.second))
-
-    def day_of(self, moment: datetime) -> date:
-        return (moment.astimezone(UTC) - self.offset).date()
-
-    def start(self, day: date) -> datetime:
-        return datetime.combine(day, time(), tzinfo=UTC) + self.offset
-
-    def first_full(self, since: datetime) -> date:
-        """The first day wholly at or after ``since``."""
-        day = self.day_of(since)
-        return day if since == self.start(day) else day + timedelta(days=1)
-
-    def sql(self, conn: Connection, column: Any) -> ColumnElement[Any]:
-        """The day of a stored (naive UTC) timestamp, as the database computes it (the offset
-        inlined: a number we made, and PostgreSQL groups by equal expressions only)."""
-        seconds = int(self.offset.total_seconds())
-        if conn.dialect.name == "sqlite":
-            whole_second = func.substr(column, 1, 19)  # 'YYYY-MM-DD HH:MM:SS'
-            return func.date(whole_second, literal_column(f"'-{seconds} seconds'"))
-        return cast(column - literal_column(f"INTERVAL '{seconds} seconds'"), Date)
 
 
 def workspace_days(conn: Connection, workspace_id: str) -> Days:
@@ -229,48 +195,3 @@ def read_model_days(
         (_as_dimension("day", day), models): int(credits_ucr)
         for day, models, credits_ucr in conn.execute(query.group_by(r.day, r.models))
     }
-
-
-def _upsert(conn: Connection, table: Table, values: dict[str, Any], set_: Any) -> None:
-    """INSERT … ON CONFLICT (primary key) DO UPDATE ``set_(excluded)``, in either dialect."""
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-    statement = insert(table).values(**values)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(table.primary_key.columns), set_=set_(statement.excluded)
-        )
-    )
-
-
-def record_rollups(conn: Connection, row: Any) -> None:
-    """Add one usage record (a ``UsageRow``) to the models rollup and the runs index, in the
-    record's own transaction."""
-    r = usage_models_daily.c
-    values = {
-        "workspace_id": row.workspace_id,
-        "day": workspace_days(conn, row.workspace_id).day_of(row.created_at),
-        "member_id": row.member_id or "",
-        "models": row.models or "",
-        "credits_ucr": row.credits_ucr,
-        "calls": 1,
-    }
-    _upsert(conn, usage_models_daily, values, lambda new: {
-        "credits_ucr": r.credits_ucr + new.credits_ucr, "calls": r.calls + new.calls,
-    })  # fmt: skip
-    if row.flow_run_id is None:
-        return
-    run = usage_runs.c
-    for member in {"", row.member_id or ""}:
-        values = {
-            "workspace_id": row.workspace_id,
-            "member_id": member,
-            "flow_run_id": row.flow_run_id,
-            "started_at": row.created_at,
-        }
-        _upsert(conn, usage_runs, values, lambda new: {
-            "started_at": case((new.started_at < run.started_at, new.started_at),
-                               else_=run.started_at),
-        })  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -51,17 +51,6 @@ _SQL = {
     "update_balance": (
         "UPDATE workspaces SET credits_ucr = :credits_ucr, held_ucr = :held_ucr,"
         " overdraft_ucr = :overdraft_ucr, next_due_at = :next_due_at WHERE id = :id"
-    ),
-    # The daily usage rollup (metering/rollup.py), before the entry is inserted: a call counts
-    # when no usage entry of its node call exists yet.
-    "rollup_usage": (
-        "INSERT INTO usage_daily (workspace_id, day, workflow, node_type, member_id, test_run,"
-        " credits_ucr, calls) VALUES (:workspace_id, :day, :workflow, :node_type, :member_id,"
-        " :test_run, :credits_ucr, CASE WHEN CAST(:node_call AS VARCHAR(200)) IS NULL OR NOT"
-        " EXISTS (SELECT 1 FROM entries WHERE node_call = :node_call AND kind IN ('debit',"
-        " 'settle')) THEN 1 ELSE 0 END) ON CONFLICT (workspace_id, day, workflow, node_type,"
-        " member_id, test_run) DO UPDATE SET credits_ucr = usage_daily.credits_ucr"
-        " + excluded.credits_ucr, calls = usage_daily.calls + excluded.calls"
     ),
     "insert_hold": (
         "INSERT INTO holds (workspace_id, key, amount_ucr, state, expires_at, workflow, node_type,"
@@ -162,10 +151,6 @@ class Statements:
 
     def optional_time_value(self, value: Any) -> datetime | None:
         return None if value is None else self.time_value(value)
-
-    def day_param(self, day: date) -> Any:
-        """A day as a ``Date`` column stores it."""
-        return day.isoformat() if self.sqlite else day
 
     def bool_param(self, value: bool) -> Any:
         return int(value) if self.sqlite else value

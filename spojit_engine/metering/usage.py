@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.metering import schema
 from spojit_engine.metering.retry import retry_unavailable
-from spojit_engine.metering.rollup import record_rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +48,6 @@ def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     try:
         with write_transaction(engine) as conn:
             conn.execute(schema.usage_records.insert().values(**asdict(row)))
-            record_rollups(conn, row)
     except IntegrityError:
         return False
     return True
