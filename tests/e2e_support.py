@@ -163,10 +163,11 @@ class Processes:
         return "\n".join(out)
 
     def stop_all(self) -> None:
+        """Newest first, each gone before the next is told: a worker stops while its server
+        still answers (no connection errors of the shutdown in its log)."""
         for _, process in reversed(self.started):
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-        for _, process in reversed(self.started):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

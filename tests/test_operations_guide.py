@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect_processes import Processes, Server, free_port, wait_until
+from e2e_support import Processes, Server, free_port, wait_until
 
 from spojit_engine import Engine
 
