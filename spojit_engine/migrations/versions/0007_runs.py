@@ -2,7 +2,7 @@
 was refused (each resume claimed once).
 
 Revision ID: 0007_runs
-Revises: 0007b_estimates (the head in the issue-9 worktree; the lead re-chains at merge)
+Revises: 0007b_estimates
 """
 
 import sqlalchemy as sa

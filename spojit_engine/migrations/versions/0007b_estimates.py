@@ -2,7 +2,7 @@
 cost advisor can tell an agent that always picks the same tool to use Direct mode.
 
 Revision ID: 0007b_estimates
-Revises: 0006_notifications (the lead re-chains it after 0007_runs at merge)
+Revises: 0006_notifications
 """
 
 import sqlalchemy as sa
