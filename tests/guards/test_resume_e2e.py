@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_guard_e2e import (
+from e2e_support import (
     BIN,
     PG_ADMIN_URL,
-    PHASE_SECONDS,
-    SERVER_START_SECONDS,
     Processes,
     Server,
-    _database,
-    _environment,
-    _free_port,
+    free_port,
+    fresh_database,
+    pg_host_of,
+    prefect_environment,
     wait_until,
 )
+from test_guard_e2e import PHASE_SECONDS, SERVER_START_SECONDS
 from test_resume import billed_per_node
 
 from spojit_engine import Engine
@@ -46,9 +46,17 @@ def test_a_webhook_run_refused_mid_way_resumes_exactly_once_after_a_top_up(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     procs = Processes(tmp_path)
-    with _database("spojit_e2e_prefect") as prefect_db, _database("spojit_e2e_ledger") as ledger:
+    with (
+        fresh_database("spojit_e2e_prefect") as prefect_db,
+        fresh_database("spojit_e2e_ledger") as ledger,
+    ):
         ledger_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{ledger}"
-        env = _environment(tmp_path, prefect_db, ledger_url, _free_port())
+        env = prefect_environment(
+            tmp_path,
+            prefect_db_url=f"postgresql+asyncpg://{pg_host_of()}/{prefect_db}",
+            ledger_url=ledger_url,
+            port=free_port(),
+        )
         server = Server(env["PREFECT_API_URL"])
         engine = Engine(ledger_url)
         try:
