@@ -13,6 +13,7 @@ from guard_helpers import fetch, unique
 
 from spojit_engine import Connector, Engine, Workflow
 from spojit_engine.errors import InvalidInput
+from spojit_engine.guards.policy import REFUSED_STATE_NAME
 from spojit_engine.guards.reserve import policy_of
 from spojit_engine.metering.run_context import RESERVE_TAG
 from spojit_engine.metering.usage import read_usage
@@ -57,10 +58,10 @@ def test_of_8_concurrent_reserved_runs_against_credits_for_5_exactly_5_start(
         thread.join()
 
     names = sorted(s.name for s in outcomes)
-    assert names == ["Completed"] * COVERED + ["Refused"] * (RUNS - COVERED)
+    assert names == ["Completed"] * COVERED + [REFUSED_STATE_NAME] * (RUNS - COVERED)
     # The first refused reservation stops the workspace until its balance covers one; runs
     # arriving after that are refused by admission, with the same numbers.
-    messages = sorted(s.message for s in outcomes if s.name == "Refused")
+    messages = sorted(s.message for s in outcomes if s.name == REFUSED_STATE_NAME)
     assert any(
         m.startswith("Not started: this run reserves its max estimate of 2.00") for m in messages
     )
@@ -68,7 +69,7 @@ def test_of_8_concurrent_reserved_runs_against_credits_for_5_exactly_5_start(
     balance = engine.balance(ws.id)
     assert balance.remaining == Decimal("1.9") and balance.held == 0 and balance.overdraft == 0
     assert engine.incomplete_runs(ws.id) == []  # no run was stopped part-way
-    refused = [str(s.state_details.flow_run_id) for s in outcomes if s.name == "Refused"]
+    refused = [str(s.state_details.flow_run_id) for s in outcomes if s.name == REFUSED_STATE_NAME]
     for run_id in refused:
         assert [r.node_name for r in read_usage(engine.sa_engine, flow_run_id=run_id)] == [
             "credit guard"
@@ -121,7 +122,7 @@ def test_a_sampled_test_run_reserves_only_its_sample(bound: Engine) -> None:
     items = list(range(10))
 
     live = workflow.flow(items, return_state=True)  # ten items: 10.01 does not fit in 5
-    assert (live.name, engine.balance(ws.id).remaining) == ("Refused", Decimal(5))
+    assert (live.name, engine.balance(ws.id).remaining) == (REFUSED_STATE_NAME, Decimal(5))
     assert engine.guard.stopped_reason(ws.id, workflow.name) is not None  # until 10.01 fits
     assert engine.guard.stopped_reason(ws.id, "another") is None  # the workspace goes on
     sampled = workflow.flow(items, test=True, sample=2, return_state=True)

@@ -17,6 +17,7 @@ from spojit_engine import Connector, Engine, Workflow
 from spojit_engine.errors import Conflict, IllegalTransition, InsufficientCredits
 from spojit_engine.guards import incomplete
 from spojit_engine.guards.incomplete import Refusal, RunStatus, transition
+from spojit_engine.guards.policy import REFUSED_STATE_NAME
 from spojit_engine.metering import schema
 from spojit_engine.metering.run_context import RESUME_TAG, WORKSPACE_TAG
 
@@ -114,7 +115,7 @@ def test_a_resume_refused_again_is_kept_again_under_the_original_run(bound: Engi
     (kept,) = engine.incomplete_runs(ws.id)
     assert kept.refused_node == "n2"
     # Resumed too early: refused at its start, and still kept to resume.
-    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Refused"
+    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == REFUSED_STATE_NAME
     (early,) = engine.incomplete_runs(ws.id)
     assert (early.flow_run_id, early.status, early.attempts) == (
         kept.flow_run_id,
