@@ -5,6 +5,8 @@ The public face is re-exported here; everything else is reached through its subp
 
 from typing import TYPE_CHECKING, Any
 
+from spojit_engine.metering.runtime import provide_default_host
+
 # Where each public name lives. They are imported on first use (PEP 562), so a command that
 # needs none of them (``spojit usage``) does not pay for SQLAlchemy, Prefect or the nodes.
 _EXPORTS = {
@@ -22,6 +24,20 @@ _EXPORTS = {
         "spojit_engine.nodes",
     ),
 }  # fmt: skip
+
+
+def _default_host() -> "Engine":
+    """This process's ``Engine`` from the settings: what node calls bill when no runtime is
+    bound. Registered here, at the package's top — imported first in every process, a Prefect
+    worker's too — so a flow file that imports only the nodes or ``metered`` finds its ledger;
+    the facade is imported on the first node call, not before."""
+    from spojit_engine.engine import Engine
+    from spojit_engine.settings import get_settings
+
+    return Engine(settings=get_settings())
+
+
+provide_default_host(_default_host)
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,6 @@ from spojit_engine.metering.ledger import Ledger
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.records import Usage
 from spojit_engine.metering.reports import read_balance, read_breakdown, read_fresh, read_grants
-from spojit_engine.metering.runtime import provide_default_host
 from spojit_engine.metering.schema import KEY_LENGTH_MAX
 from spojit_engine.metering.verify import verify_workspace
 from spojit_engine.results import (
@@ -638,11 +637,3 @@ class Engine:
 
         run = incomplete.get(self.sa_engine, flow_run_id, workspace_id)
         return incomplete.abandon(self.sa_engine, run, self.ledger.clock())
-
-
-def _default_engine() -> Engine:
-    return Engine(settings=get_settings())
-
-
-# A node call in a worker finds its ledger through the metering runtime, which cannot import us.
-provide_default_host(_default_engine)

@@ -1,8 +1,8 @@
 """What a metered node needs at run time — the Engine, the price book, the model price table —
 built once per process from the settings, or bound explicitly (``use_runtime``) by tests and by
 ``spojit run``. Metering sits below the facade and never imports it: the Engine is only seen
-through ``RuntimeHost``, and the facade registers how to build the process's default one
-(``provide_default_host``) when it is imported.
+through ``RuntimeHost``, and the package (``spojit_engine/__init__.py``, imported first in every
+process) registers how to build the process's default one (``provide_default_host``).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ _host_factory: Callable[[], RuntimeHost] | None = None
 
 
 def provide_default_host(factory: Callable[[], RuntimeHost]) -> None:
-    """How to build this process's host from the settings (the facade calls this on import)."""
+    """How to build this process's host from the settings (the package registers it)."""
     global _host_factory
     _host_factory = factory
 
