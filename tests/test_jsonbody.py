@@ -21,8 +21,12 @@ def depth(value: object) -> int:
     return 0
 
 
+DIGITS_MAX = 30
 values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}\\"0123456789ab', max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**DIGITS_MAX - 1), max_value=10**DIGITS_MAX - 1)
+    | st.text(alphabet='[]{}\\"0123456789ab', max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
     ),
@@ -36,10 +40,10 @@ def test_the_depth_rule_matches_the_documents_real_depth(value: object, limit: i
     data = json.dumps(value).encode()
     if depth(value) > limit:
         with pytest.raises(InvalidInput, match="nests deeper"):
-            check_json_shape(data, depth_max=limit, digits_max=30)
+            check_json_shape(data, depth_max=limit, digits_max=DIGITS_MAX)
     else:
-        check_json_shape(data, depth_max=limit, digits_max=30)
-        assert parse_json(data, depth_max=limit, digits_max=30) == value
+        check_json_shape(data, depth_max=limit, digits_max=DIGITS_MAX)
+        assert parse_json(data, depth_max=limit, digits_max=DIGITS_MAX) == value
 
 
 def test_long_numbers_are_refused_but_long_digit_strings_are_not() -> None:
