@@ -218,6 +218,8 @@ class Ledger:
                 keep_ucr=keep_ucr, records=records,
             )  # fmt: skip
             if entry is not None:
+                if not entry.replayed:  # committed: heard as ``locked`` would have told it
+                    self.observers.spent(workspace_id)
                 return entry
 
         def replay(conn: Connection) -> EntryRecord | None:
