@@ -5,6 +5,7 @@ Errors are one sentence on stderr and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,10 @@ from spojit_engine.cli.render import (
     to_jsonable,
     usage_card,
 )
+
+# Pydantic 2.14 warns about Field attributes in Prefect's own models when it first builds their
+# schemas; a person reading `spojit run`'s one-line outcome can do nothing about it.
+warnings.filterwarnings("ignore", module=r"pydantic\._internal\.")
 
 app = typer.Typer(
     name="spojit",
