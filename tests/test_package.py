@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import site
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +23,21 @@ def test_public_names_are_pinned() -> None:
     assert spojit_engine.__all__ == sorted(spojit_engine.__all__, key=lambda n: (n[0].islower(), n))
     for name in spojit_engine.__all__:
         assert getattr(spojit_engine, name) is not None
+
+
+def test_a_process_that_imports_only_the_nodes_finds_its_ledger(tmp_path: Path) -> None:
+    """A Prefect worker runs a flow file that imports the nodes, never the facade: its node
+    calls still bill the Engine of its settings (the package registers the default host)."""
+    code = (
+        "from spojit_engine.nodes import Workflow\n"
+        "from spojit_engine.metering.runtime import current_runtime\n"
+        "print(type(current_runtime().engine).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOJIT_")}
+    env |= {"SPOJIT_HOME": str(tmp_path), "SPOJIT_DATABASE_URL": f"sqlite:///{tmp_path}/l.db"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "Engine"), done.stderr[-2000:]
 
 
 def test_schema_revision_is_alembic_head() -> None:

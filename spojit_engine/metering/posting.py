@@ -190,3 +190,8 @@ class LedgerTx:
         ).scalar()
         candidates = [self.account.period_end, grant_due, hold_due]
         self.set_account(next_due_at=min(c for c in candidates if c is not None))
+
+
+def available_ucr(blocks: list[Block], tx: LedgerTx) -> int:
+    """What a new debit or hold may take: spendable grants less holds and unpaid overdraft."""
+    return sum(b.remaining_ucr for b in blocks) - tx.account.held_ucr - tx.account.overdraft_ucr

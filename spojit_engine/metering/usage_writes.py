@@ -9,7 +9,7 @@ field added there (and to the table) is written here with no change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ _ADD_LLM_CALL = (
 
 
 def _params(sql: Statements, row: UsageRow) -> dict[str, Any]:
-    values = dict(zip(_COLUMNS, astuple(row), strict=True))
+    values = {c: getattr(row, c) for c in _COLUMNS}  # not astuple: it deep-copies
     for name, value in values.items():
         if isinstance(value, bool):
             values[name] = sql.bool_param(value)
@@ -57,7 +57,7 @@ def insert_rows(conn: Connection, rows: Sequence[UsageRow]) -> None:
 def record_json(row: UsageRow) -> dict[str, Any]:
     """A record as a JSON object named as the table's columns (times as naive UTC text), for
     ``spojit_debit`` to insert with ``jsonb_populate_record``."""
-    values = dict(zip(_COLUMNS, astuple(row), strict=True))
+    values = {c: getattr(row, c) for c in _COLUMNS}  # not astuple: it deep-copies
     for name, value in values.items():
         if isinstance(value, datetime):
             values[name] = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")

@@ -48,5 +48,5 @@ class RunScope:
         """As a deployment's default parameters (``spojit deploy --test``)."""
         if not self.test:
             return {}
-        cap = None if self.max_credits is None else str(self.max_credits)
+        cap = None if self.max_credits is None else f"{self.max_credits.normalize():f}"
         return {"test": True, "sample": self.sample, "max_credits": cap}

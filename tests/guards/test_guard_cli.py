@@ -105,6 +105,18 @@ def test_deploy_binds_schedules_and_hooks_and_deployments_shows_who_paused(
     assert "paused by" in table and "Deployments" in table
 
 
+def test_deploy_can_reserve_estimates_and_mark_its_runs_test(cli: CliRunner, bound: Engine) -> None:
+    ws = bound.create_workspace(unique("scoped"), plan="free")
+    out = json.loads(
+        spojit(cli, "deploy", str(FLOWS), "--name", unique("designer"), "--reserve", "p95",
+               "--test", "--sample", "3", "--max-credits", "2.5", "-w", ws.name, "--json")
+    )  # fmt: skip
+    with prefect() as client:
+        deployment = client.read_deployment(out["deployment_id"])
+    assert sorted(deployment.tags) == ["spojit:reserve=p95", f"spojit:workspace={ws.id}"]
+    assert deployment.parameters == {"test": True, "sample": 3, "max_credits": "2.5"}
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
@@ -116,6 +128,8 @@ def test_deploy_binds_schedules_and_hooks_and_deployments_shows_who_paused(
         (["--interval", "0"], "Error: --interval must be at least 1 second."),
         (["--name", "no spaces"], "Error: Deployment name 'no spaces' must be 1-128 letters"),
         (["--max-credits-per-run", "-1"], "Error: Amount -1 must be more than zero credits."),
+        (["--reserve", "all"], "Error: --reserve must be p95 or max, not 'all'."),
+        (["--sample", "2"], "Error: A sample size or credit cap scopes a test run; add --test."),
     ],
 )
 def test_bad_deploy_options_are_one_sentence(
