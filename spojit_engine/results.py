@@ -279,7 +279,6 @@ class TopupOrder:
         return _view(cls, r, pack="pack_id")
 
 
-
 @dataclass(frozen=True, slots=True)
 class LoginLink:
     """A one-time sign-in link for the web pages; the token in it is shown only here."""
