@@ -43,6 +43,7 @@ from spojit_engine.metering.holds import HoldState
 from spojit_engine.metering.observers import Spend
 from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import USAGE_KINDS, Usage
+from spojit_engine.metering.reservations import RESERVATION_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,8 @@ def spent_today_ucr(conn: Connection, workspace_id: str, workflow: str, now: dat
 
 
 def spent_in_run_ucr(conn: Connection, flow_run_id: str) -> int:
-    """What one flow run of a capped workflow spent, from the ledger rows its keys name."""
+    """What one flow run of a capped workflow spent, from the ledger rows its keys name (its
+    reservation counted through what was drawn from it, never twice)."""
     e, h, r = schema.entries.c, schema.holds.c, guard_run_spends.c
     debits = conn.execute(
         select(func.coalesce(-func.sum(e.amount_ucr), 0))
@@ -95,7 +97,12 @@ def spent_in_run_ucr(conn: Connection, flow_run_id: str) -> int:
             )
         )
         .select_from(schema.holds.join(guard_run_spends, h.key == r.key))
-        .where(r.flow_run_id == flow_run_id, r.kind == "hold")
+        # A run's reservation is not spent itself: what is drawn from it is, as its debits.
+        .where(
+            r.flow_run_id == flow_run_id,
+            r.kind == "hold",
+            ~h.key.startswith(RESERVATION_PREFIX),
+        )
     ).scalar_one()
     return int(debits) + int(holds)
 
