@@ -31,11 +31,10 @@ from sqlalchemy.engine import Engine as SAEngine
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import IllegalTransition, InvalidInput, NotFound
-from spojit_engine.guards.policy import HOOK_REQUEST_TAG, TriggerKind
+from spojit_engine.guards.policy import HOOK_REQUEST_TAG
 from spojit_engine.guards.schema import incomplete_runs
-from spojit_engine.metering.run_context import CLI_RUN_TAG, RESUME_TAG, original_run
+from spojit_engine.metering.run_context import CLI_RUN_TAG, RESUME_TAG, TriggerKind, original_run
 
-OUT_OF_CREDITS_STATE = "OutOfCredits"  # the Prefect state name of a run stopped for credits
 AUTO_RESUMED = (TriggerKind.SCHEDULE.value, TriggerKind.WEBHOOK.value)
 # Tags of the original run a resumed run does not carry (they name that run's own request).
 _NOT_CARRIED = (RESUME_TAG, HOOK_REQUEST_TAG, CLI_RUN_TAG)

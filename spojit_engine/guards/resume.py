@@ -27,7 +27,7 @@ from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
 from spojit_engine.guards import incomplete, prefect_api, store
 from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
-from spojit_engine.guards.policy import Cause, hook_request_id
+from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.run_context import RESUME_TAG, TriggerKind
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUT_OF_CREDITS_STATE = incomplete.OUT_OF_CREDITS_STATE
 CAP_REACHED_STATE = "CapReached"  # a test run stopped at its own max_credits
 _source: ContextVar[str | None] = ContextVar("spojit_run_source", default=None)
 
@@ -101,7 +100,7 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any
     if getattr(error, "cause", None) == Cause.TEST_CAP.value:  # stopped as asked: not kept
         _log(str(error))
         return Cancelled(name=CAP_REACHED_STATE, message=str(error), data=error)
-    state: Any = final or Cancelled(name=OUT_OF_CREDITS_STATE, message=str(error), data=error)
+    state: Any = final or Cancelled(name=REFUSED_STATE_NAME, message=str(error), data=error)
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return state
