@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -117,13 +118,16 @@ _READS: dict[int, int] = {}
 
 
 def _reads(engine: Engine) -> int:
-    """Read snapshots begun on ``engine`` so far (a listener installed on first use)."""
+    """Read snapshots begun on ``engine`` so far (a listener installed on first use), not
+    counting the notification sender's: it reads its rules in its own thread, after a commit,
+    never in a node call's way."""
     key = id(engine.sa_engine)
     if key not in _READS:
         _READS[key] = 0
 
         def begin(conn: Any) -> None:
-            if conn.get_execution_options().get("spojit_read_only"):
+            sender = threading.current_thread().name == "spojit-notify"
+            if conn.get_execution_options().get("spojit_read_only") and not sender:
                 _READS[key] += 1
 
         event.listen(engine.sa_engine, "begin", begin)
