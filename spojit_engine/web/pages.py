@@ -153,12 +153,14 @@ def billing_context(engine: Engine, session: BrowserSession) -> dict[str, Any]:
         "mine_only": only is not None,
         "offers": [],
         "plans": [],
+        "advice": [],
         "currency": engine.ledger.catalog.currency,
         "plan_names": {p.id: p.name for p in engine.plans()},
     }
-    if member.is_admin:
+    if member.is_admin:  # the cost advisor reads each workflow's history: admins only
         context["offers"] = _offers(engine)
         context["plans"] = engine.plans()
+        context["advice"] = engine.advice(member.workspace_id)
     return context
 
 

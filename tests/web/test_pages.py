@@ -4,6 +4,7 @@ Chromium): one-time links, the session cookie's attributes, CSRF on every form, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -251,3 +252,18 @@ def test_the_notifications_page_is_for_admins_and_its_forms_need_the_token(
     assert (
         removed.status_code == 403 and len(page_engine.notification_rules(shop.workspace_id)) == 1
     )
+
+
+def test_the_billing_page_tells_an_admin_how_to_spend_less_and_not_a_member(
+    browser: TestClient, page_engine: Engine, shop: Shop
+) -> None:
+    # An Agent-mode connector that chose the same tool in every call: Direct mode would do.
+    for n in range(4):
+        row = replace(_run(shop, f"run-{n}", shop.admin.id, 900_000, n), tools="lookup_company")
+        record_usage(page_engine.sa_engine, row)
+    sign_in(browser, page_engine, shop)
+    tips = browser.get("/billing").text
+    assert "Spend less" in tips and 'data-advice="direct_mode"' in tips and "leads" in tips
+    browser.cookies.clear()
+    sign_in(browser, page_engine, shop, admin=False)
+    assert "Spend less" not in browser.get("/billing").text
