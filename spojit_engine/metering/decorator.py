@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from spojit_engine.db import write_transaction
 from spojit_engine.errors import InsufficientCredits
 from spojit_engine.metering.batch import Charge, RunBatch
 from spojit_engine.metering.meter import Meter, metering
@@ -33,7 +32,7 @@ from spojit_engine.metering.records import Usage
 from spojit_engine.metering.run_billing import billed_workspace, billing_for
 from spojit_engine.metering.run_context import MEMBER_TAG, RunInfo, current_run
 from spojit_engine.metering.runtime import Runtime, current_runtime
-from spojit_engine.metering.usage import UsageRow
+from spojit_engine.metering.usage import UsageRow, usage_transaction
 from spojit_engine.metering.usage_writes import insert_rows, rewrite_row
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -152,10 +151,10 @@ def _record(
     if batch is not None:
         batch.add(Charge(charge_key, base_ucr, usage, final))
     elif not inserted:
-        with write_transaction(runtime.engine.sa_engine) as conn:
+        with usage_transaction(runtime.engine.sa_engine, final.workspace_id) as conn:
             insert_rows(conn, [final])
     elif final != recorded:
-        with write_transaction(runtime.engine.sa_engine) as conn:
+        with usage_transaction(runtime.engine.sa_engine, final.workspace_id) as conn:
             rewrite_row(conn, final)
 
 

@@ -70,9 +70,12 @@ class PgDebit:
                            created_at=now)  # fmt: skip
 
     def _run(self, params: dict[str, Any]) -> Any:
-        raw = self.engine.raw_connection()
-        conn: Any = raw.driver_connection
         dbapi = self.engine.dialect.loaded_dbapi
+        try:  # the pool raises the driver's own error when it cannot connect
+            raw = self.engine.raw_connection()
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(_CALL, params, exc, dbapi.Error) from exc
+        conn: Any = raw.driver_connection
         try:
             conn.autocommit = True  # client-side: the statement is its own transaction
             return conn.execute(_CALL, params).fetchone()
@@ -81,5 +84,8 @@ class PgDebit:
                 return None
             raise DBAPIError.instance(_CALL, params, exc, dbapi.Error) from exc
         finally:
-            conn.autocommit = False
+            if conn.closed:  # lost with the server: the pool must not hand it out again
+                raw.invalidate()
+            else:
+                conn.autocommit = False
             raw.close()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
-from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.db import is_sqlite, read_transaction, write_transaction
 from spojit_engine.metering import schema
 from spojit_engine.metering.retry import retry_unavailable
 
@@ -42,11 +44,24 @@ class UsageRow:
     tools: str | None = None  # the tools an Agent-mode call chose, comma-separated, in order
 
 
+@contextmanager
+def usage_transaction(engine: SAEngine, workspace_id: str) -> Iterator[Connection]:
+    """A write transaction for usage records outside a ledger operation. On PostgreSQL it takes
+    the workspace's row lock first, as every ledger transaction does, so the rollups that the
+    database's triggers keep (rollup.py) are written by one transaction of a workspace at a time:
+    two never lock the same rollup rows in opposite orders (a deadlock)."""
+    with write_transaction(engine) as conn:
+        if not is_sqlite(engine):
+            w = schema.workspaces.c
+            conn.execute(select(w.id).where(w.id == workspace_id).with_for_update())
+        yield conn
+
+
 @retry_unavailable
 def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     """Store one node call's record; False when its key was already recorded (a replay)."""
     try:
-        with write_transaction(engine) as conn:
+        with usage_transaction(engine, row.workspace_id) as conn:
             conn.execute(schema.usage_records.insert().values(**asdict(row)))
     except IntegrityError:
         return False
