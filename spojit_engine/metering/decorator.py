@@ -30,7 +30,7 @@ from spojit_engine.metering.batch import Charge, RunBatch
 from spojit_engine.metering.meter import Meter, metering
 from spojit_engine.metering.records import Usage
 from spojit_engine.metering.run_billing import billed_workspace, billing_for
-from spojit_engine.metering.run_context import MEMBER_TAG, RunInfo, current_run
+from spojit_engine.metering.run_context import MEMBER_TAG, RunInfo, current_run, original_run
 from spojit_engine.metering.runtime import Runtime, current_runtime
 from spojit_engine.metering.usage import UsageRow, usage_transaction
 from spojit_engine.metering.usage_writes import insert_rows, rewrite_row
@@ -79,8 +79,15 @@ def node_call(
     scope = scope or f"adhoc-{uuid.uuid4()}"
     key = f"node:{scope}:{attempt}:{node_name}:"
     key += "0" if stable else str(_call_number(scope, attempt, node_name))
-    # A resumed run's call of the same identity shares the ledger keys, not the usage record.
-    record_key = _resumed_record_key(key, run.flow_run_id) if stable and run else key
+    resumed = bool(
+        stable
+        and run
+        and run.flow_run_id
+        and original_run(run.flow_run_id, run.tags) != run.flow_run_id
+    )
+    # The usage record shares the call's ledger key (so each record joins its entries) but in a
+    # resumed run, whose calls replay the original's ledger keys and need records of their own.
+    record_key = _resumed_record_key(key, run.flow_run_id) if resumed and run else key
     usage = Usage(
         workflow=run.flow_name if run else None,
         node_type=node_type,
