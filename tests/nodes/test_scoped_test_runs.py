@@ -4,32 +4,17 @@ more than C — enforced by the ledger in the debit's own transaction — and st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from node_billing import BASE_UCR, UCR, Billed, billed_workspace, flow_run_state
+from node_billing import BASE_UCR, UCR, Billed, flow_run_state
 from prefect import tags
 
-from spojit_engine import Engine
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.guards.errors import BudgetExceeded
 from spojit_engine.nodes import Connector, Loop, Workflow
 from spojit_engine.nodes.workflow import run_tags
-
-
-@pytest.fixture
-def acme(sqlite_engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    with billed_workspace(sqlite_engine) as billed:
-        yield billed
-
-
-@pytest.fixture
-def acme_on_each_db(engine: Engine, prefect_harness: None) -> Iterator[Billed]:
-    """The cap is a money rule: checked on SQLite and on PostgreSQL."""
-    with billed_workspace(engine) as billed:
-        yield billed
 
 
 def fetch(value: Any) -> Any:
