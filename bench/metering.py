@@ -16,16 +16,18 @@ PREFECT_LOGGING_LEVEL=WARNING as in the tests); LiteLLM in mock mode (SPOJIT_LLM
    interleaved in blocks (each variant of a kind leads in turn), after 2 uncounted warm-up
    calls each per flow:
      map   metered  ``Transform("shape", lambda x: x, mode="map").task(x)``
-     map   "tagged" (unmetered twin)  the node's task options (tags when on, cache key,
-                    persisted result, retry rule) on the same lambda, called as a node calls it
+     map   "tagged" (unmetered twin)  the node's task options (tags when on, no cache policy
+                    and no persisted result in an original run, retry rule) on the same lambda,
+                    called as a node calls it
      map   plain    ``prefect.task(same lambda)(x)``
      llm   metered  ``Transform("extract", mode="structured", schema=Invoice).task(text)``
      llm   tagged / plain  a task doing ``litellm.completion(**kwargs)`` with the very kwargs
                     the node's call sends (captured once: model, messages, max_tokens and the
                     same ``mock_response``), then the same ``Invoice.model_validate_json``.
-   The twin exists because a node's task costs Prefect more than a bare task (a persisted
-   result and a cache key for resumable runs; tags, when on, an API round trip for tag
-   concurrency slots): metered - twin is the metering alone, twin - plain that Prefect cost.
+   The twin exists because a node's task costs Prefect other than a bare task does (tags, when
+   on, an API round trip for tag concurrency slots; no cache key: a node keeps its result for a
+   resume in memory, nodes/kept_results.py): metered - twin is the metering alone, twin - plain
+   that Prefect difference.
    The map variants run again in a flow run holding a reservation (group commit).  Per-call
    wall times are measured around each task call in the flow body; the table shows medians over
    all counted calls (mean, p90), per-round medians, metered/plain (target <= 1.10x, and <= 1.05x
@@ -225,8 +227,9 @@ WARMUP_CALLS = 2
 
 
 def _unmetered_twin(node: Any, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The node's Prefect task as the node builds it (tags, cache key, persisted result, retry
-    rule), called as the node calls it, running ``fn`` unmetered: what Prefect costs a node."""
+    """The node's Prefect task as the node builds it for an original run (tags, result and cache
+    settings, retry rule), called as the node calls it, running ``fn`` unmetered: what Prefect
+    costs a node."""
     from prefect import Task
 
     from spojit_engine.nodes.calls import call_identity

@@ -11,7 +11,8 @@ resumed run is refused again), or ``incomplete -> abandoned``:
   before marking the row ``resumed`` is retried with the same key and Prefect returns the same run.
 - **resume**: the new run carries ``spojit:resume-of={original}``. Its nodes' Prefect cache keys
   (and metering keys) are derived from the original run, so nodes that completed are read from
-  Prefect's persisted results — neither run nor billed again — and the rest run once.
+  the results the refused run wrote to Prefect's result store when it was refused
+  (``nodes/kept_results.py``) — neither run nor billed again — and the rest run once.
 - When credits return (any grant, top-up, renewal or upgrade: the ledger's ``credits_added``),
   the schedule- and webhook-triggered incomplete runs of a workspace the guard lets run resume by
   themselves; other runs resume on request (``spojit executions resume RUN``).

@@ -7,8 +7,9 @@
   of its own, not ``Failed`` with a traceback. ``Cancelled`` rather than ``Paused``: a Prefect
   ``Paused`` run waits in its process (or is suspended and re-run by its deployment) and fails
   when its pause times out; a run stopped for credits may wait days, and resumes as a new run
-  that reads the finished nodes from Prefect's persisted results. A webhook run refused before
-  any node ran is already back in its hook's queue (``admission``) and is not kept twice.
+  that reads the finished nodes from Prefect's result store (written at the refusal). A
+  webhook run refused before any node ran is already back in its hook's queue (``admission``)
+  and is not kept twice.
 - ``Resumer`` starts resumes: by itself for schedule- and webhook-triggered runs of deployments
   when credits return (the ledger's ``credits_added``, and the renewals flow's reconcile), on
   request (``Engine.resume_run``) for any run.

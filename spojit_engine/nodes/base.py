@@ -4,9 +4,10 @@ Inside a Prefect flow, calling a node runs it as a task named after the node (ta
 type, ``spojit:node-type=connector.agent``, when ``SPOJIT_NODE_TASK_TAGS`` is on); outside a flow
 it runs (still metered) as a plain call. A node's own work is ``run``; composite nodes (Loop,
 Parallel, Condition) also dispatch their children from the flow, so every child is a task run of
-its own. A node's task persists its result under the call's identity (``nodes/calls.py``), so a
-run resumed after it was stopped for credits reads the completed nodes instead of running them
-again.
+its own. A run resumed after it was stopped for credits reads its completed nodes' results
+instead of running them again: the original run keeps them under each call's identity
+(``calls.py``) and writes them to Prefect's result store when it is refused (``kept_results.py``);
+the resumed run's tasks look them up by that identity, and persist their own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any, ClassVar
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.decorator import node_call
-from spojit_engine.nodes.calls import cache_key, call_identity
+from spojit_engine.nodes import kept_results
+from spojit_engine.nodes.calls import cache_key, call_identity, current_flow_run, result_key
 from spojit_engine.settings import get_settings
 
 NODE_TYPE_TAG = "spojit:node-type="
@@ -71,13 +73,43 @@ class Node:
         with node_call(self.node_type, self.name, scope=call_id):
             return self.run(value)
 
+    def _call_keeping(self, value: Any, call_id: str | None = None) -> Any:
+        """``call`` in an original run's task: keeps the result for a resume; a refusal writes
+        the run's kept results out."""
+        run = current_flow_run()
+        try:
+            result = self.call(value, call_id)
+        except InsufficientCredits:
+            if run is not None:
+                kept_results.refused(run.flow_run_id)
+            raise
+        if run is not None and call_id is not None:
+            kept_results.keep(run.flow_run_id, result_key(call_id), self.resume_task, result)
+        return result
+
     @cached_property
     def task(self) -> Any:
-        """This node as a Prefect task (built once)."""
+        """This node as a Prefect task in an original run (built once): no persisted result, no
+        cache lookup; its result is kept for a resume instead."""
+        return self._task(self._call_keeping, resumable=False)
+
+    @cached_property
+    def resume_task(self) -> Any:
+        """This node as a Prefect task in a resumed run: a call completed before the refusal is
+        read from the result store under its identity (not run again); others run and persist."""
+        return self._task(self.call, resumable=True)
+
+    def _task(self, fn: Any, *, resumable: bool) -> Any:
         from prefect import Task
 
+        cache: dict[str, Any] = (
+            {"cache_key_fn": cache_key, "persist_result": True,
+             "cache_expiration": timedelta(days=get_settings().resume_window_days)}
+            if resumable
+            else {"persist_result": False}
+        )  # fmt: skip
         return Task(
-            self.call,
+            fn,
             name=self.name,
             # Off by default: a tagged task asks the Prefect API for tag concurrency slots
             # before it runs (a round trip per node call); on for tag concurrency limits.
@@ -87,22 +119,24 @@ class Node:
             retries=self.retries,
             retry_delay_seconds=self.retry_delay_seconds,
             retry_condition_fn=_retry_unless_out_of_credits,
-            cache_key_fn=cache_key,
-            persist_result=True,
-            cache_expiration=timedelta(days=get_settings().resume_window_days),
+            **cache,
         )
+
+    def _task_for_run(self) -> Any:
+        run = current_flow_run()
+        return self.resume_task if run is not None and run.resumed else self.task
 
     def __call__(self, value: Any = None) -> Any:
         """In a flow: a task run of this node. Elsewhere: a metered call."""
         if not in_flow():
             return self.call(value)
-        return self.task(value, call_identity(self.name, value))
+        return self._task_for_run()(value, call_identity(self.name, value))
 
     def submit(self, value: Any) -> Any:
         """A future of this node's task run (flows only), for concurrent steps."""
         if self.composite:
             raise InvalidInput(f"{self!r} dispatches children and cannot run as one future.")
-        return self.task.submit(value, call_identity(self.name, value))
+        return self._task_for_run().submit(value, call_identity(self.name, value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.node_type})"

@@ -6,8 +6,9 @@ original and in its resumes: ``sha256(original run, n-th node call of the run, n
 where n counts node calls in the order the flow makes them (the flow's own thread, so concurrent
 Loop and Parallel children are numbered in submission order). That identity is
 
-- the node task's Prefect cache key (with ``persist_result=True``): a resumed run reads the
-  completed node's persisted result instead of running it;
+- the key of the completed node's result (``kept_results.py`` writes it when the run is refused;
+  the resumed run's node task has it as its Prefect cache key): a resumed run reads it instead of
+  running the node;
 - the scope of the node call's metering keys (``node_call(scope=...)``): if a completed node ran
   again anyway (its cached result expired or was deleted), its debits and holds replay instead of
   billing twice.
@@ -21,6 +22,7 @@ import hashlib
 import itertools
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from spojit_engine.metering.run_context import original_run
@@ -40,26 +42,49 @@ def _next_call(flow_run_id: str) -> int:
         return next(counter)
 
 
-def call_identity(node_name: str, value: Any) -> str | None:
-    """This node call's identity in the current flow run (None outside a flow run, or when the
-    input cannot be hashed: then the call is neither cached nor replayed)."""
+@dataclass(frozen=True, slots=True)
+class FlowRun:
+    flow_run_id: str
+    original: str  # the run this one continues (itself unless it is a resume)
+
+    @property
+    def resumed(self) -> bool:
+        return self.original != self.flow_run_id
+
+
+def current_flow_run() -> FlowRun | None:
+    """The flow run this code runs in (None outside one)."""
     from prefect.context import FlowRunContext
-    from prefect.utilities.hashing import hash_objects
 
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return None
     flow_run_id = str(context.flow_run.id)
-    original = original_run(flow_run_id, context.flow_run.tags or ())
-    number = _next_call(flow_run_id)
+    return FlowRun(flow_run_id, original_run(flow_run_id, context.flow_run.tags or ()))
+
+
+def call_identity(node_name: str, value: Any) -> str | None:
+    """This node call's identity in the current flow run (None outside a flow run, or when the
+    input cannot be hashed: then the call is neither cached nor replayed)."""
+    from prefect.utilities.hashing import hash_objects
+
+    run = current_flow_run()
+    if run is None:
+        return None
+    number = _next_call(run.flow_run_id)
     inputs = hash_objects(value)
     if inputs is None:
         return None
-    text = f"{original}\x1f{number}\x1f{node_name}\x1f{inputs}"
+    text = f"{run.original}\x1f{number}\x1f{node_name}\x1f{inputs}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def result_key(identity: str) -> str:
+    """Where a node call's result is kept for a resume: the resumed run's cache key."""
+    return f"spojit-node-{identity}"
+
+
 def cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    """Prefect ``cache_key_fn`` of a node task: its call identity (None: no caching)."""
+    """Prefect ``cache_key_fn`` of a node task in a resumed run (None: no caching)."""
     identity = parameters.get("call_id")
-    return f"spojit-node-{identity}" if identity else None
+    return result_key(identity) if identity else None

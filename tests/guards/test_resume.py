@@ -104,6 +104,52 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
     assert engine.verify(ws.id) == 1
 
 
+def kept_result_files() -> set[str]:
+    """Node results written to Prefect's local result storage (``kept_results.py``)."""
+    from pathlib import Path
+
+    from prefect.settings import get_current_settings
+
+    storage = Path(get_current_settings().results.local_storage_path).expanduser()
+    return {p.name for p in storage.glob("spojit-node-*")} if storage.exists() else set()
+
+
+def test_only_a_refused_run_writes_its_completed_nodes_results(bound: Engine) -> None:
+    engine = bound
+    ws = engine.create_workspace("acme", plan="free")
+    calls: Counter[str] = Counter()
+    before = kept_result_files()
+    four_nodes(unique("paid"), calls).run(None, workspace="acme")
+    assert calls == Counter(n1=1, n2=1, n3=1, n4=1)
+    assert kept_result_files() == before  # a run that completes writes none: no cost per node
+
+    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("2.5"), key="leave-2.5")
+    with pytest.raises(InsufficientCredits):
+        four_nodes(unique("short"), calls).run(None, workspace="acme")
+    assert len(kept_result_files() - before) == 2  # n1 and n2, for the resume
+
+
+def test_a_resume_still_skips_completed_nodes_when_the_kept_buffer_overflows(
+    bound: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spojit_engine.nodes import kept_results
+
+    monkeypatch.setattr(kept_results, "KEPT_MAX", 1)  # n1 is written out when n2 completes
+    engine = bound
+    ws = engine.create_workspace("acme", plan="free")
+    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("3.5"), key="leave-3.5")
+    calls: Counter[str] = Counter()
+    workflow = four_nodes(unique("overflow"), calls)
+    with pytest.raises(InsufficientCredits):
+        workflow.run(None, workspace="acme")
+    (kept,) = engine.incomplete_runs(ws.id)
+    assert kept.refused_node == "n4"
+    engine.grant(ws.id, Decimal(2), kind="topup", key="stripe:cs_overflow")
+    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Completed"
+    assert calls == Counter(n1=1, n2=1, n3=1, n4=1)
+    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
+
+
 def test_a_resume_refused_again_is_kept_again_under_the_original_run(bound: Engine) -> None:
     engine = bound
     ws = engine.create_workspace("acme", plan="free")
