@@ -22,10 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from datetime import timedelta
 from typing import Any
-
-from spojit_engine.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +66,12 @@ def _write_all(results: list[tuple[str, Any, Any]]) -> None:
     resume, billed once all the same."""
     if not results:
         return
-    from prefect.results import get_result_store
+    from prefect.results import ResultStore, get_result_store
+    from prefect.types._datetime import now
 
-    from spojit_engine.settings import get_settings
-
-    expires = utcnow() + timedelta(days=get_settings().resume_window_days)
     for cache_key, task, result in results:
-        try:
-            get_result_store().update_for_task(task).write(
-                result, key=cache_key, expiration=expires
-            )
+        try:  # as Prefect writes a task's result: its store, its expiration
+            store: ResultStore = get_result_store().update_for_task(task, _sync=True)  # type: ignore[call-arg,assignment]
+            store.write(result, key=cache_key, expiration=now("UTC") + task.cache_expiration)
         except Exception as exc:
             log.warning("Could not keep the result of %s for a resume: %s", cache_key, exc)
