@@ -165,6 +165,15 @@ class Bench:
         )
         self.completion_kwargs: dict[str, Any] = {}
         self.reserved_runs: list[str] = []
+        self.floor_db = _durable_db(workdir / "floor.db")
+
+    def floor_fn(self, x: Any) -> Any:
+        """The map node's work plus the least a ledger committing each call durably must do:
+        one write transaction on a SQLite file with the ledger's pragmas, nothing else."""
+        self.floor_db.execute("BEGIN IMMEDIATE")
+        self.floor_db.execute("UPDATE floor SET n = n + 1")
+        self.floor_db.execute("COMMIT")
+        return self.fn(x)
 
     def capture_completion_kwargs(self) -> None:
         """The kwargs the LLM node hands ``litellm.completion`` (one metered call, spied on)."""
@@ -202,6 +211,17 @@ class Bench:
             return int(conn.execute(select(func.count()).select_from(schema.entries)).scalar_one())
 
 
+def _durable_db(path: Path) -> Any:
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE floor (n INTEGER NOT NULL)")
+    db.execute("INSERT INTO floor VALUES (0)")
+    return db
+
+
 def _prepare(workdir: Path, box: dict[str, Any]) -> None:
     """Import LiteLLM, load its tokenizer, build the ledger: in a thread, while the Prefect test
     server starts (its start-up is the long pole; this work hides behind it)."""
@@ -221,6 +241,8 @@ def _prepare(workdir: Path, box: dict[str, Any]) -> None:
 
 # (metered, unmetered with the node's tags, plain) per node kind
 TRIPLES = (("map_metered", "map_tagged", "map_plain"), ("llm_metered", "llm_tagged", "llm_plain"))
+# the plain map task plus one durable commit: the floor of one ledger transaction per call
+FLOOR = "map_floor"
 BATCHED_PREFIX = "batched:"  # the map variants again, in a run with a reservation
 RESERVE_CREDITS = Decimal("100000")
 WARMUP_CALLS = 2
@@ -258,11 +280,13 @@ def bench_prefect(b: Bench, rounds: int, n: int, block: int, log: Any) -> dict[s
         "llm_metered": b.llm_node,
         "llm_tagged": _unmetered_twin(b.llm_node, b.plain_llm),
         "llm_plain": task(name="extract-plain")(b.plain_llm),
+        FLOOR: task(name="shape-floor")(b.floor_fn),
     }
+    args[FLOOR] = 1
 
     @flow(name="spojit-bench-metering", persist_result=False, validate_parameters=False)
     def bench_flow(round_no: int, reserved: bool = False) -> dict[str, list[float]]:
-        triples = TRIPLES[:1] if reserved else TRIPLES
+        triples = TRIPLES[:1] if reserved else ((*TRIPLES[0], FLOOR), *TRIPLES[1:])
         if reserved:  # group commit: the run's map charges are batched against a reservation
             from prefect.context import FlowRunContext
 
@@ -325,6 +349,8 @@ def bench_prefect(b: Bench, rounds: int, n: int, block: int, log: Any) -> dict[s
         "target": TARGET_RATIO,
     }
     med = out["median_ms"]
+    out["map_floor_ratio"] = med[FLOOR] / med["map_plain"]
+    out["map_floor_ms"] = med[FLOOR] - med["map_plain"]
     batched_triple = tuple(BATCHED_PREFIX + k for k in TRIPLES[0])
     for metered, tagged, plain in (*TRIPLES, batched_triple):
         kind = metered.split("_")[0] if metered in variants else "map_batched"
@@ -646,11 +672,13 @@ def render(res: dict[str, Any]) -> str:
         "llm_metered": "llm: Transform(structured).task",
         "llm_tagged": "llm: node's task, unmetered",
         "llm_plain": "llm: plain task, same completion",
+        FLOOR: "map: plain task + one durable commit",
     }
     labels.update({BATCHED_PREFIX + k: labels[k] + ", reserved run" for k in TRIPLES[0]})
     batched_triple = tuple(BATCHED_PREFIX + k for k in TRIPLES[0])
     for triple in (*TRIPLES, batched_triple):
-        for k in triple:
+        shown = (*triple, FLOOR) if triple is TRIPLES[0] else triple
+        for k in shown:
             add(
                 f"   {labels[k]:<40}{p['median_ms'][k]:>7.1f} {p['mean_ms'][k]:>7.1f} "
                 f"{p['p90_ms'][k]:>7.1f} {p['cpu_median_ms'][k]:>6.1f}   "
@@ -678,6 +706,12 @@ def render(res: dict[str, Any]) -> str:
             f"   {'  metering, main-thread CPU medians':<40}"
             f"{p[f'{kind}_metering_cpu_ms']:>7.1f} ms (metered - unmetered)"
         )
+        if triple is TRIPLES[0]:
+            add(
+                f"   {'  floor: (plain + durable commit)/plain':<40}"
+                f"{p['map_floor_ratio']:>6.2f}x  (+{p['map_floor_ms']:.1f} ms: no ledger that "
+                f"commits each call durably does better here)"
+            )
     d = res["direct"]
     add("")
     add(
