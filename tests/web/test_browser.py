@@ -231,7 +231,9 @@ def test_a_member_sees_no_buying_and_only_their_own_executions(site: Site, page:
     assert page.locator("form[action='/billing/topup']").count() == 0
     snap(page, "member-billing")
     page.get_by_role("link", name="Executions").click()
+    page.wait_for_url(f"{site.url}/executions")  # count the rows of the new page, not the old
     rows = page.locator("#runs tbody tr")
+    rows.first.wait_for()
     assert [rows.nth(i).get_attribute("data-run")[:5] for i in range(rows.count())] == [
         "run-4", "run-3",
     ]  # fmt: skip
