@@ -38,6 +38,21 @@ def four_nodes(name: str, calls: Counter[str]) -> Workflow:
     return Workflow(name, [step("n1"), step("n2"), step("n3"), step("n4")])
 
 
+def leave_only(engine: Engine, workspace_id: str, credits: str) -> None:
+    """Spend the workspace down to ``credits``."""
+    left = Decimal(credits)
+    engine.debit(workspace_id, engine.balance(workspace_id).remaining - left, key=f"leave-{left}")
+
+
+def refused_run(engine: Engine, name: str, calls: Counter[str]) -> tuple[Workflow, Any]:
+    """Run four 1.00-credit nodes until the workspace refuses one: the workflow and the kept run."""
+    workflow = four_nodes(unique(name), calls)
+    with pytest.raises(InsufficientCredits):
+        workflow.run(None, workspace="acme")
+    (kept,) = engine.incomplete_runs(engine.workspace_id("acme"))
+    return workflow, kept
+
+
 def billed_per_node(engine: Engine, workspace_id: str) -> dict[str, int]:
     """µcr debited per node, read from the ledger's entries (their keys name the node)."""
     e = schema.entries.c
@@ -63,7 +78,7 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
 ) -> None:
     engine = bound_on_each_db
     ws = engine.create_workspace("acme", plan="free")
-    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("2.5"), key="leave-2.5")
+    leave_only(engine, ws.id, "2.5")
     calls: Counter[str] = Counter()
     workflow = four_nodes(unique("four"), calls)
 
@@ -123,9 +138,8 @@ def test_only_a_refused_run_writes_its_completed_nodes_results(bound: Engine) ->
     assert calls == Counter(n1=1, n2=1, n3=1, n4=1)
     assert kept_result_files() == before  # a run that completes writes none: no cost per node
 
-    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("2.5"), key="leave-2.5")
-    with pytest.raises(InsufficientCredits):
-        four_nodes(unique("short"), calls).run(None, workspace="acme")
+    leave_only(engine, ws.id, "2.5")
+    refused_run(engine, "short", calls)
     assert len(kept_result_files() - before) == 2  # n1 and n2, for the resume
 
 
@@ -137,12 +151,9 @@ def test_a_resume_still_skips_completed_nodes_when_the_kept_buffer_overflows(
     monkeypatch.setattr(kept_results, "KEPT_MAX", 1)  # n1 is written out when n2 completes
     engine = bound
     ws = engine.create_workspace("acme", plan="free")
-    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("3.5"), key="leave-3.5")
+    leave_only(engine, ws.id, "3.5")
     calls: Counter[str] = Counter()
-    workflow = four_nodes(unique("overflow"), calls)
-    with pytest.raises(InsufficientCredits):
-        workflow.run(None, workspace="acme")
-    (kept,) = engine.incomplete_runs(ws.id)
+    workflow, kept = refused_run(engine, "overflow", calls)
     assert kept.refused_node == "n4"
     engine.grant(ws.id, Decimal(2), kind="topup", key="stripe:cs_overflow")
     assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Completed"
@@ -153,12 +164,9 @@ def test_a_resume_still_skips_completed_nodes_when_the_kept_buffer_overflows(
 def test_a_resume_refused_again_is_kept_again_under_the_original_run(bound: Engine) -> None:
     engine = bound
     ws = engine.create_workspace("acme", plan="free")
-    engine.debit(ws.id, engine.balance(ws.id).remaining - Decimal("1.5"), key="leave-1.5")
+    leave_only(engine, ws.id, "1.5")
     calls: Counter[str] = Counter()
-    workflow = four_nodes(unique("again"), calls)
-    with pytest.raises(InsufficientCredits):
-        workflow.run(None, workspace="acme")
-    (kept,) = engine.incomplete_runs(ws.id)
+    workflow, kept = refused_run(engine, "again", calls)
     assert kept.refused_node == "n2"
     # Resumed too early: refused at its start, and still kept to resume.
     assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == REFUSED_STATE_NAME
