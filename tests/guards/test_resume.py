@@ -45,12 +45,19 @@ def leave_only(engine: Engine, workspace_id: str, credits: str) -> None:
 
 
 def refused_run(engine: Engine, name: str, calls: Counter[str]) -> tuple[Workflow, Any]:
-    """Run four 1.00-credit nodes until the workspace refuses one: the workflow and the kept run."""
+    """Run four 1.00-credit nodes until workspace acme refuses one: the workflow, the kept run."""
     workflow = four_nodes(unique(name), calls)
     with pytest.raises(InsufficientCredits):
         workflow.run(None, workspace="acme")
     (kept,) = engine.incomplete_runs(engine.workspace_id("acme"))
     return workflow, kept
+
+
+def short_workspace(engine: Engine, credits: str) -> str:
+    """Workspace acme (free plan) with only ``credits`` left; its id."""
+    ws = engine.create_workspace("acme", plan="free")
+    leave_only(engine, ws.id, credits)
+    return str(ws.id)
 
 
 def billed_per_node(engine: Engine, workspace_id: str) -> dict[str, int]:
@@ -149,44 +156,40 @@ def test_a_resume_still_skips_completed_nodes_when_the_kept_buffer_overflows(
     from spojit_engine.nodes import kept_results
 
     monkeypatch.setattr(kept_results, "KEPT_MAX", 1)  # n1 is written out when n2 completes
-    engine = bound
-    ws = engine.create_workspace("acme", plan="free")
-    leave_only(engine, ws.id, "3.5")
-    calls: Counter[str] = Counter()
+    engine, calls = bound, Counter[str]()
+    ws_id = short_workspace(engine, "3.5")
     workflow, kept = refused_run(engine, "overflow", calls)
     assert kept.refused_node == "n4"
-    engine.grant(ws.id, Decimal(2), kind="topup", key="stripe:cs_overflow")
-    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Completed"
+    engine.grant(ws_id, Decimal(2), kind="topup", key="stripe:cs_overflow")
+    assert engine.resume_run(ws_id, kept.flow_run_id, workflow=workflow).state == "Completed"
     assert calls == Counter(n1=1, n2=1, n3=1, n4=1)
-    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
+    assert billed_per_node(engine, ws_id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
 
 
 def test_a_resume_refused_again_is_kept_again_under_the_original_run(bound: Engine) -> None:
-    engine = bound
-    ws = engine.create_workspace("acme", plan="free")
-    leave_only(engine, ws.id, "1.5")
-    calls: Counter[str] = Counter()
+    engine, calls = bound, Counter[str]()
+    ws_id = short_workspace(engine, "1.5")
     workflow, kept = refused_run(engine, "again", calls)
     assert kept.refused_node == "n2"
     # Resumed too early: refused at its start, and still kept to resume.
-    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == REFUSED_STATE_NAME
-    (early,) = engine.incomplete_runs(ws.id)
+    assert engine.resume_run(ws_id, kept.flow_run_id, workflow=workflow).state == REFUSED_STATE_NAME
+    (early,) = engine.incomplete_runs(ws_id)
     assert (early.flow_run_id, early.status, early.attempts) == (
         kept.flow_run_id,
         RunStatus.INCOMPLETE,
         1,
     )
 
-    engine.grant(ws.id, Decimal("1.2"), kind="topup", key="stripe:cs_small")  # n2 only
-    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "OutOfCredits"
+    engine.grant(ws_id, Decimal("1.2"), kind="topup", key="stripe:cs_small")  # n2 only
+    assert engine.resume_run(ws_id, kept.flow_run_id, workflow=workflow).state == "OutOfCredits"
 
-    (again,) = engine.incomplete_runs(ws.id)
+    (again,) = engine.incomplete_runs(ws_id)
     assert (again.flow_run_id, again.refused_node, again.attempts) == (kept.flow_run_id, "n3", 2)
     assert again.last_flow_run_id != kept.flow_run_id
-    engine.grant(ws.id, Decimal(5), kind="topup", key="stripe:cs_more")
-    assert engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow).state == "Completed"
+    engine.grant(ws_id, Decimal(5), kind="topup", key="stripe:cs_more")
+    assert engine.resume_run(ws_id, kept.flow_run_id, workflow=workflow).state == "Completed"
     assert calls == Counter(n1=1, n2=1, n3=1, n4=1)
-    assert billed_per_node(engine, ws.id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
+    assert billed_per_node(engine, ws_id) == {"n1": UCR, "n2": UCR, "n3": UCR, "n4": UCR}
 
 
 def test_webhook_and_schedule_runs_resume_by_themselves_once_when_credits_return(
