@@ -285,3 +285,34 @@ def prefect_environment(
 def pg_host_of(admin_url: str = PG_ADMIN_URL) -> str:
     """``user@host:port`` of a PostgreSQL URL."""
     return admin_url.split("://", 1)[1].rsplit("/", 1)[0]
+
+
+@contextmanager
+def prefect_stack(home: Path) -> Iterator[tuple[Any, Server, dict[str, str], Processes]]:
+    """What the guard and resume end-to-end tests share: fresh Prefect and ledger databases on
+    the shared PostgreSQL, their environment, the (not yet started) server, an ``Engine`` on the
+    ledger and the processes to stop; ``PREFECT_API_URL`` points at the server meanwhile."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from spojit_engine import Engine
+
+    procs = Processes(home)
+    with (
+        fresh_database("spojit_e2e_prefect") as prefect_db,
+        fresh_database("spojit_e2e_ledger") as ledger,
+    ):
+        ledger_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{ledger}"
+        env = prefect_environment(
+            home,
+            prefect_db_url=f"postgresql+asyncpg://{pg_host_of()}/{prefect_db}",
+            ledger_url=ledger_url,
+            port=free_port(),
+        )
+        server = Server(env["PREFECT_API_URL"])
+        engine = Engine(ledger_url)
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                yield engine, server, env, procs
+        finally:
+            procs.stop_all()
+            engine.close()

@@ -15,17 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from e2e_support import (
-    BIN,
-    PG_ADMIN_URL,
-    Processes,
-    Server,
-    free_port,
-    fresh_database,
-    pg_host_of,
-    prefect_environment,
-    wait_until,
-)
+from e2e_support import BIN, Processes, Server, prefect_stack, wait_until
 
 from spojit_engine import Engine
 from spojit_engine.guards.deploy import RENEWALS_NAME
@@ -43,28 +33,8 @@ QUIET_SECONDS = 20  # several scheduler loops and intervals: long enough to see 
 def test_the_scheduler_runs_until_credits_run_out_then_stops_and_resumes_after_a_top_up(
     tmp_path: Path,
 ) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    procs = Processes(tmp_path)
-    with (
-        fresh_database("spojit_e2e_prefect") as prefect_db,
-        fresh_database("spojit_e2e_ledger") as ledger,
-    ):
-        ledger_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{ledger}"
-        env = prefect_environment(
-            tmp_path,
-            prefect_db_url=f"postgresql+asyncpg://{pg_host_of()}/{prefect_db}",
-            ledger_url=ledger_url,
-            port=free_port(),
-        )
-        server = Server(env["PREFECT_API_URL"])
-        engine = Engine(ledger_url)
-        try:
-            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-                _scenario(engine, server, env, procs)
-        finally:
-            procs.stop_all()
-            engine.close()
+    with prefect_stack(tmp_path) as (engine, server, env, procs):
+        _scenario(engine, server, env, procs)
 
 
 def _scenario(engine: Engine, server: Server, env: dict[str, str], procs: Processes) -> None:
