@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from spojit_engine.display import credits_text
 from spojit_engine.errors import InsufficientCredits, InvalidInput
-from spojit_engine.guards.errors import OutOfCredits
+from spojit_engine.guards.errors import BudgetExceeded, OutOfCredits
 from spojit_engine.guards.policy import Cause
 from spojit_engine.metering.money import credits_to_ucr_exact
 from spojit_engine.metering.run_context import RESERVE_TAG
@@ -60,6 +60,29 @@ def refusal_sentence(workspace: str, policy: str, amount: Decimal, available: De
         f"credits at start and workspace {workspace} has {credits_text(available)} available; "
         "top up, or wait for the reset."
     )
+
+
+CAP_NAMES = {
+    Cause.BUDGET_RUN: "cap per run (max_credits_per_run)",
+    Cause.BUDGET_DAY: "cap per day (max_credits_per_day)",
+    Cause.TEST_CAP: "test run's max-credits",
+}
+
+
+def cap_refusal(workflow: str, policy: str, amount: Decimal, cap: BudgetExceeded) -> BudgetExceeded:
+    """A reservation a cap refused (the workspace could pay it): the cap's own refusal, saying
+    so, rather than an out-of-credits one."""
+    cause = Cause(cap.cause)
+    sentence = (
+        f"Not started: this run reserves its {policy} estimate of {credits_text(amount)} "
+        f"credits at start and workflow {workflow}'s {CAP_NAMES[cause]} allows "
+        f"{credits_text(cap.available)} more; raise the cap, or reserve less."
+    )
+    return BudgetExceeded(
+        sentence, workspace=cap.workspace, workflow=workflow, cause=cause.value,
+        needed_ucr=credits_to_ucr_exact(amount),
+        allowed_ucr=credits_to_ucr_exact(cap.available, allow_zero=True), until=cap.until,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +129,24 @@ def reserve_run(workflow: ReservingWorkflow, payload: Any) -> Reserved | Any | N
         guard = Guard.of(host.ledger)
         name = guard.workspace_name(workspace_id)
         needed_ucr = credits_to_ucr_exact(amount)
-        refusal = OutOfCredits(
-            refusal_sentence(name, policy, amount, exc.available),
-            workspace=name,
-            needed_ucr=needed_ucr,
-            available_ucr=credits_to_ucr_exact(exc.available, allow_zero=True),
-            resets_at=exc.resets_at or guard.clock(),
-        )
+        refusal: InsufficientCredits
+        if isinstance(exc, BudgetExceeded):
+            refusal = cap_refusal(workflow.name, policy, amount, exc)
+        else:
+            refusal = OutOfCredits(
+                refusal_sentence(name, policy, amount, exc.available),
+                workspace=name,
+                needed_ucr=needed_ucr,
+                available_ucr=credits_to_ucr_exact(exc.available, allow_zero=True),
+                resets_at=exc.resets_at or guard.clock(),
+            )
         # The workflow (not the workspace: cheaper runs may go on) is stopped until the balance
-        # covers this reservation, so its queued webhook requests replay only then.
-        guard.exhaust(workspace_id, scope=workflow.name, cause=Cause.CREDITS,
-                      reason=str(refusal), needed_ucr=needed_ucr)  # fmt: skip
+        # (or its cap) covers this reservation, so its queued webhook requests replay only then;
+        # a test run's own cap stops that run only.
+        cause = Cause(refusal.cause) if isinstance(refusal, BudgetExceeded) else Cause.CREDITS
+        if cause is not Cause.TEST_CAP:
+            guard.exhaust(workspace_id, scope=workflow.name, cause=cause, reason=str(refusal),
+                          needed_ucr=needed_ucr, until=getattr(refusal, "until", None))  # fmt: skip
         _record_refusal(guard, workspace_id, workflow.name, facts, refusal, stop_workspace=False)
         return Cancelled(name=REFUSED_STATE_NAME, message=str(refusal), data=refusal)
     return Reserved(facts.flow_run_id, amount)

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from guard_helpers import fetch, unique
+from pydantic import BaseModel
 
-from spojit_engine import Connector, Engine, Workflow
+from spojit_engine import Connector, Engine, Transform, Workflow
+from spojit_engine.display import credits_text
 from spojit_engine.errors import InvalidInput
 from spojit_engine.guards.policy import REFUSED_STATE_NAME
 from spojit_engine.guards.reserve import policy_of
@@ -98,6 +100,41 @@ def test_a_reserved_run_releases_what_it_did_not_use_even_when_it_fails(bound: E
     assert balance.held == 0  # the reservation was closed in the run's finally
     assert before - balance.remaining == Decimal(2)  # first and crm's base; never: nothing
     assert engine.verify(ws.id) == 1
+
+
+def test_a_per_run_cap_admits_a_reservation_it_covers_and_names_itself_when_it_does_not(
+    bound_on_each_db: Engine,
+) -> None:
+    class Ticket(BaseModel):
+        subject: str
+        urgent: bool
+
+    engine = bound_on_each_db
+    ws = engine.create_workspace("acme", plan="free")
+    steps = [Transform("read", mode="structured", schema=Ticket), Connector("file", fetch)]
+    workflow = Workflow(unique("capped"), steps, reserve="max")
+    estimate = workflow.reservation(
+        ws.id, "max", inputs={"text": "The export is broken"}, test=False, sample=None
+    )
+    engine.set_workflow_budget(ws.id, workflow.name, max_credits_per_run=str(estimate))
+
+    # The LLM call's hold is carved from the reservation: counted once, the run fits its cap.
+    state = workflow.flow({"text": "The export is broken"}, return_state=True)
+    assert state.is_completed(), state.message
+    assert engine.balance(ws.id).held == 0 and engine.verify(ws.id) == 1
+
+    engine.set_workflow_budget(ws.id, workflow.name, max_credits_per_run="1")
+    again = workflow.reservation(ws.id, "max", inputs={"text": "again"}, test=False, sample=None)
+    refused = workflow.flow({"text": "again"}, return_state=True)
+    assert (refused.type.value, refused.name) == ("CANCELLED", REFUSED_STATE_NAME)
+    assert refused.message == (
+        f"Not started: this run reserves its max estimate of {credits_text(again)} credits at "
+        f"start and workflow {workflow.name}'s cap per run (max_credits_per_run) allows 1.00 more; "
+        "raise the cap, or reserve less."
+    )
+    stopped = engine.guard.state(ws.id, workflow.name)
+    assert stopped is not None and stopped.cause.value == "budget_run"
+    assert engine.guard.state(ws.id) is None or not engine.guard.state(ws.id).stopped
 
 
 def test_the_reservation_policy_comes_from_the_run_then_the_workflow() -> None:
