@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by reade
     from sqlalchemy.engine import Engine as SAEngine
 
 # The newest migration; a test pins it to Alembic's head so the two never drift.
-SCHEMA_REVISION = "0011_hot_grants"
+SCHEMA_REVISION = "0011_lean_debit"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
