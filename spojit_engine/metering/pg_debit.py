@@ -1,15 +1,25 @@
-"""A PostgreSQL debit in one round trip: ``spojit_debit`` (migration 0008, the same rules as
-``Ledger.debit``) called as one statement in autocommit mode, so its transaction (the debit and
-the call's usage records, passed as JSON) begins and commits on the server: one message each way.
+"""A PostgreSQL debit in one round trip: ``spojit_debit`` (migrations 0008 and 0011, the same
+rules as ``Ledger.debit``) executed as one prepared statement outside any transaction block, so
+its transaction (the debit and the call's usage records, passed as JSON) begins and commits on
+the server: one message each way.
 
-Whatever the function hands back (SQLSTATE class SP: due for maintenance, a key already used, a
-refusal, an unknown workspace) and a key raced in by another workspace is answered by the Python
-path, which decides it exactly as before; so this path only ever makes the common case faster.
+It is sent through libpq itself (``psycopg.pq``: the statement prepared once per pooled
+connection, the parameters as text) instead of a psycopg cursor, whose generator machinery cost
+more client CPU than the rest of the call (≈ 70 µs a debit, measured); with eight clients on a
+two-core machine, client CPU is throughput. libpq's blocking call releases the GIL. Outside a
+transaction block (no BEGIN is sent) the statement is its own transaction, so the pooled
+connection's ``autocommit`` is never touched.
+
+Whatever the function hands back (SQLSTATE class SP: due for maintenance, a refusal, an unknown
+workspace), a key already used (the entries' UNIQUE key: a replay or a conflict, or a key raced in
+by another workspace) is answered by the Python path, which decides it exactly as before; so this
+path only ever makes the common case faster.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +32,15 @@ from spojit_engine.metering.records import EntryRecord, Usage
 from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import record_json
 
+_NAME = b"spojit_debit_call"
 _CALL = (
-    "SELECT entry_id, held_delta, reservation_id FROM spojit_debit(%(workspace_id)s, %(key)s,"
-    " %(amount_ucr)s, %(now)s, %(reservation_key)s, %(keep_ucr)s, %(workflow)s, %(node_type)s,"
-    " %(member_id)s, %(test_run)s, %(node_call)s, %(records)s)"
+    "SELECT entry_id, held_delta FROM spojit_debit($1::varchar, $2::varchar, $3::bigint,"
+    " $4::timestamp, $5::varchar, $6::bigint, $7::varchar, $8::varchar, $9::varchar,"
+    " $10::boolean, $11::varchar, $12::jsonb)"
 )
-# Handed back to the Python path: due, key used, refused, unknown workspace; unique violation.
-_PYTHON_DECIDES = frozenset({"SP001", "SP002", "SP003", "SP004", "23505"})
+# Handed back to the Python path: due, refused, unknown workspace; a key used (unique
+# violation); our statement gone from the session (prepared again on the next call).
+_PYTHON_DECIDES = frozenset({b"SP001", b"SP003", b"SP004", b"23505", b"26000"})
 
 
 class PgDebit:
@@ -37,6 +49,7 @@ class PgDebit:
     def __init__(self, engine: SAEngine) -> None:
         self.engine = engine
         self.answered = 0  # debits this path posted (tests and benches read it)
+        self._prepared: weakref.WeakSet[Any] = weakref.WeakSet()  # libpq connections
 
     def debit(
         self,
@@ -51,41 +64,72 @@ class PgDebit:
         records: Sequence[UsageRow],
     ) -> EntryRecord | None:
         """The posted entry, or None when the Python path must decide (nothing was written)."""
-        params = {
-            "workspace_id": workspace_id, "key": key, "amount_ucr": amount_ucr,
-            "now": now.astimezone(UTC).replace(tzinfo=None), "reservation_key": reservation_key,
-            "keep_ucr": keep_ucr, "workflow": usage.workflow, "node_type": usage.node_type,
-            "member_id": usage.member_id, "test_run": usage.test_run,
-            "node_call": usage.node_call,
-            "records": json.dumps([record_json(r) for r in records]) if records else None,
-        }  # fmt: skip
+        params = (
+            workspace_id, key, str(amount_ucr),
+            now.astimezone(UTC).replace(tzinfo=None).isoformat(), reservation_key,
+            str(keep_ucr), usage.workflow, usage.node_type, usage.member_id,
+            "t" if usage.test_run else "f", usage.node_call,
+            json.dumps([record_json(r) for r in records]) if records else None,
+        )  # fmt: skip
         with unavailable_as_error():
             row = self._run(params)
         if row is None:
             return None
         self.answered += 1
-        entry_id, held_delta, _reservation_id = row
-        return EntryRecord(id=int(entry_id), workspace_id=workspace_id, key=key, kind="debit",
-                           amount_ucr=-amount_ucr, held_ucr=int(held_delta), overdraft_ucr=0,
+        entry_id, held_delta = row
+        return EntryRecord(id=entry_id, workspace_id=workspace_id, key=key, kind="debit",
+                           amount_ucr=-amount_ucr, held_ucr=held_delta, overdraft_ucr=0,
                            created_at=now)  # fmt: skip
 
-    def _run(self, params: dict[str, Any]) -> Any:
-        dbapi = self.engine.dialect.loaded_dbapi
+    def _run(self, params: tuple[str | None, ...]) -> tuple[int, int] | None:
+        """(entry id, held delta), or None for the Python path; the driver's errors come out
+        as SQLAlchemy's (a lost or refused connection as ``OperationalError``)."""
+        import psycopg
+        from psycopg import pq
+
         try:  # the pool raises the driver's own error when it cannot connect
             raw = self.engine.raw_connection()
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(_CALL, params, exc, dbapi.Error) from exc
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(_CALL, params, exc, psycopg.Error) from exc
         conn: Any = raw.driver_connection
+        pgconn = conn.pgconn
         try:
-            conn.autocommit = True  # client-side: the statement is its own transaction
-            return conn.execute(_CALL, params).fetchone()
-        except dbapi.Error as exc:
-            if getattr(exc, "sqlstate", None) in _PYTHON_DECIDES:
+            if pgconn not in self._prepared:
+                prepared = pgconn.prepare(_NAME, _CALL.encode())
+                if prepared.status != pq.ExecStatus.COMMAND_OK:
+                    raise _error(pgconn, prepared)
+                self._prepared.add(pgconn)
+            encoding = conn.info.encoding
+            result = pgconn.exec_prepared(
+                _NAME, [None if p is None else p.encode(encoding) for p in params]
+            )
+            if result.status == pq.ExecStatus.TUPLES_OK:
+                return int(result.get_value(0, 0)), int(result.get_value(0, 1))
+            state = result.error_field(pq.DiagnosticField.SQLSTATE)
+            if state == b"26000":  # our statement is gone (DEALLOCATE ALL, DISCARD ALL)
+                self._prepared.discard(pgconn)
+            if state in _PYTHON_DECIDES:
                 return None
-            raise DBAPIError.instance(_CALL, params, exc, dbapi.Error) from exc
+            raise _error(pgconn, result)
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(_CALL, params, exc, psycopg.Error) from exc
         finally:
-            if conn.closed:  # lost with the server: the pool must not hand it out again
+            if pgconn.status != pq.ConnStatus.OK:  # lost: the pool must not hand it out again
                 raw.invalidate()
-            else:
-                conn.autocommit = False
             raw.close()
+
+
+def _error(pgconn: Any, result: Any) -> Exception:
+    """The driver's error for a failed ``result``, as psycopg would raise it: by SQLSTATE, or
+    ``OperationalError`` when the connection itself failed."""
+    import psycopg
+    from psycopg import pq
+
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    message = result.get_error_message()
+    if state is None or pgconn.status != pq.ConnStatus.OK:
+        return psycopg.OperationalError(message)
+    try:
+        return psycopg.errors.lookup(state.decode())(message)
+    except KeyError:  # ours (class SP) and others psycopg has no class for
+        return psycopg.DatabaseError(message)
