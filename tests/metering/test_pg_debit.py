@@ -1,8 +1,8 @@
 """What keeps PostgreSQL's one-call debit cheap stays true (migration 0011): no index covers a
 column every debit updates (so the update is HOT and the burn-order reads stay small); the debit
 keeps ``usage_daily`` itself, exactly, and leaves the trigger armed for every other writer; a
-session that lost the prepared call still debits (the Python path answers, the next call
-prepares again)."""
+session that lost the prepared call still debits (the Python path answers, the session is
+dropped, the next call opens another); disposing the engine closes the debit's sessions."""
 
 from __future__ import annotations
 
@@ -69,12 +69,26 @@ def test_a_session_that_lost_the_prepared_call_still_debits(engine: Engine) -> N
     ledger = engine.ledger
     assert ledger.pg_debit is not None
     ledger.debit(ws, amount_ucr=1_000, key="first", usage=Usage())
-    raw = engine.sa_engine.raw_connection()  # the pool's one connection, the call prepared
-    raw.driver_connection.pgconn.exec_(b"DEALLOCATE ALL")  # type: ignore[union-attr]
-    raw.close()
+    (session,) = ledger.pg_debit._idle  # its one session, the call prepared in it
+    session.pgconn.exec_(b"DEALLOCATE ALL")
     answered = ledger.pg_debit.answered
     ledger.debit(ws, amount_ucr=1_000, key="after", usage=Usage())  # answered by Python
-    ledger.debit(ws, amount_ucr=1_000, key="again", usage=Usage())  # prepared again
+    assert session.closed  # dropped
+    ledger.debit(ws, amount_ucr=1_000, key="again", usage=Usage())  # a new session
     assert ledger.pg_debit.answered == answered + 1
     assert engine.balance(ws).consumed == Decimal("0.003")
     assert engine.verify(ws) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_disposing_the_engine_closes_the_debits_sessions(engine: Engine) -> None:
+    ws = engine.create_workspace("acme", plan="starter").id
+    ledger = engine.ledger
+    assert ledger.pg_debit is not None
+    ledger.debit(ws, amount_ucr=1_000, key="first", usage=Usage())
+    (session,) = ledger.pg_debit._idle
+    engine.sa_engine.dispose()
+    assert session.closed and not ledger.pg_debit._idle
+    ledger.debit(ws, amount_ucr=1_000, key="after", usage=Usage())  # a new session
+    assert ledger.pg_debit.answered == 2
