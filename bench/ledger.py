@@ -17,7 +17,9 @@
    the honest case for one busy workspace) and each on ITS OWN workspace (scale-out), vs
    ``pgbench -N -c 8 -j 2 -T <secs>`` on a ``pgbench -i -s 1`` schema in the same database.
    Target: engine/pgbench >= 0.5x.  Also shown, as a reference: one client alone (latency
-   bound: ~9 round trips per debit), and each scenario's client CPU per debit.
+   bound: one round trip and one commit per debit), and each scenario's client CPU per debit.
+   On two cores the eight clients and their backends share the CPU, so the engine's CPU per
+   debit, client and server, is its throughput.
 
 No assertions: it prints numbers.  Nothing here touches the engine's code.
 """

@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by reade
     from sqlalchemy.engine import Engine as SAEngine
 
 # The newest migration; a test pins it to Alembic's head so the two never drift.
-SCHEMA_REVISION = "0010_rollup_triggers"
+SCHEMA_REVISION = "0011_lean_debit"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+POOL_SIZE = 5  # PostgreSQL sessions an engine keeps open (its pool may open as many again)
 
 
 def normalise_url(url: str) -> str:
@@ -41,7 +42,7 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping: it costs a round trip per transaction; stale connections are recycled.
-        return create_engine(url, pool_recycle=1800, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_recycle=1800, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

@@ -5,9 +5,9 @@ the block that expires soonest burns first (a block that never expires burns las
 oldest (earliest ``effective_at``); the id breaks every remaining tie, so the order is total
 and a shuffled input always burns the same way.
 
-The same comparator lives once more, in SQL, in PostgreSQL's one-call debit (migration
-``0008_pg_debit``, ``spojit_debit``): ``ORDER BY priority, (expires_at IS NULL), expires_at,
-effective_at, id``. Change one, change both; the state machine test runs both paths.
+The same comparator lives once more, in SQL, in PostgreSQL's one-call debit (``spojit_debit``,
+as migration ``0011_lean_debit`` installs it): ``ORDER BY priority, (expires_at IS NULL),
+expires_at, effective_at, id``. Change one, change both; the state machine test runs both paths.
 """
 
 from __future__ import annotations

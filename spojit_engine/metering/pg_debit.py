@@ -1,42 +1,62 @@
-"""A PostgreSQL debit in one round trip: ``spojit_debit`` (migration 0008, the same rules as
-``Ledger.debit``) called as one statement in autocommit mode, so its transaction (the debit and
-the call's usage records, passed as JSON) begins and commits on the server: one message each way.
+"""A PostgreSQL debit in one round trip: ``spojit_debit`` (migrations 0008 and 0011, the same
+rules as ``Ledger.debit``) executed as one prepared statement outside any transaction block, so
+its transaction (the debit and the call's usage records, passed as JSON) begins and commits on
+the server: one message each way.
 
-Whatever the function hands back (SQLSTATE class SP: due for maintenance, a key already used, a
-refusal, an unknown workspace) and a key raced in by another workspace is answered by the Python
-path, which decides it exactly as before; so this path only ever makes the common case faster.
+Client CPU is throughput (eight clients and their backends on two cores), so the call avoids
+two costs that buy it nothing: it is sent through libpq itself (``psycopg.pq``: prepared once
+per session, parameters as text) instead of a psycopg cursor (≈ 70 µs less a debit, measured),
+over sessions of its own instead of the engine's pool, whose checkout and reset cost ≈ 80 µs a
+debit. Its sessions (at most ``SESSIONS_MAX``, made by the engine, then detached from
+its pool) are closed when the engine is disposed; a lost one is dropped; when all are busy the
+debit takes the Python path and the pool. libpq's blocking call releases the GIL. No BEGIN is
+sent: the statement is its own transaction.
+
+Whatever the function hands back (SQLSTATE class SP: due for maintenance, a refusal, an unknown
+workspace), a key already used (the entries' UNIQUE key: a replay or a conflict, or a key raced in
+by another workspace) is answered by the Python path, which decides it exactly as before; so this
+path only ever makes the common case faster.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import DBAPIError
 
-from spojit_engine.db import unavailable_as_error
+from spojit_engine.db import POOL_SIZE, unavailable_as_error
 from spojit_engine.metering.records import EntryRecord, Usage
 from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import record_json
 
+_NAME = b"spojit_debit_call"
 _CALL = (
-    "SELECT entry_id, held_delta, reservation_id FROM spojit_debit(%(workspace_id)s, %(key)s,"
-    " %(amount_ucr)s, %(now)s, %(reservation_key)s, %(keep_ucr)s, %(workflow)s, %(node_type)s,"
-    " %(member_id)s, %(test_run)s, %(node_call)s, %(records)s)"
+    "SELECT entry_id, held_delta FROM spojit_debit($1::varchar, $2::varchar, $3::bigint,"
+    " $4::timestamp, $5::varchar, $6::bigint, $7::varchar, $8::varchar, $9::varchar,"
+    " $10::boolean, $11::varchar, $12::jsonb)"
 )
-# Handed back to the Python path: due, key used, refused, unknown workspace; unique violation.
-_PYTHON_DECIDES = frozenset({"SP001", "SP002", "SP003", "SP004", "23505"})
+# Handed back to the Python path: due, refused, unknown workspace; a key used (unique
+# violation); the prepared call gone from the session (which is then dropped).
+_PYTHON_DECIDES = frozenset({b"SP001", b"SP003", b"SP004", b"23505", b"26000"})
+SESSIONS_MAX = POOL_SIZE  # this path's own sessions, per engine
 
 
 class PgDebit:
-    """The one-call debit over ``engine``'s pool (PostgreSQL only)."""
+    """The one-call debit over sessions of its own (PostgreSQL only)."""
 
     def __init__(self, engine: SAEngine) -> None:
         self.engine = engine
         self.answered = 0  # debits this path posted (tests and benches read it)
+        self._idle: list[Any] = []  # psycopg connections, the call prepared in each
+        self._open = 0  # ours, idle or in use
+        self._lock = threading.Lock()
+        event.listen(engine, "engine_disposed", self._close_idle)
 
     def debit(
         self,
@@ -51,41 +71,105 @@ class PgDebit:
         records: Sequence[UsageRow],
     ) -> EntryRecord | None:
         """The posted entry, or None when the Python path must decide (nothing was written)."""
-        params = {
-            "workspace_id": workspace_id, "key": key, "amount_ucr": amount_ucr,
-            "now": now.astimezone(UTC).replace(tzinfo=None), "reservation_key": reservation_key,
-            "keep_ucr": keep_ucr, "workflow": usage.workflow, "node_type": usage.node_type,
-            "member_id": usage.member_id, "test_run": usage.test_run,
-            "node_call": usage.node_call,
-            "records": json.dumps([record_json(r) for r in records]) if records else None,
-        }  # fmt: skip
+        params = (
+            workspace_id, key, str(amount_ucr),
+            now.astimezone(UTC).replace(tzinfo=None).isoformat(), reservation_key,
+            str(keep_ucr), usage.workflow, usage.node_type, usage.member_id,
+            "t" if usage.test_run else "f", usage.node_call,
+            json.dumps([record_json(r) for r in records]) if records else None,
+        )  # fmt: skip
         with unavailable_as_error():
             row = self._run(params)
         if row is None:
             return None
         self.answered += 1
-        entry_id, held_delta, _reservation_id = row
-        return EntryRecord(id=int(entry_id), workspace_id=workspace_id, key=key, kind="debit",
-                           amount_ucr=-amount_ucr, held_ucr=int(held_delta), overdraft_ucr=0,
+        entry_id, held_delta = row
+        return EntryRecord(id=entry_id, workspace_id=workspace_id, key=key, kind="debit",
+                           amount_ucr=-amount_ucr, held_ucr=held_delta, overdraft_ucr=0,
                            created_at=now)  # fmt: skip
 
-    def _run(self, params: dict[str, Any]) -> Any:
-        dbapi = self.engine.dialect.loaded_dbapi
-        try:  # the pool raises the driver's own error when it cannot connect
-            raw = self.engine.raw_connection()
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(_CALL, params, exc, dbapi.Error) from exc
-        conn: Any = raw.driver_connection
+    def _run(self, params: tuple[str | None, ...]) -> tuple[int, int] | None:
+        """(entry id, held delta), or None for the Python path; the driver's errors come out
+        as SQLAlchemy's (a lost or refused connection as ``OperationalError``)."""
+        import psycopg
+        from psycopg import pq
+
         try:
-            conn.autocommit = True  # client-side: the statement is its own transaction
-            return conn.execute(_CALL, params).fetchone()
-        except dbapi.Error as exc:
-            if getattr(exc, "sqlstate", None) in _PYTHON_DECIDES:
+            conn = self._take()
+            if conn is None:
                 return None
-            raise DBAPIError.instance(_CALL, params, exc, dbapi.Error) from exc
-        finally:
-            if conn.closed:  # lost with the server: the pool must not hand it out again
-                raw.invalidate()
-            else:
-                conn.autocommit = False
-            raw.close()
+            keep = False
+            try:
+                pgconn = conn.pgconn
+                values = [None if p is None else p.encode(conn.info.encoding) for p in params]
+                result = pgconn.exec_prepared(_NAME, values)
+                keep = pgconn.status == pq.ConnStatus.OK  # else lost with the server
+                if result.status == pq.ExecStatus.TUPLES_OK:
+                    return int(result.get_value(0, 0)), int(result.get_value(0, 1))
+                state = result.error_field(pq.DiagnosticField.SQLSTATE)
+                keep = keep and state != b"26000"
+                if state in _PYTHON_DECIDES:
+                    return None
+                raise _error(pgconn, result)
+            finally:
+                self._give_back(conn, keep=keep)
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(_CALL, params, exc, psycopg.Error) from exc
+
+    def _take(self) -> Any:
+        """An idle session of ours, else a new one (the engine connects, exactly as for its
+        pool), else None when ``SESSIONS_MAX`` are busy."""
+        from psycopg import pq
+
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if self._open >= SESSIONS_MAX:
+                return None
+            self._open += 1
+        try:
+            raw = self.engine.raw_connection()  # the pool raises the driver's own error
+            conn: Any = raw.driver_connection
+            raw.detach()  # ours from now on: closed by us, never pooled
+            prepared = conn.pgconn.prepare(_NAME, _CALL.encode())
+            if prepared.status != pq.ExecStatus.COMMAND_OK:
+                conn.close()
+                raise _error(conn.pgconn, prepared)
+        except BaseException:
+            with self._lock:
+                self._open -= 1
+            raise
+        return conn
+
+    def _give_back(self, conn: Any, *, keep: bool) -> None:
+        if keep:
+            with self._lock:
+                self._idle.append(conn)
+            return
+        with self._lock:
+            self._open -= 1
+        conn.close()
+
+    def _close_idle(self, _engine: SAEngine) -> None:
+        """The engine was disposed (closed, or its sessions known dead): so are ours."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for conn in idle:
+            conn.close()
+
+
+def _error(pgconn: Any, result: Any) -> Exception:
+    """The driver's error for a failed ``result``, as psycopg would raise it: by SQLSTATE, or
+    ``OperationalError`` when the connection itself failed."""
+    import psycopg
+    from psycopg import pq
+
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    message = result.get_error_message()
+    if state is None or pgconn.status != pq.ConnStatus.OK:
+        return psycopg.OperationalError(message)
+    try:
+        return psycopg.errors.lookup(state.decode())(message)
+    except KeyError:  # ours (class SP) and others psycopg has no class for
+        return psycopg.DatabaseError(message)

@@ -3,7 +3,9 @@
 The database keeps them, by triggers on ``entries`` and ``usage_records`` (migration
 ``0010_rollup_triggers``, each rule written once there for SQLite and PostgreSQL), in the same
 transaction as the row, so every write path (``LedgerTx.post``, ``record_usage``, the usage writes
-of ``usage_writes``, group commit, PostgreSQL's one-call ``spojit_debit``) keeps them exact.
+of ``usage_writes``, group commit) keeps them exact. PostgreSQL's one-call ``spojit_debit``
+applies the ``usage_daily`` rule to its own entry, rendered from the same rule text, and the
+trigger skips that one insert (migration ``0011_lean_debit``).
 
 - ``usage_daily``: one row per (workspace, day, workflow, node type, member, test run) with
   the credits and calls of the usage entries (debits and settles) posted that day. A *call* is

@@ -98,7 +98,8 @@ class Grant(SQLModel, table=True):
         CheckConstraint(
             "remaining_ucr >= 0 AND remaining_ucr <= amount_ucr", name="ck_grants_remaining_range"
         ),
-        Index("ix_grants_workspace_remaining", "workspace_id", "remaining_ucr"),
+        # Not on remaining_ucr: a debit's update of it stays HOT on PostgreSQL (migration 0011).
+        Index("ix_grants_workspace", "workspace_id"),
     )
 
     id: int | None = Field(

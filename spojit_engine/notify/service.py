@@ -47,7 +47,12 @@ class Notifier:
         observers.on_refused(lambda workspace_id, _error, _usage: self.poke(workspace_id))
 
     def poke(self, workspace_id: str) -> None:
-        """Queue ``workspace_id`` for evaluation (O(1), no I/O: called on the run's path)."""
+        """Queue ``workspace_id`` for evaluation (O(1), no I/O: called on the run's path). A
+        workspace this process knows has no rules is not queued: its pass would do nothing, and
+        waking the thread for every debit cost more client CPU than the debit's own database
+        call (~90 µs, bench/ledger.py)."""
+        if self._cached_rules(workspace_id) == [] and not self._retrying:
+            return
         with self._cond:
             if self._stopping:
                 return
@@ -62,15 +67,22 @@ class Notifier:
 
     def rules(self, workspace_id: str) -> list[RuleRecord]:
         """The workspace's rules, cached for ``notify_rules_cache_seconds``."""
-        cached = self._rules.get(workspace_id)
-        if (
-            cached is not None
-            and time.monotonic() - cached[0] < self.settings.notify_rules_cache_seconds
-        ):
-            return cached[1]
+        cached = self._cached_rules(workspace_id)
+        if cached is not None:
+            return cached
         found = list_rules(self.sa, workspace_id)
         self._rules[workspace_id] = (time.monotonic(), found)
         return found
+
+    def _cached_rules(self, workspace_id: str) -> list[RuleRecord] | None:
+        """The cached rules while fresh, else None."""
+        cached = self._rules.get(workspace_id)
+        if (
+            cached is None
+            or time.monotonic() - cached[0] >= self.settings.notify_rules_cache_seconds
+        ):
+            return None
+        return cached[1]
 
     def forget_rules(self, workspace_id: str) -> None:
         self._rules.pop(workspace_id, None)
