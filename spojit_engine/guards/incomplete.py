@@ -242,27 +242,28 @@ def mark_resumed(
 
 def unclaim(engine: SAEngine, run: IncompleteRun, now: datetime) -> None:
     """A claimed resume could not start (Prefect did not answer): back to ``incomplete``."""
-    transition(run.status, RunStatus.INCOMPLETE)
-    r = incomplete_runs.c
-    with write_transaction(engine) as conn:
-        conn.execute(
-            update(incomplete_runs)
-            .where(r.flow_run_id == run.flow_run_id, r.status == RunStatus.RESUMING.value)
-            .values(status=RunStatus.INCOMPLETE.value, updated_at=now)
-        )
+    _move(engine, run, RunStatus.RESUMING, RunStatus.INCOMPLETE, now)
 
 
 def abandon(engine: SAEngine, run: IncompleteRun, now: datetime) -> IncompleteRun:
     """Give an incomplete run up (it will never resume)."""
-    transition(run.status, RunStatus.ABANDONED)
+    _move(engine, run, RunStatus.INCOMPLETE, RunStatus.ABANDONED, now)
+    return get(engine, run.flow_run_id)
+
+
+def _move(
+    engine: SAEngine, run: IncompleteRun, source: RunStatus, target: RunStatus, now: datetime
+) -> None:
+    """``run`` from ``source`` to ``target``, only if it is still in ``source`` (compare-and-set:
+    a run another process moved meanwhile stays where it went)."""
+    transition(run.status, target)
     r = incomplete_runs.c
     with write_transaction(engine) as conn:
         conn.execute(
             update(incomplete_runs)
-            .where(r.flow_run_id == run.flow_run_id, r.status == RunStatus.INCOMPLETE.value)
-            .values(status=RunStatus.ABANDONED.value, updated_at=now)
+            .where(r.flow_run_id == run.flow_run_id, r.status == source.value)
+            .values(status=target.value, updated_at=now)
         )
-    return get(engine, run.flow_run_id)
 
 
 def stale_resuming(engine: SAEngine, workspace_id: str, *, limit: int) -> list[IncompleteRun]:

@@ -236,6 +236,31 @@ def test_webhook_and_schedule_runs_resume_by_themselves_once_when_credits_return
     assert "spojit:trigger=webhook" in run.tags and "spojit:hook-request=7" not in run.tags
 
 
+def test_a_claim_that_could_not_start_goes_back_and_an_abandoned_run_never_resumes(
+    bound: Engine,
+) -> None:
+    engine, calls = bound, Counter[str]()
+    ws_id = short_workspace(engine, "1.5")
+    workflow, kept = refused_run(engine, "given-up", calls)
+    now = engine.ledger.clock()
+
+    claimed = incomplete.claim(engine.sa_engine, kept, now)
+    assert claimed is not None and claimed.status is RunStatus.RESUMING
+    incomplete.unclaim(engine.sa_engine, claimed, now)  # Prefect did not answer
+    back = incomplete.get(engine.sa_engine, kept.flow_run_id)
+    assert (back.status, back.attempts) == (RunStatus.INCOMPLETE, claimed.attempts)
+
+    done = engine.abandon_run(ws_id, kept.flow_run_id)
+    assert done.status is RunStatus.ABANDONED
+    incomplete.unclaim(engine.sa_engine, claimed, now)  # a stale claim cannot bring it back
+    assert incomplete.get(engine.sa_engine, kept.flow_run_id).status is RunStatus.ABANDONED
+    with pytest.raises(IllegalTransition):
+        engine.abandon_run(ws_id, kept.flow_run_id)
+    with pytest.raises((Conflict, IllegalTransition)):
+        engine.resume_run(ws_id, kept.flow_run_id, workflow=workflow)
+    assert engine.incomplete_runs(ws_id) == [] and calls == Counter(n1=1)
+
+
 def test_the_incomplete_run_status_machine() -> None:
     assert transition(RunStatus.INCOMPLETE, RunStatus.RESUMING) is RunStatus.RESUMING
     assert transition(RunStatus.RESUMED, RunStatus.INCOMPLETE) is RunStatus.INCOMPLETE
