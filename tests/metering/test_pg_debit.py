@@ -7,6 +7,7 @@ dropped, the next call opens another); disposing the engine closes the debit's s
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -62,33 +63,45 @@ def test_the_debit_keeps_usage_daily_itself_and_the_trigger_stays_armed(engine: 
     assert engine.verify(ws) == 1
 
 
+@pytest.fixture
+def one_session(engine: Engine) -> tuple[Engine, str, Any]:
+    """A PostgreSQL engine after one debit: the workspace, and the one debit session it opened
+    (the call prepared in it)."""
+    ws = engine.create_workspace("acme", plan="starter").id
+    pg_debit = engine.ledger.pg_debit
+    assert pg_debit is not None
+    engine.ledger.debit(ws, amount_ucr=1_000, key="first", usage=Usage())
+    (session,) = pg_debit._idle
+    return engine, ws, session
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_a_session_that_lost_the_prepared_call_still_debits(engine: Engine) -> None:
-    ws = engine.create_workspace("acme", plan="starter").id
-    ledger = engine.ledger
-    assert ledger.pg_debit is not None
-    ledger.debit(ws, amount_ucr=1_000, key="first", usage=Usage())
-    (session,) = ledger.pg_debit._idle  # its one session, the call prepared in it
+def test_a_session_that_lost_the_prepared_call_still_debits(
+    one_session: tuple[Engine, str, Any],
+) -> None:
+    engine, ws, session = one_session
+    ledger, pg_debit = engine.ledger, engine.ledger.pg_debit
+    assert pg_debit is not None
     session.pgconn.exec_(b"DEALLOCATE ALL")
-    answered = ledger.pg_debit.answered
+    answered = pg_debit.answered
     ledger.debit(ws, amount_ucr=1_000, key="after", usage=Usage())  # answered by Python
     assert session.closed  # dropped
     ledger.debit(ws, amount_ucr=1_000, key="again", usage=Usage())  # a new session
-    assert ledger.pg_debit.answered == answered + 1
+    assert pg_debit.answered == answered + 1
     assert engine.balance(ws).consumed == Decimal("0.003")
     assert engine.verify(ws) == 1
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_disposing_the_engine_closes_the_debits_sessions(engine: Engine) -> None:
-    ws = engine.create_workspace("acme", plan="starter").id
-    ledger = engine.ledger
-    assert ledger.pg_debit is not None
-    ledger.debit(ws, amount_ucr=1_000, key="first", usage=Usage())
-    (session,) = ledger.pg_debit._idle
+def test_disposing_the_engine_closes_the_debits_sessions(
+    one_session: tuple[Engine, str, Any],
+) -> None:
+    engine, ws, session = one_session
+    pg_debit = engine.ledger.pg_debit
+    assert pg_debit is not None
     engine.sa_engine.dispose()
-    assert session.closed and not ledger.pg_debit._idle
-    ledger.debit(ws, amount_ucr=1_000, key="after", usage=Usage())  # a new session
-    assert ledger.pg_debit.answered == 2
+    assert session.closed and not pg_debit._idle
+    engine.ledger.debit(ws, amount_ucr=1_000, key="after", usage=Usage())  # a new session
+    assert pg_debit.answered == 2
