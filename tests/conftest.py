@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from settable_clock import SettableClock
 
 from spojit_engine import Engine
 from spojit_engine.db import make_engine, migrate
@@ -107,6 +108,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def engine(database_url: str) -> Iterator[Engine]:
     eng = Engine(database_url)
     yield eng
+    eng.close()
+
+
+@pytest.fixture
+def clocked(
+    database_url: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[Engine, SettableClock]]:
+    """An engine on each database whose clock starts at the test module's ``CLOCK_START``."""
+    clock = SettableClock(request.module.CLOCK_START)
+    eng = Engine(database_url, clock=clock)
+    yield eng, clock
     eng.close()
 
 

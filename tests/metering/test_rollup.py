@@ -4,13 +4,13 @@ sums (verify proves it), whatever day a period starts in, with each node call co
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from settable_clock import SettableClock
 from sqlalchemy import update
 
 from spojit_engine import Engine
@@ -22,25 +22,11 @@ from spojit_engine.metering.usage import UsageRow, record_usage
 _numbers = itertools.count()
 START = datetime(2026, 11, 1, 10, 23, tzinfo=UTC)  # a period anchored mid-day
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clocked(database_url: str) -> Iterator[tuple[Engine, Clock]]:
-    clock = Clock()
-    eng = Engine(database_url, clock=clock)
-    yield eng, clock
-    eng.close()
+CLOCK_START = START  # where the ``clocked`` engine's clock starts
 
 
 def test_a_node_call_is_one_call_however_many_entries_it_posts(
-    clocked: tuple[Engine, Clock],
+    clocked: tuple[Engine, SettableClock],
 ) -> None:
     engine, clock = clocked
     ws = engine.create_workspace("acme", plan="starter", period_start=START)
@@ -96,7 +82,7 @@ def test_the_breakdown_from_the_rollup_equals_one_from_the_entries(
 ) -> None:
     """Spends at random minutes over four days, read from a random ``since``: the rollup path
     gives what summing the entries themselves gives (a call counted at its first entry)."""
-    clock = Clock()
+    clock = SettableClock(CLOCK_START)
     engine = Engine(database_url, clock=clock)
     try:
         name = f"ws{next(_numbers)}"
@@ -140,7 +126,9 @@ def _record(
     )  # fmt: skip
 
 
-def test_the_timeline_explains_each_day_of_the_period(clocked: tuple[Engine, Clock]) -> None:
+def test_the_timeline_explains_each_day_of_the_period(
+    clocked: tuple[Engine, SettableClock],
+) -> None:
     engine, clock = clocked
     ws = engine.create_workspace("acme", plan="starter", period_start=START)
     spends = [  # day offset, credits, workflow, node type
@@ -179,7 +167,7 @@ def test_the_timeline_explains_each_day_of_the_period(clocked: tuple[Engine, Clo
 
 
 def test_a_spend_a_microsecond_before_midnight_stays_in_its_day(
-    clocked: tuple[Engine, Clock],
+    clocked: tuple[Engine, SettableClock],
 ) -> None:
     engine, clock = clocked
     anchor = datetime(2026, 11, 1, tzinfo=UTC)

@@ -6,12 +6,11 @@ and by the bare-driver reader) equals the usage entries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
+from settable_clock import SettableClock
 from sqlalchemy import func, select
 
 from spojit_engine import Engine
@@ -28,21 +27,7 @@ from spojit_engine.metering.usage_writes import add_llm_call, rewrite_row
 START = datetime(2026, 11, 1, 10, 23, 17, tzinfo=UTC)  # a period anchored mid-day
 RUN = "7c0c5a39-1f0e-4b6e-9d7a-000000000001"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clocked(database_url: str) -> Iterator[tuple[Engine, Clock]]:
-    clock = Clock()
-    eng = Engine(database_url, clock=clock)
-    yield eng, clock
-    eng.close()
+CLOCK_START = START  # where the ``clocked`` engine's clock starts
 
 
 def _row(key: str, ws: str, at: datetime, credits_ucr: int, **values: object) -> UsageRow:
@@ -67,7 +52,7 @@ def _usage_entries_ucr(engine: Engine, ws: str) -> int:
 
 
 def test_every_write_path_keeps_the_rollups_exact(
-    clocked: tuple[Engine, Clock], database_url: str
+    clocked: tuple[Engine, SettableClock], database_url: str
 ) -> None:
     engine, clock = clocked
     ws = engine.create_workspace("acme", plan="starter", period_start=START).id

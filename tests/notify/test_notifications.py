@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from settable_clock import SettableClock
 
 from spojit_engine import Engine
 from spojit_engine.errors import InvalidInput
@@ -19,24 +19,12 @@ from spojit_engine.metering.usage import UsageRow, record_usage
 START = datetime(2026, 11, 1, tzinfo=UTC)
 D = Decimal
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START + timedelta(hours=1)
-
-    def __call__(self) -> datetime:
-        return self.now
+CLOCK_START = START + timedelta(hours=1)  # where the ``clocked`` engine's clock starts
 
 
-@pytest.fixture
-def clocked(database_url: str) -> Iterator[tuple[Engine, Clock]]:
-    clock = Clock()
-    engine = Engine(database_url, clock=clock)
-    yield engine, clock
-    engine.close()
-
-
-def test_each_threshold_fires_once_per_period(clocked: tuple[Engine, Clock], receiver: Any) -> None:
+def test_each_threshold_fires_once_per_period(
+    clocked: tuple[Engine, SettableClock], receiver: Any
+) -> None:
     engine, clock = clocked
     ws = engine.create_workspace("acme", plan="free", period_start=START)  # 100 credits
     engine.add_notification(ws.id, webhook=receiver.url)
@@ -88,7 +76,7 @@ def _run(engine: Engine, ws: str, run_id: str, ucr: int, *, test_run: bool = Fal
 
 
 def test_a_regression_fires_when_cost_per_run_jumps_and_not_before(
-    clocked: tuple[Engine, Clock], receiver: Any
+    clocked: tuple[Engine, SettableClock], receiver: Any
 ) -> None:
     engine, _ = clocked
     ws = engine.create_workspace("acme", plan="starter", period_start=START).id
@@ -119,7 +107,7 @@ def _dead_url() -> str:
 
 
 def test_a_dead_receiver_leaves_the_alert_pending_and_the_spend_stands(
-    clocked: tuple[Engine, Clock],
+    clocked: tuple[Engine, SettableClock],
 ) -> None:
     engine, clock = clocked
     ws = engine.create_workspace("acme", plan="free", period_start=START).id

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from settable_clock import SettableClock
 from sqlalchemy import select
 from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop
 
@@ -21,22 +22,14 @@ from spojit_engine.web.app import create_app
 from spojit_engine.web.signin import COOKIE
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return SettableClock(datetime.now(UTC))
 
 
 @pytest.fixture
 def page_engine(
-    sqlite_engine: Engine, tmp_path: Path, fake_stripe: FakeStripe, clock: Clock
+    sqlite_engine: Engine, tmp_path: Path, fake_stripe: FakeStripe, clock: SettableClock
 ) -> Iterator[Engine]:
     engine = Engine(
         sqlite_engine.database_url,
@@ -103,7 +96,7 @@ def test_under_https_the_cookie_is_secure(
 
 
 def test_a_used_an_expired_and_an_unknown_link_are_refused(
-    browser: TestClient, page_engine: Engine, shop: Shop, clock: Clock
+    browser: TestClient, page_engine: Engine, shop: Shop, clock: SettableClock
 ) -> None:
     used = page_engine.login_link(shop.workspace_id).url.removeprefix("http://testserver")
     assert browser.get(used).status_code == 303
@@ -119,7 +112,7 @@ def test_a_used_an_expired_and_an_unknown_link_are_refused(
 
 
 def test_a_session_expires_and_sign_out_ends_it(
-    browser: TestClient, page_engine: Engine, shop: Shop, clock: Clock
+    browser: TestClient, page_engine: Engine, shop: Shop, clock: SettableClock
 ) -> None:
     csrf = sign_in(browser, page_engine, shop)
     cookie = browser.cookies[COOKIE]
