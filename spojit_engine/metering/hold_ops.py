@@ -108,7 +108,7 @@ class HoldOperations:
                     return admitted
                 expires_at = tx.now + ttl
                 sql = statements_for(tx.conn)
-                hold_id = sql.run(
+                inserted = sql.run(
                     tx.conn,
                     "insert_hold",
                     {
@@ -124,7 +124,8 @@ class HoldOperations:
                         "node_call": usage.node_call,
                         "created_at": sql.time_param(tx.now),
                     },
-                ).fetchone()[0]
+                )
+                hold_id = sql.inserted_id(inserted)
                 apply_draw(tx, draw)
                 tx.post(
                     kind="hold",

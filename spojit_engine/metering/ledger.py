@@ -41,12 +41,9 @@ from spojit_engine.metering.replay import (
     replayed_entry,
     replayed_grant,
 )
-from spojit_engine.metering.reservations import (
-    plan_draw,
-    post_draw,
-    reservation_key,
-)
+from spojit_engine.metering.reservations import plan_draw, post_draw
 from spojit_engine.metering.retry import retry_unavailable
+from spojit_engine.metering.sqlite_debit import SqliteDebit
 from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import insert_rows
 
@@ -73,7 +70,10 @@ class Ledger(HoldOperations):
         self._catch_up_max = catch_up_max
         self._holds_batch_max = holds_batch_max
         self.observers = LedgerObservers()
-        self.pg_debit = PgDebit(engine) if engine.dialect.name == "postgresql" else None
+        # The common debit without SQLAlchemy's transaction around it (one call on PostgreSQL)
+        self.fast_debit: PgDebit | SqliteDebit = (
+            PgDebit(engine) if engine.dialect.name == "postgresql" else SqliteDebit(engine)
+        )
 
     @contextmanager
     def locked(self, workspace_id: str) -> Iterator[LedgerTx]:
@@ -201,13 +201,13 @@ class Ledger(HoldOperations):
         A charge of run ``run_id`` draws from the run's open reservation first, leaving
         ``keep_ucr`` of it (promised to charges this process has not committed yet; see
         reservations.py). ``records`` (usage records) are written in the same transaction.
-        On PostgreSQL, when no spend limit applies, the whole debit is one server-side call
-        (pg_debit.py); whatever that call hands back is decided here as always."""
-        if self.pg_debit is not None and not self.observers.limits_apply(workspace_id, usage):
-            entry = self.pg_debit.debit(
+        When no spend limit applies, the common case takes the fast path (one server-side call
+        on PostgreSQL, pg_debit.py; sqlite_debit.py); whatever it hands back is decided here as
+        always."""
+        if not self.observers.limits_apply(workspace_id, usage):
+            entry = self.fast_debit.debit(
                 workspace_id, key=key, amount_ucr=amount_ucr, now=self.clock(), usage=usage,
-                reservation_key=None if run_id is None else reservation_key(run_id),
-                keep_ucr=keep_ucr, records=records,
+                run_id=run_id, keep_ucr=keep_ucr, records=records,
             )  # fmt: skip
             if entry is not None:
                 if not entry.replayed:  # committed: heard as ``locked`` would have told it

@@ -7,10 +7,9 @@ Client CPU is throughput (eight clients and their backends on two cores), so the
 two costs that buy it nothing: it is sent through libpq itself (``psycopg.pq``: prepared once
 per session, parameters as text) instead of a psycopg cursor (≈ 70 µs less a debit, measured),
 over sessions of its own instead of the engine's pool, whose checkout and reset cost ≈ 80 µs a
-debit. Its sessions (at most ``SESSIONS_MAX``, made by the engine, then detached from
-its pool) are closed when the engine is disposed; a lost one is dropped; when all are busy the
-debit takes the Python path and the pool. libpq's blocking call releases the GIL. No BEGIN is
-sent: the statement is its own transaction.
+debit. Its sessions are ``OwnSessions``: when all are busy the debit takes the Python path and
+the pool. libpq's blocking call releases the GIL. No BEGIN is sent: the statement is its own
+transaction.
 
 Whatever the function hands back (SQLSTATE class SP: due for maintenance, a refusal, an unknown
 workspace), a key already used (the entries' UNIQUE key: a replay or a conflict, or a key raced in
@@ -21,17 +20,17 @@ path only ever makes the common case faster.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import DBAPIError
 
 from spojit_engine.db import POOL_SIZE, unavailable_as_error
+from spojit_engine.metering.own_sessions import OwnSessions
 from spojit_engine.metering.records import EntryRecord, Usage
+from spojit_engine.metering.reservations import reservation_key
 from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import record_json
 
@@ -53,10 +52,10 @@ class PgDebit:
     def __init__(self, engine: SAEngine) -> None:
         self.engine = engine
         self.answered = 0  # debits this path posted (tests and benches read it)
-        self._idle: list[Any] = []  # psycopg connections, the call prepared in each
-        self._open = 0  # ours, idle or in use
-        self._lock = threading.Lock()
-        event.listen(engine, "engine_disposed", self._close_idle)
+        # psycopg connections, the call prepared in each
+        self.sessions: OwnSessions[Any] = OwnSessions(
+            engine, make=self._open_session, close=lambda conn: conn.close(), most=SESSIONS_MAX
+        )
 
     def debit(
         self,
@@ -66,14 +65,15 @@ class PgDebit:
         amount_ucr: int,
         now: datetime,
         usage: Usage,
-        reservation_key: str | None,
+        run_id: str | None,
         keep_ucr: int,
         records: Sequence[UsageRow],
     ) -> EntryRecord | None:
         """The posted entry, or None when the Python path must decide (nothing was written)."""
         params = (
             workspace_id, key, str(amount_ucr),
-            now.astimezone(UTC).replace(tzinfo=None).isoformat(), reservation_key,
+            now.astimezone(UTC).replace(tzinfo=None).isoformat(),
+            None if run_id is None else reservation_key(run_id),
             str(keep_ucr), usage.workflow, usage.node_type, usage.member_id,
             "t" if usage.test_run else "f", usage.node_call,
             json.dumps([record_json(r) for r in records]) if records else None,
@@ -95,7 +95,7 @@ class PgDebit:
         from psycopg import pq
 
         try:
-            conn = self._take()
+            conn = self.sessions.take()
             if conn is None:
                 return None
             keep = False
@@ -112,51 +112,22 @@ class PgDebit:
                     return None
                 raise _error(pgconn, result)
             finally:
-                self._give_back(conn, keep=keep)
+                self.sessions.give_back(conn, keep=keep)
         except psycopg.Error as exc:
             raise DBAPIError.instance(_CALL, params, exc, psycopg.Error) from exc
 
-    def _take(self) -> Any:
-        """An idle session of ours, else a new one (the engine connects, exactly as for its
-        pool), else None when ``SESSIONS_MAX`` are busy."""
+    def _open_session(self) -> Any:
+        """A new session, made by the engine exactly as for its pool, the call prepared in it."""
         from psycopg import pq
 
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-            if self._open >= SESSIONS_MAX:
-                return None
-            self._open += 1
-        try:
-            raw = self.engine.raw_connection()  # the pool raises the driver's own error
-            conn: Any = raw.driver_connection
-            raw.detach()  # ours from now on: closed by us, never pooled
-            prepared = conn.pgconn.prepare(_NAME, _CALL.encode())
-            if prepared.status != pq.ExecStatus.COMMAND_OK:
-                conn.close()
-                raise _error(conn.pgconn, prepared)
-        except BaseException:
-            with self._lock:
-                self._open -= 1
-            raise
-        return conn
-
-    def _give_back(self, conn: Any, *, keep: bool) -> None:
-        if keep:
-            with self._lock:
-                self._idle.append(conn)
-            return
-        with self._lock:
-            self._open -= 1
-        conn.close()
-
-    def _close_idle(self, _engine: SAEngine) -> None:
-        """The engine was disposed (closed, or its sessions known dead): so are ours."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-        for conn in idle:
+        raw = self.engine.raw_connection()  # the pool raises the driver's own error
+        conn: Any = raw.driver_connection
+        raw.detach()  # ours from now on: closed by us, never pooled
+        prepared = conn.pgconn.prepare(_NAME, _CALL.encode())
+        if prepared.status != pq.ExecStatus.COMMAND_OK:
             conn.close()
+            raise _error(conn.pgconn, prepared)
+        return conn
 
 
 def _error(pgconn: Any, result: Any) -> Exception:

@@ -38,7 +38,13 @@ def lock_account(conn: Connection, workspace_id: str) -> tuple[Account, list[Blo
     """The workspace row under a write lock (FOR UPDATE; SQLite holds BEGIN IMMEDIATE already),
     then every grant that still has credits, whatever its times, read after the lock."""
     sql = statements_for(conn)
-    row: Any = sql.run(conn, "lock_account", {"id": workspace_id}).fetchone()
+    if sql.sqlite:  # one statement: the workspace row on each of its grants' rows
+        rows: Any = sql.run(conn, "lock_account_blocks", {"id": workspace_id}).fetchall()
+        row = rows[0] if rows else None
+        grants = [r[11:] for r in rows if r[11] is not None]
+    else:
+        row = sql.run(conn, "lock_account", {"id": workspace_id}).fetchone()
+        grants = sql.run(conn, "load_blocks", {"workspace_id": workspace_id}).fetchall()
     if row is None:
         raise UnknownWorkspace(workspace_id)
     t = sql.time_value
@@ -46,8 +52,7 @@ def lock_account(conn: Connection, workspace_id: str) -> tuple[Account, list[Blo
         row[0], row[1], row[2], row[3], t(row[4]), t(row[5]), t(row[6]), t(row[7]),
         row[8], row[9], row[10],
     )  # fmt: skip
-    rows: Any = sql.run(conn, "load_blocks", {"workspace_id": workspace_id})
-    blocks = [Block(r[0], r[1], t(r[2]), sql.optional_time_value(r[3]), r[4]) for r in rows]
+    blocks = [Block(g[0], g[1], t(g[2]), sql.optional_time_value(g[3]), g[4]) for g in grants]
     return account, blocks
 
 
@@ -118,7 +123,7 @@ class LedgerTx:
                     "created_at": sql.time_param(self.now),
                 },
             )
-            entry_id = None if not sql.sqlite else entry.fetchone()[0]
+            entry_id = sql.inserted_id(entry) if sql.sqlite else None  # PG: once it has ended
             for grant, amount in postings:
                 sql.run(
                     self.conn,
@@ -142,7 +147,7 @@ class LedgerTx:
                 },
             )
         if entry_id is None:
-            entry_id = entry.fetchone()[0]
+            entry_id = sql.inserted_id(entry)
         for grant, cursor in moves:
             if cursor.rowcount != 1:
                 raise LedgerCorrupt(

@@ -80,7 +80,7 @@ def _debit_worker(database_url: str, workspace_id: str, keys: list[str], tag: st
                 outcomes.append((key, "error", f"{type(exc).__name__}: {exc}"))
             else:
                 outcomes.append((key, "replayed" if entry.replayed else "debited", entry.id))
-        by_function = engine.ledger.pg_debit.answered if engine.ledger.pg_debit else 0
+        by_function = engine.ledger.fast_debit.answered
         return WorkerReport(os.getpid(), tag, outcomes, time.perf_counter() - started, by_function)
     finally:
         engine.close()

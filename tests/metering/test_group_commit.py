@@ -57,7 +57,7 @@ def batching_engine(database_url: str) -> Iterator[Engine]:
 
 class WriteCounter:
     """Counts write transactions (not read snapshots) on an engine: those begun through
-    SQLAlchemy, and PostgreSQL's one-statement debits (each its own transaction)."""
+    SQLAlchemy, and the fast debits (each its own transaction, sqlite_debit.py, pg_debit.py)."""
 
     def __init__(self, engine: Engine) -> None:
         self.begun = 0
@@ -66,8 +66,7 @@ class WriteCounter:
         self._one_call_start = self._one_call()
 
     def _one_call(self) -> int:
-        pg_debit = self.engine.ledger.pg_debit
-        return pg_debit.answered if pg_debit else 0
+        return self.engine.ledger.fast_debit.answered
 
     @property
     def count(self) -> int:

@@ -2,7 +2,7 @@
 column every debit updates (so the update is HOT and the burn-order reads stay small); the debit
 keeps ``usage_daily`` itself, exactly, and leaves the trigger armed for every other writer; a
 session that lost the prepared call still debits (the Python path answers, the session is
-dropped, the next call opens another); disposing the engine closes the debit's sessions."""
+dropped, the next call opens another). Its sessions closing with the engine: test_fast_debit.py."""
 
 from __future__ import annotations
 
@@ -37,13 +37,13 @@ def test_no_index_covers_a_column_every_debit_updates(engine: Engine) -> None:
 def test_the_debit_keeps_usage_daily_itself_and_the_trigger_stays_armed(engine: Engine) -> None:
     ws = engine.create_workspace("acme", plan="starter").id
     ledger = engine.ledger
-    assert ledger.pg_debit is not None
-    answered = ledger.pg_debit.answered
+    assert ledger.fast_debit is not None
+    answered = ledger.fast_debit.answered
     call = Usage("leads", "transform.map", "m1", False, node_call="node:a")
     ledger.debit(ws, amount_ucr=1_000, key="a1", usage=call)
     ledger.debit(ws, amount_ucr=2_000, key="a2", usage=call)  # the same call: no second call
     ledger.debit(ws, amount_ucr=4_000, key="b", usage=Usage("leads", "transform.map", "m1"))
-    assert ledger.pg_debit.answered == answered + 3
+    assert ledger.fast_debit.answered == answered + 3
     d = usage_daily.c
     with engine.sa_engine.connect() as conn:
         rows = conn.execute(select(d.credits_ucr, d.calls).where(d.workspace_id == ws)).all()
@@ -68,10 +68,10 @@ def one_session(engine: Engine) -> tuple[Engine, str, Any]:
     """A PostgreSQL engine after one debit: the workspace, and the one debit session it opened
     (the call prepared in it)."""
     ws = engine.create_workspace("acme", plan="starter").id
-    pg_debit = engine.ledger.pg_debit
+    pg_debit = engine.ledger.fast_debit
     assert pg_debit is not None
     engine.ledger.debit(ws, amount_ucr=1_000, key="first", usage=Usage())
-    (session,) = pg_debit._idle
+    (session,) = pg_debit.sessions.idle
     return engine, ws, session
 
 
@@ -81,7 +81,7 @@ def test_a_session_that_lost_the_prepared_call_still_debits(
     one_session: tuple[Engine, str, Any],
 ) -> None:
     engine, ws, session = one_session
-    ledger, pg_debit = engine.ledger, engine.ledger.pg_debit
+    ledger, pg_debit = engine.ledger, engine.ledger.fast_debit
     assert pg_debit is not None
     session.pgconn.exec_(b"DEALLOCATE ALL")
     answered = pg_debit.answered
@@ -91,17 +91,3 @@ def test_a_session_that_lost_the_prepared_call_still_debits(
     assert pg_debit.answered == answered + 1
     assert engine.balance(ws).consumed == Decimal("0.003")
     assert engine.verify(ws) == 1
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_disposing_the_engine_closes_the_debits_sessions(
-    one_session: tuple[Engine, str, Any],
-) -> None:
-    engine, ws, session = one_session
-    pg_debit = engine.ledger.pg_debit
-    assert pg_debit is not None
-    engine.sa_engine.dispose()
-    assert session.closed and not pg_debit._idle
-    engine.ledger.debit(ws, amount_ucr=1_000, key="after", usage=Usage())  # a new session
-    assert pg_debit.answered == 2

@@ -59,13 +59,12 @@ def test_every_write_path_keeps_the_rollups_exact(
     ledger = engine.ledger
     clock.now = START + timedelta(hours=13, minutes=36, seconds=42)  # 23:59:59, the day's last
 
-    # A node call's base debit with its record: on PostgreSQL one server-side call.
-    answered = ledger.pg_debit.answered if ledger.pg_debit else 0
+    # A node call's base debit with its record: the fast path (one server-side call on PostgreSQL).
+    answered = ledger.fast_debit.answered
     call = Usage("leads", "transform.structured", "m1", False, node_call="node:a")
     first = _row("node:a", ws, clock.now, 100_000, node_type="transform.structured")
     ledger.debit(ws, amount_ucr=100_000, key="node:a:base", usage=call, records=[first])
-    if ledger.pg_debit is not None:
-        assert ledger.pg_debit.answered == answered + 1
+    assert ledger.fast_debit.answered == answered + 1
 
     # Past the reset time: the same call settles an LLM call counted on its record (credits
     # and models change), then the record is rewritten (its status and credits change).
