@@ -23,6 +23,7 @@ from spojit_engine.errors import InsufficientCredits, InvalidInput, LedgerCorrup
 from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block, spendable
 from spojit_engine.metering.catalog import Catalog
+from spojit_engine.metering.fast_debit import DebitRequest, FastDebit
 from spojit_engine.metering.hold_ops import HoldOperations
 from spojit_engine.metering.maintenance import grant_block, maintain
 from spojit_engine.metering.money import ucr_to_credits
@@ -71,7 +72,7 @@ class Ledger(HoldOperations):
         self._holds_batch_max = holds_batch_max
         self.observers = LedgerObservers()
         # The common debit without SQLAlchemy's transaction around it (one call on PostgreSQL)
-        self.fast_debit: PgDebit | SqliteDebit = (
+        self.fast_debit: FastDebit = (
             PgDebit(engine) if engine.dialect.name == "postgresql" else SqliteDebit(engine)
         )
 
@@ -206,8 +207,8 @@ class Ledger(HoldOperations):
         always."""
         if not self.observers.limits_apply(workspace_id, usage):
             entry = self.fast_debit.debit(
-                workspace_id, key=key, amount_ucr=amount_ucr, now=self.clock(), usage=usage,
-                run_id=run_id, keep_ucr=keep_ucr, records=records,
+                DebitRequest(workspace_id, key, amount_ucr, self.clock(), usage, run_id,
+                             keep_ucr, records)
             )  # fmt: skip
             if entry is not None:
                 if not entry.replayed:  # committed: heard as ``locked`` would have told it

@@ -7,9 +7,8 @@ Client CPU is throughput (eight clients and their backends on two cores), so the
 two costs that buy it nothing: it is sent through libpq itself (``psycopg.pq``: prepared once
 per session, parameters as text) instead of a psycopg cursor (≈ 70 µs less a debit, measured),
 over sessions of its own instead of the engine's pool, whose checkout and reset cost ≈ 80 µs a
-debit. Its sessions are ``OwnSessions``: when all are busy the debit takes the Python path and
-the pool. libpq's blocking call releases the GIL. No BEGIN is sent: the statement is its own
-transaction.
+debit (fast_debit.py; when all are busy the debit takes the Python path and the pool). libpq's
+blocking call releases the GIL. No BEGIN is sent: the statement is its own transaction.
 
 Whatever the function hands back (SQLSTATE class SP: due for maintenance, a refusal, an unknown
 workspace), a key already used (the entries' UNIQUE key: a replay or a conflict, or a key raced in
@@ -20,18 +19,15 @@ path only ever makes the common case faster.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import DBAPIError
 
-from spojit_engine.db import POOL_SIZE, unavailable_as_error
-from spojit_engine.metering.own_sessions import OwnSessions
-from spojit_engine.metering.records import EntryRecord, Usage
+from spojit_engine.db import unavailable_as_error
+from spojit_engine.metering.fast_debit import DebitRequest, FastDebit
+from spojit_engine.metering.records import EntryRecord
 from spojit_engine.metering.reservations import reservation_key
-from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import record_json
 
 _NAME = b"spojit_debit_call"
@@ -43,40 +39,21 @@ _CALL = (
 # Handed back to the Python path: due, refused, unknown workspace; a key used (unique
 # violation); the prepared call gone from the session (which is then dropped).
 _PYTHON_DECIDES = frozenset({b"SP001", b"SP003", b"SP004", b"23505", b"26000"})
-SESSIONS_MAX = POOL_SIZE  # this path's own sessions, per engine
 
 
-class PgDebit:
-    """The one-call debit over sessions of its own (PostgreSQL only)."""
+class PgDebit(FastDebit):
+    """The one-call debit (PostgreSQL only); its sessions are psycopg connections, the call
+    prepared in each."""
 
-    def __init__(self, engine: SAEngine) -> None:
-        self.engine = engine
-        self.answered = 0  # debits this path posted (tests and benches read it)
-        # psycopg connections, the call prepared in each
-        self.sessions: OwnSessions[Any] = OwnSessions(
-            engine, make=self._open_session, close=lambda conn: conn.close(), most=SESSIONS_MAX
-        )
-
-    def debit(
-        self,
-        workspace_id: str,
-        *,
-        key: str,
-        amount_ucr: int,
-        now: datetime,
-        usage: Usage,
-        run_id: str | None,
-        keep_ucr: int,
-        records: Sequence[UsageRow],
-    ) -> EntryRecord | None:
-        """The posted entry, or None when the Python path must decide (nothing was written)."""
+    def debit(self, request: DebitRequest) -> EntryRecord | None:
+        r, usage = request, request.usage
         params = (
-            workspace_id, key, str(amount_ucr),
-            now.astimezone(UTC).replace(tzinfo=None).isoformat(),
-            None if run_id is None else reservation_key(run_id),
-            str(keep_ucr), usage.workflow, usage.node_type, usage.member_id,
+            r.workspace_id, r.key, str(r.amount_ucr),
+            r.now.astimezone(UTC).replace(tzinfo=None).isoformat(),
+            None if r.run_id is None else reservation_key(r.run_id),
+            str(r.keep_ucr), usage.workflow, usage.node_type, usage.member_id,
             "t" if usage.test_run else "f", usage.node_call,
-            json.dumps([record_json(r) for r in records]) if records else None,
+            json.dumps([record_json(row) for row in r.records]) if r.records else None,
         )  # fmt: skip
         with unavailable_as_error():
             row = self._run(params)
@@ -84,9 +61,9 @@ class PgDebit:
             return None
         self.answered += 1
         entry_id, held_delta = row
-        return EntryRecord(id=entry_id, workspace_id=workspace_id, key=key, kind="debit",
-                           amount_ucr=-amount_ucr, held_ucr=held_delta, overdraft_ucr=0,
-                           created_at=now)  # fmt: skip
+        return EntryRecord(id=entry_id, workspace_id=r.workspace_id, key=r.key, kind="debit",
+                           amount_ucr=-r.amount_ucr, held_ucr=held_delta, overdraft_ucr=0,
+                           created_at=r.now)  # fmt: skip
 
     def _run(self, params: tuple[str | None, ...]) -> tuple[int, int] | None:
         """(entry id, held delta), or None for the Python path; the driver's errors come out
@@ -117,7 +94,7 @@ class PgDebit:
             raise DBAPIError.instance(_CALL, params, exc, psycopg.Error) from exc
 
     def _open_session(self) -> Any:
-        """A new session, made by the engine exactly as for its pool, the call prepared in it."""
+        """A psycopg connection made by the engine exactly as for its pool, the call prepared."""
         from psycopg import pq
 
         raw = self.engine.raw_connection()  # the pool raises the driver's own error

@@ -4,7 +4,7 @@ without SQLAlchemy's connection handling around them.
 Why: a metered node's base debit is one write transaction per call. Its statements already run
 on the driver (statements.py); what was left was SQLAlchemy's pool checkout, its ``begin``
 event, its commit and its reset on return, ≈ 0.3 ms of Python a debit, as much as the
-statements. This path keeps its sessions (``OwnSessions``: SQLAlchemy connections detached from
+statements. This path keeps its sessions (fast_debit.py: SQLAlchemy connections detached from
 the pool, so the pragmas and connect arguments are the engine's) and sends ``BEGIN IMMEDIATE``
 and ``COMMIT`` itself.
 
@@ -17,49 +17,23 @@ PostgreSQL's one-call debit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
 from sqlalchemy import Connection
-from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
-from spojit_engine.db import POOL_SIZE, unavailable_as_error
+from spojit_engine.db import unavailable_as_error
 from spojit_engine.metering.burn import spendable
-from spojit_engine.metering.own_sessions import OwnSessions
+from spojit_engine.metering.fast_debit import DebitRequest, FastDebit
 from spojit_engine.metering.posting import LedgerTx, available_ucr
-from spojit_engine.metering.records import EntryRecord, Usage
+from spojit_engine.metering.records import EntryRecord
 from spojit_engine.metering.reservations import plan_draw, post_draw
 from spojit_engine.metering.statements import statements_for
-from spojit_engine.metering.usage import UsageRow
 from spojit_engine.metering.usage_writes import insert_rows
 
-SESSIONS_MAX = POOL_SIZE  # this path's own sessions, per engine (one writer at a time anyway)
 
+class SqliteDebit(FastDebit):
+    """The debit over sessions of its own (SQLite only): SQLAlchemy connections, detached."""
 
-class SqliteDebit:
-    """The debit over sessions of its own (SQLite only)."""
-
-    def __init__(self, engine: SAEngine) -> None:
-        self.engine = engine
-        self.answered = 0  # debits this path posted (tests and benches read it)
-        self.sessions: OwnSessions[Connection] = OwnSessions(
-            engine, make=self._open_session, close=lambda conn: conn.close(), most=SESSIONS_MAX
-        )
-
-    def debit(
-        self,
-        workspace_id: str,
-        *,
-        key: str,
-        amount_ucr: int,
-        now: datetime,
-        usage: Usage,
-        run_id: str | None,
-        keep_ucr: int,
-        records: Sequence[UsageRow],
-    ) -> EntryRecord | None:
-        """The posted entry, or None when the Python path must decide (nothing was written)."""
+    def debit(self, request: DebitRequest) -> EntryRecord | None:
         conn = self.sessions.take()
         if conn is None:
             return None
@@ -69,15 +43,13 @@ class SqliteDebit:
             with unavailable_as_error():
                 sql.run_text(conn, "BEGIN IMMEDIATE", {})
                 try:
-                    entry = _post(conn, workspace_id, key=key, amount_ucr=amount_ucr, now=now,
-                                  usage=usage, run_id=run_id, keep_ucr=keep_ucr,
-                                  records=records)  # fmt: skip
+                    entry = _post(conn, request)
                     if entry is not None:
                         sql.run_text(conn, "COMMIT", {})
                 except IntegrityError:  # the key is used: a replay or a conflict
                     entry = None
                 finally:
-                    if conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                    if conn.connection.dbapi_connection.in_transaction:
                         sql.run_text(conn, "ROLLBACK", {})
             lost = False
         finally:
@@ -92,26 +64,15 @@ class SqliteDebit:
         return conn
 
 
-def _post(
-    conn: Connection,
-    workspace_id: str,
-    *,
-    key: str,
-    amount_ucr: int,
-    now: datetime,
-    usage: Usage,
-    run_id: str | None,
-    keep_ucr: int,
-    records: Sequence[UsageRow],
-) -> EntryRecord | None:
+def _post(conn: Connection, r: DebitRequest) -> EntryRecord | None:
     """Inside the open transaction: post the debit, or None when it is not the common case."""
-    tx = LedgerTx.open(conn, workspace_id, now)
-    if now >= tx.account.next_due_at:
+    tx = LedgerTx.open(conn, r.workspace_id, r.now)
+    if r.now >= tx.account.next_due_at:
         return None
-    draw = plan_draw(tx, run_id, amount_ucr, keep_ucr)
-    blocks = spendable(tx.blocks, now)
-    if amount_ucr > available_ucr(blocks, tx) + draw.take_ucr:
+    draw = plan_draw(tx, r.run_id, r.amount_ucr, r.keep_ucr)
+    blocks = spendable(tx.blocks, r.now)
+    if r.amount_ucr > available_ucr(blocks, tx) + draw.take_ucr:
         return None
-    entry = post_draw(tx, blocks, draw, key=key, amount_ucr=amount_ucr, usage=usage)
-    insert_rows(conn, records)
+    entry = post_draw(tx, blocks, draw, key=r.key, amount_ucr=r.amount_ucr, usage=r.usage)
+    insert_rows(conn, r.records)
     return entry
