@@ -7,8 +7,12 @@ workflow can together cross its cap. What counts as spent (µcr):
 
 - a day: the workflow's debits and settles since 00:00 UTC, plus its open holds;
 - a run: the debits of that flow run, plus its holds (open: the held amount; settled: the actual
-  cost; released or expired: nothing). The limit remembers each debit and hold key of a capped
-  run in ``guard_run_spends``, in the same transaction, so the sum reads the ledger's own rows.
+  cost; released or expired: nothing), plus what its reservation paid for charges the limit never
+  saw (group commit batches a reserved run's base charges without it): the reservation's drawn
+  amount, less the draws of the debits and holds counted already. The limit remembers each debit
+  and hold key of a capped run in ``guard_run_spends``, in the same transaction, so the sum reads
+  the ledger's own rows. Charges a process has batched but not yet committed are not in the
+  ledger, so a run may pass its cap by at most its uncommitted batch (``batch.py``'s bound).
 
 Caps are read through a per-process cache (``SPOJIT_BUDGET_CACHE_SECONDS``): a cap set in another
 process applies within that many seconds; one set through this process applies at once.
@@ -43,7 +47,7 @@ from spojit_engine.metering.holds import HoldState
 from spojit_engine.metering.observers import Spend
 from spojit_engine.metering.posting import LedgerTx
 from spojit_engine.metering.records import USAGE_KINDS, Usage
-from spojit_engine.metering.reservations import RESERVATION_PREFIX
+from spojit_engine.metering.reservations import RESERVATION_PREFIX, reservation_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +79,22 @@ def spent_today_ucr(conn: Connection, workspace_id: str, workflow: str, now: dat
 
 
 def spent_in_run_ucr(conn: Connection, flow_run_id: str) -> int:
-    """What one flow run of a capped workflow spent, from the ledger rows its keys name (its
-    reservation counted through what was drawn from it, never twice)."""
+    """What one flow run of a capped workflow spent, from the ledger rows its keys name: each
+    credit once, whether a registered debit or hold took it from the reservation or not."""
     e, h, r = schema.entries.c, schema.holds.c, guard_run_spends.c
-    debits = conn.execute(
-        select(func.coalesce(-func.sum(e.amount_ucr), 0))
+    drawn = conn.execute(
+        select(func.coalesce(h.settled_ucr, 0)).where(h.key == reservation_key(flow_run_id))
+    ).scalar()
+    # Debits: all of each; a debit's held_ucr is minus what it drew from the reservation.
+    debits, debits_drew = conn.execute(
+        select(func.coalesce(-func.sum(e.amount_ucr), 0), func.coalesce(-func.sum(e.held_ucr), 0))
         .select_from(schema.entries.join(guard_run_spends, e.key == r.key))
         .where(r.flow_run_id == flow_run_id, r.kind == "debit")
-    ).scalar_one()
-    holds = conn.execute(
+    ).one()
+    # Holds: what each holds or settled; its entry's held_ucr is its amount less what it carved
+    # from the reservation.
+    hold_entry = schema.entries.alias("hold_entry")
+    holds, holds_carved = conn.execute(
         select(
             func.coalesce(
                 func.sum(
@@ -94,17 +105,24 @@ def spent_in_run_ucr(conn: Connection, flow_run_id: str) -> int:
                     )
                 ),
                 0,
+            ),
+            func.coalesce(func.sum(h.amount_ucr - hold_entry.c.held_ucr), 0),
+        )
+        .select_from(
+            schema.holds.join(guard_run_spends, h.key == r.key).join(
+                hold_entry, (hold_entry.c.key == h.key) & (hold_entry.c.kind == "hold")
             )
         )
-        .select_from(schema.holds.join(guard_run_spends, h.key == r.key))
-        # A run's reservation is not spent itself: what is drawn from it is, as its debits.
+        # A run's reservation is not spent itself: what is drawn from it is.
         .where(
             r.flow_run_id == flow_run_id,
             r.kind == "hold",
             ~h.key.startswith(RESERVATION_PREFIX),
         )
-    ).scalar_one()
-    return int(debits) + int(holds)
+    ).one()
+    # What the reservation paid for charges the limit never saw (group commit's batches).
+    unseen = int(drawn or 0) - int(debits_drew) - int(holds_carved)
+    return int(debits) + int(holds) + unseen
 
 
 def _current_run_cap() -> tuple[str | None, int | None]:

@@ -137,6 +137,45 @@ def test_a_per_run_cap_admits_a_reservation_it_covers_and_names_itself_when_it_d
     assert engine.guard.state(ws.id) is None or not engine.guard.state(ws.id).stopped
 
 
+def test_a_per_run_cap_counts_what_group_commit_charged_to_the_reservation(
+    bound_on_each_db: Engine,
+) -> None:
+    """Group commit posts a reserved run's base charges without the spend limit; the cap still
+    counts them (through what they drew from the reservation), each credit once."""
+    from prefect import flow
+    from prefect.context import FlowRunContext
+
+    from spojit_engine.guards.errors import BudgetExceeded
+    from spojit_engine.metering.batch import commit_run
+
+    engine = bound_on_each_db
+    ws = engine.create_workspace("acme", plan="free")
+    name = unique("batched-capped")
+    engine.set_workflow_budget(ws.id, name, max_credits_per_run="3")
+    nodes = [Connector(f"step-{i}", fetch, mode="direct") for i in range(4)]  # 1.00 each
+
+    @flow(name=name, persist_result=False)
+    def run() -> str:
+        context = FlowRunContext.get()
+        assert context is not None and context.flow_run is not None
+        run_id = str(context.flow_run.id)
+        engine.reserve_run(ws.id, "3", flow_run_id=run_id, workflow=name)  # the cap allows it
+        for node in nodes[:3]:
+            node(1)  # admitted against the reservation, batched
+        commit_run(run_id, forget=False)  # posted without the limit
+        try:
+            nodes[3](1)  # the reservation is spent: a direct debit the limit sees
+        except BudgetExceeded as refused:
+            return refused.cause
+        finally:
+            engine.close_run_reservation(run_id)
+        return "admitted"
+
+    assert run() == "budget_run"
+    assert engine.balance(ws.id).consumed == Decimal(3)  # the cap, not a credit more
+    assert engine.verify(ws.id) == 1
+
+
 def test_the_reservation_policy_comes_from_the_run_then_the_workflow() -> None:
     assert policy_of([RESERVE_TAG + "p95"], "max") == "p95"
     assert policy_of(["spojit:test"], "max") == "max"
