@@ -5,10 +5,10 @@ admission (``_admit``) and idempotent retries (``_once``); see ledger.py's docst
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, select, update
 
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InvalidInput, LedgerCorrupt, UnknownHold
@@ -149,16 +149,26 @@ class HoldOperations:
         return self._once(key, attempt, replay)
 
     @retry_unavailable
-    def settle(self, hold_id: int, *, actual_ucr: int, then: Then | None = None) -> EntryRecord:
+    def settle(
+        self,
+        hold_id: int,
+        *,
+        actual_ucr: int,
+        then: Then | None = None,
+        workspace_id: str | None = None,
+    ) -> EntryRecord:
         """Post the actual cost of a held step and free the rest of the hold.
 
         The step already happened, so its cost is recorded even when it exceeds what is left
         (the excess is an overdraft the next grant pays first) or the hold had timed out.
-        ``then`` writes more in the same transaction (not on a replay).
+        ``then`` writes more in the same transaction (not on a replay). ``workspace_id``: the
+        hold's, when the caller knows it (a meter does), saves looking it up.
         """
         key = f"hold:{hold_id}:settle"
-        with self.locked(self._hold_workspace(hold_id)) as tx:
+        with self.locked(workspace_id or self._hold_workspace(hold_id)) as tx:
             hold = _load_hold(tx.conn, hold_id)
+            if hold.workspace_id != tx.account.id:
+                raise UnknownHold(hold_id)
             if is_reservation(hold.key):
                 raise InvalidInput(f"Hold {hold_id} is a run reservation: close it, not settle.")
             if hold.state == HoldState.SETTLED.value:
@@ -174,10 +184,10 @@ class HoldOperations:
             postings: list[tuple[int | None, int]] = [(g, -take) for g, take in allocation.takes]
             if allocation.shortfall_ucr:
                 postings.append((None, -allocation.shortfall_ucr))
-            tx.conn.execute(
-                update(schema.holds)
-                .where(schema.holds.c.id == hold_id)
-                .values(state=HoldState.SETTLED.value, settled_ucr=actual_ucr)
+            statements_for(tx.conn).run(
+                tx.conn,
+                "set_hold_state",
+                {"id": hold_id, "state": HoldState.SETTLED.value, "settled_ucr": actual_ucr},
             )
             entry = tx.post(
                 kind="settle",
@@ -248,5 +258,29 @@ class HoldOperations:
         return str(workspace_id)
 
 
-def _load_hold(conn: Connection, hold_id: int) -> Row[Any]:
-    return conn.execute(select(schema.holds).where(schema.holds.c.id == hold_id)).one()
+class HoldRow(NamedTuple):
+    """A hold's row, read under its workspace's lock."""
+
+    id: int
+    workspace_id: str
+    key: str
+    amount_ucr: int
+    state: str
+    expires_at: datetime
+    settled_ucr: int | None
+    workflow: str | None
+    node_type: str | None
+    member_id: str | None
+    test_run: bool
+    node_call: str | None
+
+
+def _load_hold(conn: Connection, hold_id: int) -> HoldRow:
+    sql = statements_for(conn)
+    row = sql.run(conn, "load_hold", {"id": hold_id}).fetchone()
+    if row is None:
+        raise UnknownHold(hold_id)
+    return HoldRow(
+        row[0], row[1], row[2], row[3], row[4], sql.time_value(row[5]), row[6], row[7], row[8],
+        row[9], bool(row[10]), row[11],
+    )  # fmt: skip

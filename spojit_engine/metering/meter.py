@@ -99,7 +99,9 @@ class Meter:
         cost = self.price_call(settlement.usage)
         call = LlmCall(settlement.usage, cost)
         if hold.state in (HoldState.HELD.value, HoldState.EXPIRED.value):
-            entry = self.ledger.settle(hold.id, actual_ucr=cost, then=self._count(call))
+            entry = self.ledger.settle(
+                hold.id, actual_ucr=cost, then=self._count(call), workspace_id=self.workspace_id
+            )
             if entry.replayed:
                 self.recorded = None  # the record was not counted: the call's end rewrites it
         # else: this very attempt already settled this call (a replay): nothing new to bill.

@@ -67,6 +67,11 @@ _SQL = {
         " :state, :expires_at, :workflow, :node_type, :member_id, :test_run, :node_call,"
         " :created_at){returning_id}"
     ),
+    "load_hold": (
+        "SELECT id, workspace_id, key, amount_ucr, state, expires_at, settled_ucr, workflow,"
+        " node_type, member_id, test_run, node_call FROM holds WHERE id = :id"
+    ),
+    "set_hold_state": "UPDATE holds SET state = :state, settled_ucr = :settled_ucr WHERE id = :id",
     # A run reservation still open in this workspace, and what is left of it (reservations.py).
     "open_reservation": (
         "SELECT id, amount_ucr - COALESCE(settled_ucr, 0) FROM holds"
