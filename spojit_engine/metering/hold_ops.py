@@ -5,8 +5,8 @@ admission (``_admit``) and idempotent retries (``_once``); see ledger.py's docst
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, update
 
@@ -166,7 +166,7 @@ class HoldOperations:
         """
         key = f"hold:{hold_id}:settle"
         with self.locked(workspace_id or self._hold_workspace(hold_id)) as tx:
-            hold = _load_hold(tx.conn, hold_id)
+            hold, usage = _load_hold(tx.conn, hold_id)
             if hold.workspace_id != tx.account.id:
                 raise UnknownHold(hold_id)
             if is_reservation(hold.key):
@@ -196,9 +196,7 @@ class HoldOperations:
                 postings=postings,
                 held_ucr=-frees_ucr,
                 hold_id=hold_id,
-                usage=Usage(
-                    hold.workflow, hold.node_type, hold.member_id, hold.test_run, hold.node_call
-                ),
+                usage=usage,
             )
             if then is not None:
                 then(tx)
@@ -209,7 +207,7 @@ class HoldOperations:
         """Give a hold's credits back untouched (the step did not run); twice is a no-op.
         Releasing a run reservation closes it (what was drawn stays spent)."""
         with self.locked(self._hold_workspace(hold_id)) as tx:
-            hold = _load_hold(tx.conn, hold_id)
+            hold, _ = _load_hold(tx.conn, hold_id)
             if is_reservation(hold.key):
                 return close_reservation_in(tx, hold)
             if hold.state != HoldState.RELEASED.value:
@@ -258,29 +256,11 @@ class HoldOperations:
         return str(workspace_id)
 
 
-class HoldRow(NamedTuple):
-    """A hold's row, read under its workspace's lock."""
-
-    id: int
-    workspace_id: str
-    key: str
-    amount_ucr: int
-    state: str
-    expires_at: datetime
-    settled_ucr: int | None
-    workflow: str | None
-    node_type: str | None
-    member_id: str | None
-    test_run: bool
-    node_call: str | None
-
-
-def _load_hold(conn: Connection, hold_id: int) -> HoldRow:
+def _load_hold(conn: Connection, hold_id: int) -> tuple[HoldRecord, Usage]:
+    """A hold's row, read under its workspace's lock, and whom it bills."""
     sql = statements_for(conn)
     row = sql.run(conn, "load_hold", {"id": hold_id}).fetchone()
     if row is None:
         raise UnknownHold(hold_id)
-    return HoldRow(
-        row[0], row[1], row[2], row[3], row[4], sql.time_value(row[5]), row[6], row[7], row[8],
-        row[9], bool(row[10]), row[11],
-    )  # fmt: skip
+    hold = HoldRecord(row[0], row[1], row[2], row[3], row[4], sql.time_value(row[5]), row[6])
+    return hold, Usage(row[7], row[8], row[9], bool(row[10]), row[11])
