@@ -21,7 +21,7 @@ from spojit_engine.metering import schema
 from spojit_engine.metering.burn import Block
 from spojit_engine.metering.money import INT64_MAX
 from spojit_engine.metering.records import Account, EntryRecord, Usage
-from spojit_engine.metering.statements import statements_for
+from spojit_engine.metering.statements import ACCOUNT_COLUMNS, statements_for
 
 _NO_USAGE = Usage()
 
@@ -41,7 +41,8 @@ def lock_account(conn: Connection, workspace_id: str) -> tuple[Account, list[Blo
     if sql.sqlite:  # one statement: the workspace row on each of its grants' rows
         rows: Any = sql.run(conn, "lock_account_blocks", {"id": workspace_id}).fetchall()
         row = rows[0] if rows else None
-        grants = [r[11:] for r in rows if r[11] is not None]
+        first = len(ACCOUNT_COLUMNS)  # where a grant's columns start (None: no grant)
+        grants = [r[first:] for r in rows if r[first] is not None]
     else:
         row = sql.run(conn, "lock_account", {"id": workspace_id}).fetchone()
         grants = sql.run(conn, "load_blocks", {"workspace_id": workspace_id}).fetchall()

@@ -20,27 +20,36 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+# What ``posting.lock_account`` reads of a workspace and of each grant, in this order.
+ACCOUNT_COLUMNS = (
+    "id", "name", "plan_id", "pending_plan_id", "anchor_at", "period_start", "period_end",
+    "next_due_at", "credits_ucr", "held_ucr", "overdraft_ucr",
+)  # fmt: skip
+BLOCK_COLUMNS = ("id", "priority", "effective_at", "expires_at", "remaining_ucr")
+
+
+def _columns(names: tuple[str, ...], alias: str = "") -> str:
+    return ", ".join(alias + name for name in names)
+
+
 _SQL = {
     "lock_account": (
-        "SELECT id, name, plan_id, pending_plan_id, anchor_at, period_start, period_end,"
-        " next_due_at, credits_ucr, held_ucr, overdraft_ucr FROM workspaces WHERE id = :id"
-        "{for_update}"
+        f"SELECT {_columns(ACCOUNT_COLUMNS)} FROM workspaces WHERE id = :id{{for_update}}"
     ),
     # A statement of its own, after the lock: under READ COMMITTED a row locked by FOR UPDATE
     # is re-read once the lock is granted, but rows joined to it are not, so grants read in the
     # same statement could be stale (the pair check in move_grant caught exactly that).
     "load_blocks": (
-        "SELECT id, priority, effective_at, expires_at, remaining_ucr FROM grants"
+        f"SELECT {_columns(BLOCK_COLUMNS)} FROM grants"
         " WHERE workspace_id = :workspace_id AND remaining_ucr > 0"
     ),
     # SQLite: BEGIN IMMEDIATE already holds the only write lock, so the grants joined to the
     # workspace row cannot be stale, and one statement is two fewer steps of the driver (each
     # step hands the GIL to whichever thread wants it; inside Prefect that is what costs).
     "lock_account_blocks": (
-        "SELECT w.id, w.name, w.plan_id, w.pending_plan_id, w.anchor_at, w.period_start,"
-        " w.period_end, w.next_due_at, w.credits_ucr, w.held_ucr, w.overdraft_ucr, g.id,"
-        " g.priority, g.effective_at, g.expires_at, g.remaining_ucr FROM workspaces w"
-        " LEFT JOIN grants g ON g.workspace_id = w.id AND g.remaining_ucr > 0 WHERE w.id = :id"
+        f"SELECT {_columns(ACCOUNT_COLUMNS, 'w.')}, {_columns(BLOCK_COLUMNS, 'g.')}"
+        " FROM workspaces w LEFT JOIN grants g ON g.workspace_id = w.id AND g.remaining_ucr > 0"
+        " WHERE w.id = :id"
     ),
     "insert_entry": (
         "INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr, grant_id, hold_id,"
