@@ -137,6 +137,27 @@ def test_an_out_of_credits_run_is_one_sentence(home: Path) -> None:
     assert engine.balance(info["workspace_id"]).consumed == Decimal(100)
 
 
+# What CI once printed above a refused run's one sentence: LiteLLM imports requests on the CLI's
+# background thread while the main thread is inside `catch_warnings()`, which drops requests' own
+# filter on exit; urllib3 then warns that SOCKS needs PySocks. The race, made deterministic:
+_SOCKS_RACE = """
+import warnings
+import spojit_engine.cli.app
+with warnings.catch_warnings():
+    import requests
+try:
+    import urllib3.contrib.socks
+except ImportError:
+    pass
+"""
+
+
+def test_a_library_import_raced_with_catch_warnings_prints_nothing() -> None:
+    raced = subprocess.run([sys.executable, "-c", _SOCKS_RACE], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert (raced.returncode, raced.stderr) == (0, "")
+
+
 def test_bad_flows_and_inputs_fail_in_one_sentence_before_prefect_starts(
     home: Path, tmp_path: Path
 ) -> None:

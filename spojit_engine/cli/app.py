@@ -34,6 +34,10 @@ from spojit_engine.cli.render import (
 # Pydantic 2.14 warns about Field attributes in Prefect's own models when it first builds their
 # schemas; a person reading `spojit run`'s one-line outcome can do nothing about it.
 warnings.filterwarnings("ignore", module=r"pydantic\._internal\.")
+# requests silences urllib3's warning that SOCKS needs PySocks, but `spojit run` imports LiteLLM
+# (and requests with it) on a background thread while Prefect's main thread may be inside
+# `warnings.catch_warnings()`, whose exit drops filters added meanwhile; so state it up front.
+warnings.filterwarnings("ignore", module=r"urllib3\.contrib\.socks")
 
 app = typer.Typer(
     name="spojit",
