@@ -8,10 +8,13 @@ with ``SELECT … FOR UPDATE``. Read transactions on SQLite start deferred and n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spojit_engine.errors import LedgerUnavailable
 
@@ -23,6 +26,25 @@ if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by reade
 SCHEMA_REVISION = "0011_lean_debit"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 POOL_SIZE = 5  # PostgreSQL sessions an engine keeps open (its pool may open as many again)
+RETRY_WAIT_SECONDS_MAX = 2.0
+# A pooled PostgreSQL session idle this long is pinged before it is used: shorter than any
+# restart, so a session a restart cut off is replaced rather than failing its next transaction,
+# and longer than the gaps between a busy process's transactions, which never pay the ping.
+IDLE_PING_SECONDS = 0.25
+# How a PostgreSQL server that is restarting or failing over answers a new connection (psycopg
+# gives no SQLSTATE for these). Anything else — a database or role that does not exist, a host
+# name that does not resolve — is an answer, reported at once.
+RESTARTING = (
+    "connection refused",
+    "the database system is",  # starting up, shutting down, in recovery mode
+    "server closed the connection",
+    "connection reset",
+    "timeout expired",
+    "too many clients",
+)
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -41,8 +63,11 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # No pre-ping: it costs a round trip per transaction; stale connections are recycled.
-        return create_engine(url, pool_recycle=1800, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        # No pre-ping on every checkout: it costs a round trip per transaction. Only after idling.
+        engine = create_engine(url, pool_recycle=1800, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        event.listen(engine, "checkin", _idle_from)
+        event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -54,6 +79,24 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a session that idled ``IDLE_PING_SECONDS``; if it is dead (the server restarted),
+    the pool drops every session older than now and connects afresh."""
+    from sqlalchemy.exc import InvalidatePoolError
+
+    idle_since = record.info.pop("idle_since", None)
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as exc:
+        raise InvalidatePoolError(reason(exc)) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -77,7 +120,7 @@ def is_sqlite(engine: SAEngine) -> bool:
 @contextmanager
 def write_transaction(engine: SAEngine) -> Iterator[Connection]:
     """A transaction that may write; commits on success, rolls back on any error."""
-    with unavailable_as_error(), engine.connect() as conn, conn.begin():
+    with unavailable_as_error(), connect(engine) as conn, conn.begin():
         yield conn
 
 
@@ -92,7 +135,7 @@ def read_transaction(engine: SAEngine) -> Iterator[Connection]:
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     with (
         unavailable_as_error(),
-        engine.connect().execution_options(**options) as conn,
+        connect(engine).execution_options(**options) as conn,
         conn.begin(),
     ):
         yield conn
@@ -105,8 +148,52 @@ def unavailable_as_error() -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-        raise LedgerUnavailable(f"The ledger database is unavailable: {reason}.") from exc
+        raise LedgerUnavailable(f"The ledger database is unavailable: {reason(exc)}.") from exc
+
+
+def wait_while_unavailable(
+    attempt: Callable[[], T], what: str, *, retry_on: Callable[[Exception], bool]
+) -> T:
+    """``attempt()``, made again while it fails with an error ``retry_on`` accepts, until
+    ``SPOJIT_LEDGER_RETRY_SECONDS_MAX`` has passed since the first try (so waits nested in one
+    another end together, not one after the other); then its error goes up. Waits double from
+    ``SPOJIT_LEDGER_RETRY_BACKOFF_SECONDS`` up to ``RETRY_WAIT_SECONDS_MAX``."""
+    from spojit_engine.settings import get_settings
+
+    settings = get_settings()
+    deadline = time.monotonic() + settings.ledger_retry_seconds_max
+    wait = settings.ledger_retry_backoff_seconds
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if not retry_on(exc) or time.monotonic() + wait > deadline:
+                raise
+            _log.warning("%s Retrying %s in %.1f s.", reason(exc), what, wait)
+        time.sleep(wait)
+        wait = min(wait * 2, RETRY_WAIT_SECONDS_MAX)
+
+
+def connect(engine: SAEngine) -> Connection:
+    """A connection for one transaction. Nothing has been sent when connecting fails, so while a
+    PostgreSQL server restarts (a fresh process's first transaction, or any after the pool saw
+    the old connections die) this waits for it, as long as a ledger operation is retried."""
+    if is_sqlite(engine):
+        return engine.connect()  # a file: a failure to open it is no restart
+    return wait_while_unavailable(engine.connect, "connecting", retry_on=_restarting)
+
+
+def _restarting(exc: Exception) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    said = reason(exc).lower()
+    return isinstance(exc, OperationalError) and any(sign in said for sign in RESTARTING)
+
+
+def reason(exc: Exception) -> str:
+    """The first line of an error, the driver's own where SQLAlchemy wrapped it (``orig``)."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def current_revision(engine: SAEngine) -> str | None:
@@ -128,7 +215,7 @@ def migrate(engine: SAEngine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with unavailable_as_error(), engine.connect() as conn:
+    with unavailable_as_error(), connect(engine) as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()

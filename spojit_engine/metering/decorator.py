@@ -23,17 +23,21 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spojit_engine.errors import InsufficientCredits
 from spojit_engine.metering.batch import Charge, RunBatch
 from spojit_engine.metering.meter import Meter, metering
 from spojit_engine.metering.records import Usage
+from spojit_engine.metering.retry import retry_unavailable
 from spojit_engine.metering.run_billing import billed_workspace, billing_for
 from spojit_engine.metering.run_context import MEMBER_TAG, RunInfo, current_run, original_run
 from spojit_engine.metering.runtime import Runtime, current_runtime
 from spojit_engine.metering.usage import UsageRow, usage_transaction
 from spojit_engine.metering.usage_writes import insert_rows, rewrite_row
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine as SAEngine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,12 +161,19 @@ def _record(
     ledger already holds it, rewritten where it changed, or written now."""
     if batch is not None:
         batch.add(Charge(charge_key, base_ucr, usage, final))
-    elif not inserted:
-        with usage_transaction(runtime.engine.sa_engine, final.workspace_id) as conn:
-            insert_rows(conn, [final])
-    elif final != recorded:
-        with usage_transaction(runtime.engine.sa_engine, final.workspace_id) as conn:
-            rewrite_row(conn, final)
+    elif not inserted or final != recorded:
+        _write_usage(runtime.engine.sa_engine, final, rewrite=inserted)
+
+
+@retry_unavailable
+def _write_usage(engine: SAEngine, row: UsageRow, *, rewrite: bool) -> None:
+    """Write a call's usage record, or rewrite the one its charge wrote: both idempotent (the
+    key is unique, a rewrite sets final values), so retried like the charge."""
+    with usage_transaction(engine, row.workspace_id) as conn:
+        if rewrite:
+            rewrite_row(conn, row)
+        else:
+            insert_rows(conn, [row])
 
 
 def metered(node_type: str, *, name: str | None = None) -> Callable[[F], F]:

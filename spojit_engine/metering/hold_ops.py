@@ -234,8 +234,10 @@ class HoldOperations:
                 settled_ucr=None,
             )
 
+    @retry_unavailable
     def reservation_open(self, key: str) -> int | None:
-        """What the reservation ``key`` has open now; None when it is not open."""
+        """What the reservation ``key`` has open now; None when it is not open (a run's first
+        node call asks: retried, as that call's charge is)."""
         with read_transaction(self.engine) as conn:
             found = find_hold(conn, key)
         return None if found is None or found.state != HoldState.HELD.value else found_open(found)

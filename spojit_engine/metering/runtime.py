@@ -70,8 +70,9 @@ class Runtime:
         if named and named in self._workspaces:
             return self._workspaces[named]
         from spojit_engine.accounts import list_workspaces
+        from spojit_engine.metering.retry import retry_unavailable
 
-        known = list_workspaces(self.engine.ledger)
+        known = retry_unavailable(list_workspaces)(self.engine.ledger)  # a run's first read
         if named:
             found = next(((i, n) for i, n in known if named in (i, n)), None)
             if found is None:
