@@ -1,19 +1,22 @@
 """Connections to PostgreSQL across a restart, short of restarting one (a private cluster does
 that for real: ``tests/scale/test_ledger_restart.py``): a server that refuses connections is
-waited for, within the bound, then reported; a server that answers "no such database" is
-reported at once; a pooled session the server cut off is replaced before it is used."""
+waited for, within the bound, then reported — by the ledger and by the Knowledge node's index;
+a server that answers "no such database" is reported at once; a pooled session the server cut
+off is replaced before it is used."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from e2e_support import free_port
+from sqlalchemy.exc import OperationalError
 
 from spojit_engine import Engine, db
 from spojit_engine.errors import LedgerUnavailable
+from spojit_engine.nodes.vector_index import VectorIndex
 from spojit_engine.settings import get_settings
 
 APP = "spojit_cut_off"  # names this test's sessions, so only they are cut off
@@ -30,15 +33,23 @@ def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "Retrying connecting" in r.getMessage()]
 
 
+OPENERS: dict[str, tuple[Callable[[str], object], type[Exception]]] = {
+    "the ledger": (Engine, LedgerUnavailable),
+    "a Knowledge index": (lambda url: VectorIndex("faq", database_url=url), OperationalError),
+}
+
+
+@pytest.mark.parametrize("opener", OPENERS)
 def test_a_server_that_refuses_connections_is_waited_for_then_reported(
-    quick_bound: None, caplog: pytest.LogCaptureFixture
+    opener: str, quick_bound: None, caplog: pytest.LogCaptureFixture
 ) -> None:
+    open_with, error = OPENERS[opener]
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/spojit"
     with (
         caplog.at_level(logging.WARNING, logger="spojit_engine.db"),
-        pytest.raises(LedgerUnavailable, match="Connection refused"),
+        pytest.raises(error, match="Connection refused"),
     ):
-        Engine(url)
+        open_with(url)
     assert _retries(caplog), "a refused connection is what a restart looks like: wait for it"
 
 

@@ -316,7 +316,7 @@ class _PostgresStore:
 
         self.name = name
         self.engine = make_engine(database_url)
-        with self.engine.begin() as conn:
+        with self._connect() as conn, conn.begin():
             # Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog: serialise.
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": PG_TABLE})
             conn.execute(text(
@@ -336,13 +336,19 @@ class _PostgresStore:
         ).first()
         return None if row is None else _Space(int(row[0]), row[1])
 
+    def _connect(self) -> Any:
+        """A connection that waits out a restarting server, as the ledger's do (``db.connect``)."""
+        from spojit_engine.db import connect
+
+        return connect(self.engine)
+
     def space(self) -> _Space | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return self._read_space(conn)
 
     def add(self, ids: list[str], texts: list[str], vectors: list[list[float]],
             model: str | None, checker: _SpaceChecker) -> _Space:  # fmt: skip
-        with self.engine.begin() as conn:
+        with self._connect() as conn, conn.begin():
             # One writer per index at a time, so the first batch fixes the space for everyone.
             conn.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
@@ -365,7 +371,7 @@ class _PostgresStore:
         return space
 
     def search(self, query: list[float], k: int) -> list[Hit]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 text(
                     "SELECT id, text, (SELECT sum(a * b) FROM unnest(embedding, "
@@ -377,7 +383,7 @@ class _PostgresStore:
         return [Hit(i, t, float(s)) for i, t, s in rows]
 
     def count(self) -> int:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return int(
                 conn.execute(
                     text(f"SELECT count(*) FROM {PG_TABLE} WHERE index_name = :n"),
