@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import InsufficientCredits, InvalidInput, LedgerCorrupt
 from spojit_engine.metering import schema
-from spojit_engine.metering.burn import Block, spendable
+from spojit_engine.metering.burn import Block
 from spojit_engine.metering.catalog import Catalog
 from spojit_engine.metering.fast_debit import DebitRequest, FastDebit
 from spojit_engine.metering.hold_ops import HoldOperations
@@ -30,7 +30,7 @@ from spojit_engine.metering.money import ucr_to_credits
 from spojit_engine.metering.observers import LedgerObservers, Spend
 from spojit_engine.metering.periods import term_end
 from spojit_engine.metering.pg_debit import PgDebit
-from spojit_engine.metering.posting import LedgerTx, available_ucr
+from spojit_engine.metering.posting import LedgerTx, spend_budget
 from spojit_engine.metering.records import (
     DEFAULT_PRIORITY,
     EntryRecord,
@@ -246,10 +246,8 @@ class Ledger(HoldOperations):
     ) -> list[Block] | T:
         """The spendable blocks when the spend is covered and no spend limit refuses it; else
         the replay of the key, if any; else the refusal (``InsufficientCredits``, or the
-        limit's). Available = spendable grants - held - overdraft, plus what the run's
-        reservation pays of this spend (``reserved_ucr``)."""
-        blocks = spendable(tx.blocks, tx.now)
-        available = available_ucr(blocks, tx) + reserved_ucr
+        limit's). Covered: ``posting.spend_budget``."""
+        blocks, available = spend_budget(tx, reserved_ucr)
         refusal = None
         if spend.amount_ucr <= available:
             refusal = self.observers.limit_refusal(tx, spend)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, CursorResult, func, select, update
 
 from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering import schema
-from spojit_engine.metering.burn import Block
+from spojit_engine.metering.burn import Block, spendable
 from spojit_engine.metering.money import INT64_MAX
 from spojit_engine.metering.records import Account, EntryRecord, Usage
 from spojit_engine.metering.statements import ACCOUNT_COLUMNS, statements_for
@@ -201,3 +201,12 @@ class LedgerTx:
 def available_ucr(blocks: list[Block], tx: LedgerTx) -> int:
     """What a new debit or hold may take: spendable grants less holds and unpaid overdraft."""
     return sum(b.remaining_ucr for b in blocks) - tx.account.held_ucr - tx.account.overdraft_ucr
+
+
+def spend_budget(tx: LedgerTx, reserved_ucr: int = 0) -> tuple[list[Block], int]:
+    """The blocks a new debit may draw from now, and what it may take: what is available plus
+    what the run's reservation pays of it (``reserved_ucr``). A spend is covered when its amount
+    is at most that: the one admission rule of debits and holds (``Ledger._admit``) and of the
+    fast SQLite debit (``sqlite_debit.py``)."""
+    blocks = spendable(tx.blocks, tx.now)
+    return blocks, available_ucr(blocks, tx) + reserved_ucr

@@ -21,9 +21,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import unavailable_as_error
-from spojit_engine.metering.burn import spendable
 from spojit_engine.metering.fast_debit import DebitRequest, FastDebit
-from spojit_engine.metering.posting import LedgerTx, available_ucr
+from spojit_engine.metering.posting import LedgerTx, spend_budget
 from spojit_engine.metering.records import EntryRecord
 from spojit_engine.metering.reservations import plan_draw, post_draw
 from spojit_engine.metering.statements import statements_for
@@ -70,8 +69,8 @@ def _post(conn: Connection, r: DebitRequest) -> EntryRecord | None:
     if r.now >= tx.account.next_due_at:
         return None
     draw = plan_draw(tx, r.run_id, r.amount_ucr, r.keep_ucr)
-    blocks = spendable(tx.blocks, r.now)
-    if r.amount_ucr > available_ucr(blocks, tx) + draw.take_ucr:
+    blocks, available = spend_budget(tx, draw.take_ucr)
+    if r.amount_ucr > available:
         return None
     entry = post_draw(tx, blocks, draw, key=r.key, amount_ucr=r.amount_ucr, usage=r.usage)
     insert_rows(conn, r.records)
