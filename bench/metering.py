@@ -144,7 +144,7 @@ class Bench:
         from pydantic import BaseModel
 
         from spojit_engine import Engine, Transform
-        from spojit_engine.metering.runtime import Runtime
+        from spojit_engine.metering.meter.runtime import Runtime
 
         class Invoice(BaseModel):
             vendor: str
@@ -205,7 +205,7 @@ class Bench:
         from sqlalchemy import func, select
 
         from spojit_engine.db import read_transaction
-        from spojit_engine.metering import schema
+        from spojit_engine.metering.store import schema
 
         with read_transaction(self.engine.sa_engine) as conn:
             return int(conn.execute(select(func.count()).select_from(schema.entries)).scalar_one())
@@ -385,9 +385,9 @@ def _calls_us(fn: Callable[[], Any], k: int) -> tuple[float, float]:
 
 def bench_direct(b: Bench, repeats: int, k: int, log: Any) -> dict[str, Any]:
     from spojit_engine.llm import litellm_module
-    from spojit_engine.metering.records import Usage
-    from spojit_engine.metering.runtime import use_runtime
-    from spojit_engine.metering.usage import UsageRow, record_usage
+    from spojit_engine.metering.core.records import Usage
+    from spojit_engine.metering.meter.runtime import use_runtime
+    from spojit_engine.metering.store.usage import UsageRow, record_usage
     from spojit_engine.nodes.mock_values import example_of
 
     litellm = litellm_module()
@@ -503,9 +503,9 @@ def bench_direct(b: Bench, repeats: int, k: int, log: Any) -> dict[str, Any]:
 
 def bench_pricing(b: Bench, repeats: int, ours_n: int, litellm_n: int, log: Any) -> dict[str, Any]:
     from spojit_engine.llm import litellm_module
-    from spojit_engine.metering.money import usd_to_ucr_ceil
-    from spojit_engine.metering.pricing import TokenUsage, llm_cost_ucr
-    from spojit_engine.metering.runtime import Runtime
+    from spojit_engine.metering.core.pricing import TokenUsage, llm_cost_ucr
+    from spojit_engine.metering.meter.runtime import Runtime
+    from spojit_engine.money import usd_to_ucr_ceil
 
     litellm = litellm_module()
     response = litellm.completion(**b.completion_kwargs)
@@ -587,7 +587,7 @@ def _group(file: str, func: str) -> str:
 
 
 def profile_calls(b: Bench, n: int) -> str:
-    from spojit_engine.metering.runtime import use_runtime
+    from spojit_engine.metering.meter.runtime import use_runtime
 
     out = io.StringIO()
     with use_runtime(b.runtime):
@@ -811,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         load_start = _load()
         log(f"importing (load {load_start:.2f}) ...")
-        from spojit_engine.metering.runtime import use_runtime
+        from spojit_engine.metering.meter.runtime import use_runtime
 
         if args.profile:
             solo = Bench(workdir)

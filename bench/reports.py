@@ -143,7 +143,7 @@ def _load(engine: Any, rows: list[tuple[Any, Any]]) -> None:
 
 def _rebuild_rollups(engine: Any) -> None:
     try:
-        from spojit_engine.metering.rollup_verify import rebuild_rollups
+        from spojit_engine.metering.reads.rollup_verify import rebuild_rollups
     except ImportError:  # code from before the rollup: nothing to keep up
         return
     with engine.sa_engine.begin() as conn:

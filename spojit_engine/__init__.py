@@ -3,15 +3,16 @@
 The public face is re-exported here; everything else is reached through its subpackage.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from spojit_engine.metering.runtime import provide_default_host
+from spojit_engine.lazy import exports
+from spojit_engine.metering.meter.runtime import provide_default_host
 
 # Where each public name lives. They are imported on first use (PEP 562), so a command that
 # needs none of them (``spojit usage``) does not pay for SQLAlchemy, Prefect or the nodes.
 _EXPORTS = {
     "Engine": "spojit_engine.engine",
-    "metered": "spojit_engine.metering.decorator",
+    "metered": "spojit_engine.metering.meter.decorator",
     **dict.fromkeys(
         ("AdminRequired", "Conflict", "Forbidden", "IdempotencyConflict", "IllegalTransition",
          "InsufficientCredits", "InvalidInput", "LedgerCorrupt", "LedgerUnavailable",
@@ -40,16 +41,7 @@ def _default_host() -> "Engine":
 provide_default_host(_default_host)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'spojit_engine' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from spojit_engine.engine import Engine
@@ -67,7 +59,7 @@ if TYPE_CHECKING:
         SpojitError,
         Unauthorized,
     )
-    from spojit_engine.metering.decorator import metered
+    from spojit_engine.metering.meter.decorator import metered
     from spojit_engine.nodes import (
         Condition,
         Connector,

@@ -24,12 +24,12 @@ from spojit_engine.errors import (
     UnknownMember,
     UnknownWorkspace,
 )
-from spojit_engine.metering import schema
-from spojit_engine.metering.ledger import Ledger
-from spojit_engine.metering.maintenance import grant_allowance, grant_block
-from spojit_engine.metering.periods import add_months_clamped
-from spojit_engine.metering.posting import LedgerTx
-from spojit_engine.metering.records import DEFAULT_PRIORITY
+from spojit_engine.metering.core.periods import add_months_clamped
+from spojit_engine.metering.core.records import DEFAULT_PRIORITY
+from spojit_engine.metering.ledger.maintenance import grant_allowance, grant_block
+from spojit_engine.metering.ledger.operations import Ledger
+from spojit_engine.metering.ledger.posting import LedgerTx
+from spojit_engine.metering.store import schema
 
 ROLES = ("admin", "member")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -132,6 +132,14 @@ def get_member(ledger: Ledger, member_id: str) -> MemberRecord:
     if row is None:
         raise UnknownMember(member_id)
     return MemberRecord(*row)
+
+
+def list_members(ledger: Ledger, workspace_id: str) -> list[MemberRecord]:
+    """A workspace's members, by email."""
+    m = schema.members.c
+    query = select(m.id, m.workspace_id, m.email, m.role).where(m.workspace_id == workspace_id)
+    with read_transaction(ledger.engine) as conn:
+        return [MemberRecord(*row) for row in conn.execute(query.order_by(m.email))]
 
 
 def require_admin(ledger: Ledger, workspace_id: str, by: str | None, action: str) -> None:

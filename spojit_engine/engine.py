@@ -16,13 +16,18 @@ from spojit_engine.clock import utcnow
 from spojit_engine.db import make_engine, migrate, read_transaction
 from spojit_engine.errors import InvalidInput, UnknownExecution
 from spojit_engine.guards.guard import Guard, ResumeWatch
-from spojit_engine.metering.catalog import Catalog, Pack, Plan, load_catalog
-from spojit_engine.metering.ledger import Ledger
-from spojit_engine.metering.money import credits_to_ucr_exact
-from spojit_engine.metering.records import Usage
-from spojit_engine.metering.reports import read_balance, read_breakdown, read_fresh, read_grants
-from spojit_engine.metering.schema import KEY_LENGTH_MAX
-from spojit_engine.metering.verify import verify_workspace
+from spojit_engine.metering.core.catalog import Catalog, Pack, Plan, load_catalog
+from spojit_engine.metering.core.records import Usage
+from spojit_engine.metering.ledger.operations import Ledger
+from spojit_engine.metering.reads.reports import (
+    read_balance,
+    read_breakdown,
+    read_fresh,
+    read_grants,
+)
+from spojit_engine.metering.reads.verify import verify_workspace
+from spojit_engine.metering.store.schema import KEY_LENGTH_MAX
+from spojit_engine.money import credits_to_ucr_exact
 from spojit_engine.results import (
     Balance,
     BreakdownRow,
@@ -46,10 +51,14 @@ if TYPE_CHECKING:
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
     from spojit_engine.estimate import Advice, Estimate
+    from spojit_engine.guards.deploy import Deployed, DeployRequest
     from spojit_engine.guards.incomplete import IncompleteRun
+    from spojit_engine.guards.reconciler import Reconciler
     from spojit_engine.guards.resume import ResumeStarted
     from spojit_engine.guards.status import DeploymentStatus, WorkflowBudget
-    from spojit_engine.metering.runtime import Runtime
+    from spojit_engine.guards.webhooks import Receipt
+    from spojit_engine.metering.meter.runtime import Runtime
+    from spojit_engine.metering.store.usage import UsageRow
     from spojit_engine.nodes.workflow import Workflow
 
 
@@ -96,6 +105,10 @@ class Engine:
         self.notifier.stop()
         self.sa_engine.dispose()
 
+    def now(self) -> datetime:
+        """The ledger's clock: what every period, expiry and "since" is measured against."""
+        return self.ledger.clock()
+
     # -- workspaces and members ----------------------------------------------------------------
 
     def create_workspace(
@@ -108,9 +121,17 @@ class Engine:
         return accounts.find_workspace(self.ledger, name_or_id)
 
     def workspaces(self) -> list[Workspace]:
-        return [
-            Workspace(i, n, self.balance(i).plan) for i, n in accounts.list_workspaces(self.ledger)
-        ]
+        return [Workspace(i, n, self.balance(i).plan) for i, n in self.workspace_names()]
+
+    def workspace_names(self) -> list[tuple[str, str]]:
+        """(id, name) of every workspace, the oldest first."""
+        return accounts.list_workspaces(self.ledger)
+
+    def model_cost_map(self) -> dict[str, Any]:
+        """LiteLLM's local price map, which node calls price models from (imports LiteLLM)."""
+        from spojit_engine.llm import litellm_module
+
+        return dict(litellm_module().model_cost)
 
     def add_member(
         self, workspace_id: str, email: str, *, role: str = "member", by: str | None = None
@@ -120,8 +141,17 @@ class Engine:
     def member(self, member_id: str) -> accounts.MemberRecord:
         return accounts.get_member(self.ledger, member_id)
 
+    def members(self, workspace_id: str) -> list[accounts.MemberRecord]:
+        """The workspace's members, by email (no tokens: only their hashes are kept)."""
+        return accounts.list_members(self.ledger, self.workspace_id(workspace_id))
+
     def authenticate(self, token: str) -> accounts.MemberRecord:
         return accounts.authenticate(self.ledger, token)
+
+    def require_admin(self, workspace_id: str, by: str | None, action: str) -> None:
+        """Refuse (``AdminRequired``) unless ``by`` is an admin of the workspace (None: the local
+        operator, who holds the database)."""
+        accounts.require_admin(self.ledger, workspace_id, by, action)
 
     # -- plans and packs -----------------------------------------------------------------------
 
@@ -130,6 +160,10 @@ class Engine:
 
     def packs(self) -> list[Pack]:
         return list(self.ledger.catalog.packs.values())
+
+    def currency(self) -> str:
+        """The currency plans and packs are priced in (ISO 4217, lower case)."""
+        return self.ledger.catalog.currency
 
     def set_plan(self, workspace_id: str, plan: str, *, by: str | None) -> accounts.PlanChange:
         return accounts.set_plan(self.ledger, workspace_id, plan, by)
@@ -221,8 +255,8 @@ class Engine:
     ) -> Hold:
         """Hold ``amount`` for flow run ``flow_run_id``: its node charges draw from it (refused
         with ``InsufficientCredits`` like any hold; the same call again returns the first)."""
-        from spojit_engine.metering.reservations import reservation_key
-        from spojit_engine.metering.run_billing import forget_run
+        from spojit_engine.metering.ledger.reservations import reservation_key
+        from spojit_engine.metering.meter.run_billing import forget_run
 
         seconds = self.settings.run_reservation_ttl_seconds
         record = self.ledger.reserve(
@@ -238,9 +272,9 @@ class Engine:
     def close_run_reservation(self, flow_run_id: str) -> Hold | None:
         """The run ended: commit its batched charges, give back what its reservation has left.
         Idempotent; None when the run had no reservation."""
-        from spojit_engine.metering.batch import commit_run
-        from spojit_engine.metering.reservations import reservation_key
-        from spojit_engine.metering.run_billing import forget_run
+        from spojit_engine.metering.ledger.reservations import reservation_key
+        from spojit_engine.metering.meter.batch import commit_run
+        from spojit_engine.metering.meter.run_billing import forget_run
 
         commit_run(flow_run_id)
         forget_run(flow_run_id)
@@ -293,7 +327,7 @@ class Engine:
         """This period day by day (or the last ``days`` days, today included): credits, calls
         and what drove each day; only ``member_id``'s usage when given. A day starts at the
         workspace's reset time of day (midnight UTC unless its plan started at another time)."""
-        from spojit_engine.metering.timeline import read_timeline
+        from spojit_engine.metering.reads.timeline import read_timeline
 
         days_max = self.settings.timeline_days_max
         if days is not None and not 1 <= days <= days_max:
@@ -324,7 +358,7 @@ class Engine:
         """Runs (Executions), the latest started first, skipping the first ``offset``; each with
         its exact credits, run name and trigger; only ``member_id``'s runs when given (a member
         sees only their own)."""
-        from spojit_engine.metering.executions import read_executions
+        from spojit_engine.metering.reads.executions import read_executions
 
         self.workspace_id(workspace_id)
         if not 1 <= limit <= self.settings.page_size_max:
@@ -347,12 +381,23 @@ class Engine:
         records = [replace(r, status=stopped.get(r.flow_run_id, r.status)) for r in records]
         return [Execution.of(r) for r in records]
 
+    def usage_records(
+        self, workspace_id: str, *, flow_run_id: str | None = None,
+        since: datetime | None = None, limit: int = 500,
+    ) -> list[UsageRow]:  # fmt: skip
+        """A workspace's node calls as recorded, newest first (``since``: at or after it; a
+        live view of a run reads its own as they land)."""
+        from spojit_engine.metering.store.usage import read_usage
+
+        return read_usage(self.sa_engine, workspace_id=workspace_id, flow_run_id=flow_run_id,
+                          since=since, limit=limit)  # fmt: skip
+
     def execution(
         self, workspace_id: str, flow_run_id: str, *, member_id: str | None = None
     ) -> ExecutionDetail:
         """One run and its nodes (credits, tokens and models per node); ``UnknownExecution``
         when the workspace has no such run, or it is not ``member_id``'s."""
-        from spojit_engine.metering.executions import read_execution
+        from spojit_engine.metering.reads.executions import read_execution
 
         self.workspace_id(workspace_id)
         record = read_execution(
@@ -522,7 +567,7 @@ class Engine:
     ) -> Entry:
         """Take ``amount`` back from the grant ``grant_key`` (what is left of it first, then the
         workspace's other credits, then an overdraft); a repeated ``key`` returns the first."""
-        from spojit_engine.metering.clawback import claw_back_grant
+        from spojit_engine.metering.ledger.clawback import claw_back_grant
 
         record = claw_back_grant(
             self.ledger,
@@ -570,6 +615,26 @@ class Engine:
             yield watch
         watch.resumed = self.guard.deployment_names(watch.resumed)
 
+    def deploy(self, request: DeployRequest) -> Deployed:
+        """A Prefect deployment of a workflow, bound to its workspace so the guard can pause and
+        resume its schedules (and a webhook hook, when asked)."""
+        from spojit_engine.guards.deploy import deploy_workflow
+
+        return deploy_workflow(self.guard, request)
+
+    def receive_webhook(self, workflow: str, secret: str | None, body: bytes) -> Receipt:
+        """A workflow hook's request: checked against its secret, then started or queued."""
+        hook = self.guard.hooks.authenticate(workflow, secret)
+        return self.guard.hooks.receive(hook, body)
+
+    def reconciler(self) -> Reconciler:
+        """The background loop that finishes pending resumes and expiries (``spojit serve``)."""
+        from spojit_engine.guards.reconciler import Reconciler
+
+        return Reconciler(
+            self.guard, interval_seconds=self.settings.guard_reconcile_interval_seconds
+        )
+
     def deployments(self, workspace_id: str | None = None) -> list[DeploymentStatus]:
         """Deployments bound to a workspace (or to any): schedules, paused by whom and why."""
         from spojit_engine.guards.status import deployment_statuses
@@ -580,7 +645,7 @@ class Engine:
 
     @cached_property
     def _estimate_runtime(self) -> Runtime:
-        from spojit_engine.metering.runtime import Runtime
+        from spojit_engine.metering.meter.runtime import Runtime
 
         return Runtime.create(self)
 

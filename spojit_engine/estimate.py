@@ -1,5 +1,5 @@
 """Estimates and cost advice as the ``Engine`` hands them back: credits as ``Decimal`` (the µcr of
-``metering/estimates.py``, exact — estimates round up once, there), LLM calls as ints."""
+``estimation/plans.py``, exact — estimates round up once, there), LLM calls as ints."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from spojit_engine.metering.estimates import NodeRow, PlanEstimate, Spread, estimate_plan
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.estimation.plans import NodeRow, PlanEstimate, Spread, estimate_plan
+from spojit_engine.money import ucr_to_credits
 
 if TYPE_CHECKING:
-    from spojit_engine.metering.advice import Suggestion
-    from spojit_engine.metering.runtime import Runtime
+    from spojit_engine.estimation.advice import Suggestion
+    from spojit_engine.metering.meter.runtime import Runtime
     from spojit_engine.nodes import Workflow
 
 
@@ -147,7 +147,7 @@ def estimate(
 def advise(runtime: Runtime, workspace_id: str, workflow: Workflow | str | None) -> list[Advice]:
     """Advice for one workflow (a ``Workflow``: every rule; a name: what history can tell) or
     for every workflow the workspace has run."""
-    from spojit_engine.metering.history import read_history, workflows_with_history
+    from spojit_engine.estimation.history import read_history, workflows_with_history
     from spojit_engine.nodes.advise import advise_history
 
     _, name = runtime.workspace(workspace_id)

@@ -16,8 +16,8 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from spojit_engine.metering.meter import current_meter
-from spojit_engine.metering.pricing import TokenUsage
+from spojit_engine.metering.core.pricing import TokenUsage
+from spojit_engine.metering.meter.node_meter import current_meter
 from spojit_engine.settings import get_settings
 
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY",

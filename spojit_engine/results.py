@@ -7,20 +7,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 
 if TYPE_CHECKING:  # records only: importing them here would pull in SQLAlchemy for every reader
     from spojit_engine.accounts import MemberRecord
     from spojit_engine.billing.orders import OrderRecord
-    from spojit_engine.metering.card import BalanceRecord
-    from spojit_engine.metering.executions import (
+    from spojit_engine.metering.core.records import EntryRecord, GrantRecord, HoldRecord
+    from spojit_engine.metering.reads.card import BalanceRecord
+    from spojit_engine.metering.reads.executions import (
         ExecutionDetailRecord,
         ExecutionRecord,
         NodeRecord,
     )
-    from spojit_engine.metering.records import EntryRecord, GrantRecord, HoldRecord
-    from spojit_engine.metering.reports import BreakdownRecord
-    from spojit_engine.metering.timeline import Driver, TimelineDayRecord
+    from spojit_engine.metering.reads.reports import BreakdownRecord
+    from spojit_engine.metering.reads.timeline import Driver, TimelineDayRecord
     from spojit_engine.notify.outbox import OutboxRow
     from spojit_engine.notify.rules import RuleRecord
     from spojit_engine.signin.links import SessionRecord

@@ -29,9 +29,9 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, gt=0, le=7 * 24 * 3600)
     # A run reservation nobody closes (its process died) is voided by the sweeper after this.
     run_reservation_ttl_seconds: int = Field(default=6 * 3600, gt=0, le=7 * 24 * 3600)
-    # Group commit of a reserved run's node charges (metering/batch.py): a batch commits at this
-    # many calls or this long after its first charge waits, whichever comes first. A crash loses
-    # (never bills) at most that many waiting charges; it never overspends the reservation.
+    # Group commit of a reserved run's node charges (metering/meter/batch.py): a batch commits at
+    # this many calls or this long after its first charge waits, whichever comes first. A crash
+    # loses (never bills) at most that many waiting charges; it never overspends the reservation.
     batch_calls_max: int = Field(default=64, gt=0, le=10_000)
     batch_commit_ms: int = Field(default=200, gt=0, le=60_000)
     # Tag each node's Prefect task spojit:node-type=… / spojit:node=… (for tag concurrency
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     node_task_tags: bool = False
     sqlite_busy_timeout_seconds: float = Field(default=60.0, gt=0)
     # A ledger operation is retried (same key) while its database is unreachable, for at most
-    # this long: a PostgreSQL restart or failover takes seconds (metering/retry.py).
+    # this long: a PostgreSQL restart or failover takes seconds (metering/store/retry.py).
     ledger_retry_seconds_max: float = Field(default=30.0, ge=0, le=600)
     ledger_retry_backoff_seconds: float = Field(default=0.2, gt=0, le=10)
     renewal_catch_up_periods_max: int = Field(default=120, gt=0)
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     signin_history_days: int = Field(default=30, gt=0)  # spent links and old sessions kept
     executions_page_size: int = Field(default=25, gt=0, le=200)  # runs per /executions page
     form_fields_max: int = Field(default=20, gt=0, le=1000)  # fields a page's form may POST
-    # Estimates and the cost advisor (metering/estimates.py, metering/advice.py): how much
+    # Estimates and the cost advisor (estimation/plans.py, estimation/advice.py): how much
     # history is read, and the assumptions a static estimate makes where a prompt is unknown.
     estimate_history_records_max: int = Field(default=5000, gt=0, le=1_000_000)
     estimate_loop_items_default: int = Field(default=10, gt=0)  # a loop whose items are unknown

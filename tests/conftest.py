@@ -14,7 +14,7 @@ from settable_clock import SettableClock
 
 from spojit_engine import Engine
 from spojit_engine.db import make_engine, migrate
-from spojit_engine.metering.runtime import Runtime, use_runtime
+from spojit_engine.metering.meter.runtime import Runtime, use_runtime
 
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

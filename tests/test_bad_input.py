@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from spojit_engine import Engine, InvalidInput, NotFound
 from spojit_engine.errors import AdminRequired, AlreadyExists, SpojitError, UnknownHold
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 
 D = Decimal
 

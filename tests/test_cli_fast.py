@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spojit_engine import Engine
 from spojit_engine.clock import utcnow
-from spojit_engine.metering.quick_read import quick_balance
+from spojit_engine.metering.reads.quick_read import quick_balance
 from spojit_engine.results import Balance
 
 _PROBE = """

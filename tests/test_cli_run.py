@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from spojit_engine import Engine
-from spojit_engine.metering.usage import UsageRow, read_usage, record_usage
+from spojit_engine.metering.store.usage import UsageRow, read_usage, record_usage
 
 SPOJIT = str(Path(sys.executable).with_name("spojit"))
 EXAMPLES = ("lead_enrichment", "support_triage", "nightly_digest")

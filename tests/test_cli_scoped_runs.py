@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_cli_run import RUN_TIMEOUT_SECONDS, ledger, one_sentence, run
 
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.store.usage import read_usage
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,7 @@ def test_a_process_that_imports_only_the_nodes_finds_its_ledger(tmp_path: Path) 
     calls still bill the Engine of its settings (the package registers the default host)."""
     code = (
         "from spojit_engine.nodes import Workflow\n"
-        "from spojit_engine.metering.runtime import current_runtime\n"
+        "from spojit_engine.metering.meter.runtime import current_runtime\n"
         "print(type(current_runtime().engine).__name__)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOJIT_")}

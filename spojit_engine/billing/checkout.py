@@ -20,9 +20,9 @@ from spojit_engine.billing.orders import (
 from spojit_engine.billing.stripe_client import SessionFacts, session_facts, stripe_errors
 from spojit_engine.db import write_transaction
 from spojit_engine.errors import PaymentProviderError
-from spojit_engine.metering.catalog import Pack
-from spojit_engine.metering.ledger import Ledger
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.metering.core.catalog import Pack
+from spojit_engine.metering.ledger.operations import Ledger
+from spojit_engine.money import ucr_to_credits
 
 # Stripe replaces this literal in success_url with the session's id.
 SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"

@@ -44,15 +44,15 @@ from spojit_engine.billing.orders import (
 from spojit_engine.billing.stripe_client import SessionFacts
 from spojit_engine.display import credits_text
 from spojit_engine.errors import Conflict
-from spojit_engine.metering import schema as ledger_schema
-from spojit_engine.metering.catalog import Catalog
-from spojit_engine.metering.clawback import claw_back
-from spojit_engine.metering.maintenance import grant_block
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.periods import term_end
-from spojit_engine.metering.posting import LedgerTx
-from spojit_engine.metering.records import DEFAULT_PRIORITY
-from spojit_engine.metering.replay import replayed_grant
+from spojit_engine.metering.core.catalog import Catalog
+from spojit_engine.metering.core.periods import term_end
+from spojit_engine.metering.core.records import DEFAULT_PRIORITY
+from spojit_engine.metering.ledger.clawback import claw_back
+from spojit_engine.metering.ledger.maintenance import grant_block
+from spojit_engine.metering.ledger.posting import LedgerTx
+from spojit_engine.metering.ledger.replay import replayed_grant
+from spojit_engine.metering.store import schema as ledger_schema
+from spojit_engine.money import ucr_to_credits
 
 
 @dataclass(frozen=True, slots=True)

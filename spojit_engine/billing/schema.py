@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from spojit_engine.metering.schema import UTCDateTime, column
+from spojit_engine.metering.store.schema import UTCDateTime, column
 
 STRIPE_ID_LENGTH_MAX = 255  # Stripe's ids are shorter; its docs promise at most 255
 

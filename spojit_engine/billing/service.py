@@ -27,7 +27,7 @@ from spojit_engine.billing.stripe_events import (
 )
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InvalidInput, MalformedEvent, UnknownOrder
-from spojit_engine.metering.ledger import Ledger
+from spojit_engine.metering.ledger.operations import Ledger
 from spojit_engine.settings import Settings
 
 _SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")

@@ -53,9 +53,9 @@ from spojit_engine.errors import (
     MalformedEvent,
 )
 from spojit_engine.jsonbody import parse_json
-from spojit_engine.metering.catalog import Catalog
-from spojit_engine.metering.ledger import Ledger
-from spojit_engine.metering.posting import LedgerTx
+from spojit_engine.metering.core.catalog import Catalog
+from spojit_engine.metering.ledger.operations import Ledger
+from spojit_engine.metering.ledger.posting import LedgerTx
 
 SESSION_EVENTS = (
     "checkout.session.completed",

@@ -181,7 +181,7 @@ def _quick_balance(workspace: str | None) -> Any:
     """The local operator's usage card read by the bare driver, or None (the full path answers:
     something is due, the schema is old, the workspace is unknown or ambiguous)."""
     from spojit_engine.clock import utcnow
-    from spojit_engine.metering.quick_read import quick_balance
+    from spojit_engine.metering.reads.quick_read import quick_balance
     from spojit_engine.results import Balance
     from spojit_engine.settings import get_settings
 

@@ -98,9 +98,9 @@ def register(app: typer.Typer) -> None:
         engine = open_engine()
         plans, packs = engine.plans(), engine.packs()
         if json_out:
-            print_json(_catalog_json(plans, packs, engine.ledger.catalog.currency))
+            print_json(_catalog_json(plans, packs, engine.currency()))
             return
-        console.print(_catalog_tables(plans, packs, engine.ledger.catalog.currency))
+        console.print(_catalog_tables(plans, packs, engine.currency()))
 
     @app.command()
     @one_sentence_errors
@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _catalog_json(plans: list[Any], packs: list[Any], currency: str) -> dict[str, Any]:
-    from spojit_engine.metering.money import ucr_to_credits
+    from spojit_engine.money import ucr_to_credits
 
     return {
         "currency": currency,
@@ -164,7 +164,7 @@ def _catalog_tables(plans: list[Any], packs: list[Any], currency: str) -> Any:
     from rich.table import Table
 
     from spojit_engine.display import credits_text
-    from spojit_engine.metering.money import ucr_to_credits
+    from spojit_engine.money import ucr_to_credits
 
     plan_table = Table(title="Plans", title_justify="left")
     for column in ("plan", "name", "credits / month", "price / month", "term"):

@@ -74,11 +74,10 @@ def deploy(
     json_out: JsonOpt = False,
 ) -> None:
     """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
-    from spojit_engine.accounts import require_admin
     from spojit_engine.cli import runner
-    from spojit_engine.guards.deploy import DeployRequest, deploy_workflow
+    from spojit_engine.guards.deploy import DeployRequest
     from spojit_engine.guards.reserve import check_policy
-    from spojit_engine.metering.money import credits_to_ucr_exact
+    from spojit_engine.money import credits_to_ucr_exact
     from spojit_engine.nodes.scope import RunScope
 
     for cap in (max_credits_per_run, max_credits_per_day):
@@ -89,13 +88,12 @@ def deploy(
     engine = open_engine()
     actor = acting_member(engine)
     ws_id = resolve_workspace(engine, workspace, actor)
-    require_admin(engine.ledger, ws_id, actor.id if actor else None, "deploy workflows")
+    engine.require_admin(ws_id, actor.id if actor else None, "deploy workflows")
     loaded = runner.load_flow(flow)
     workflow = loaded.workflow
     trigger_cron = workflow.trigger.cron if workflow.trigger is not None else None
     entrypoint, directory = _entrypoint(flow)
-    deployed = deploy_workflow(
-        engine.guard,
+    deployed = engine.deploy(
         DeployRequest(
             workflow=workflow.name,
             entrypoint=entrypoint,

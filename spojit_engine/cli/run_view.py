@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.usage import UsageRow, read_usage
+from spojit_engine.metering.store.usage import UsageRow
+from spojit_engine.money import ucr_to_credits
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -182,7 +182,7 @@ class _Poller(threading.Thread):
     def __init__(self, engine: Engine, workspace_id: str, view: RunView) -> None:
         super().__init__(name="spojit-run-view", daemon=True)
         self.engine, self.workspace_id, self.view = engine, workspace_id, view
-        self.since = engine.ledger.clock()
+        self.since = engine.now()
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -194,8 +194,8 @@ class _Poller(threading.Thread):
                 )
                 if flow_run_id is None:
                     continue
-                rows = read_usage(self.engine.sa_engine, workspace_id=self.workspace_id,
-                                  flow_run_id=flow_run_id, limit=RUN_RECORDS_MAX)  # fmt: skip
+                rows = self.engine.usage_records(self.workspace_id, flow_run_id=flow_run_id,
+                                                 limit=RUN_RECORDS_MAX)  # fmt: skip
             except Exception:  # the view is best effort; the run itself reports errors
                 continue
             self.view.update(rows)
@@ -204,8 +204,7 @@ class _Poller(threading.Thread):
 def first_run_since(engine: Engine, workspace_id: str, workflow: str, since: Any) -> str | None:
     """The flow run of ``workflow`` whose first node call came first after ``since``: this run's,
     unless another run of the same workflow in the same workspace started alongside it."""
-    rows = read_usage(engine.sa_engine, workspace_id=workspace_id, since=since,
-                      limit=RUN_RECORDS_MAX)  # fmt: skip
+    rows = engine.usage_records(workspace_id, since=since, limit=RUN_RECORDS_MAX)
     ours = [r for r in rows if r.workflow == workflow and r.flow_run_id]
     return ours[-1].flow_run_id if ours else None  # newest first: the last is the oldest
 

@@ -35,8 +35,7 @@ from spojit_engine.cli.run_view import (
     watching,
 )
 from spojit_engine.errors import InvalidInput, SpojitError
-from spojit_engine.metering.run_context import CLI_RUN_TAG
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.meter.run_context import CLI_RUN_TAG
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -245,14 +244,14 @@ def run_flow(
     from prefect import tags
 
     from spojit_engine.guards.resume import run_source
-    from spojit_engine.metering.runtime import Runtime, use_runtime
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
 
     workflow = loaded.workflow
     marker = f"{CLI_RUN_TAG}{uuid.uuid4()}"
     view = RunView(workflow, test=test)
     report = RunReport(workflow.name, workspace_id, None, None, None, test, member_id)
     runtime = Runtime.create(engine, default_workspace=workspace_id)
-    since = engine.ledger.clock()
+    since = engine.now()
     with use_runtime(runtime), watching(engine, workspace_id, view, console):
         try:
             with tags(marker), run_source(_lasting_source(loaded.source)):
@@ -267,8 +266,8 @@ def run_flow(
         if report.flow_run_id is None:
             report.flow_run_id = first_run_since(engine, workspace_id, workflow.name, since)
         rows = (
-            read_usage(engine.sa_engine, workspace_id=workspace_id,
-                       flow_run_id=report.flow_run_id, limit=RUN_RECORDS_MAX)
+            engine.usage_records(workspace_id, flow_run_id=report.flow_run_id,
+                                 limit=RUN_RECORDS_MAX)
             if report.flow_run_id else []
         )  # fmt: skip
         view.update(rows, finished=True)

@@ -21,7 +21,7 @@ RunArg = Annotated[str, typer.Argument(help="The flow run id (the original or a 
 def incomplete_table(runs: list[Any]) -> Table:
     """Runs stopped for credits: where they stopped and what resuming needs at least."""
     from spojit_engine.display import credits_text
-    from spojit_engine.metering.money import ucr_to_credits
+    from spojit_engine.money import ucr_to_credits
 
     table = Table(title="Incomplete runs (stopped for credits)")
     for name in ("flow run", "workflow", "trigger", "stopped (UTC)", "refused at", "resumes"):
@@ -38,7 +38,7 @@ def incomplete_table(runs: list[Any]) -> Table:
 
 
 def incomplete_json(run: Any) -> dict[str, Any]:
-    from spojit_engine.metering.money import ucr_to_credits
+    from spojit_engine.money import ucr_to_credits
 
     row = to_jsonable(run)
     row["resume_needs"] = str(ucr_to_credits(row.pop("needed_ucr")))

@@ -26,14 +26,14 @@ from spojit_engine.guards import prefect_api, refusal_log, store
 from spojit_engine.guards.errors import BudgetExceeded, OutOfCredits, PrefectUnavailable
 from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id, out_of_credits
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
-from spojit_engine.metering.replay import find_entry
-from spojit_engine.metering.run_context import (
+from spojit_engine.metering.ledger.replay import find_entry
+from spojit_engine.metering.meter.run_context import (
     MEMBER_TAG,
     TEST_TAG,
     TriggerKind,
     classify_flow_run,
 )
-from spojit_engine.metering.usage import UsageRow, read_usage, record_usage
+from spojit_engine.metering.store.usage import UsageRow, read_usage, record_usage
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
@@ -69,9 +69,9 @@ def admit_run(workflow: str) -> Any:
     from prefect.context import FlowRunContext
 
     from spojit_engine.guards.guard import Guard
-    from spojit_engine.metering.decorator import _workspace_of
-    from spojit_engine.metering.run_context import current_run
-    from spojit_engine.metering.runtime import current_runtime
+    from spojit_engine.metering.meter.run_billing import billed_workspace
+    from spojit_engine.metering.meter.run_context import current_run
+    from spojit_engine.metering.meter.runtime import current_runtime
 
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
@@ -79,7 +79,7 @@ def admit_run(workflow: str) -> Any:
     refusal_log.install()
     runtime = current_runtime()
     try:
-        workspace_id = _workspace_of(runtime, current_run())
+        workspace_id = billed_workspace(runtime, current_run())[0]
     except InvalidInput:
         return None  # the first node says so, in one sentence
     guard = Guard.of(runtime.engine.ledger)

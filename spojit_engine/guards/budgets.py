@@ -42,12 +42,12 @@ from spojit_engine.guards.policy import (
     over_test_cap,
 )
 from spojit_engine.guards.schema import guard_run_spends, workflow_budgets
-from spojit_engine.metering import schema
-from spojit_engine.metering.holds import HoldState
-from spojit_engine.metering.observers import Spend
-from spojit_engine.metering.posting import LedgerTx
-from spojit_engine.metering.records import USAGE_KINDS, Usage
-from spojit_engine.metering.reservations import RESERVATION_PREFIX, reservation_key
+from spojit_engine.metering.core.holds import HoldState
+from spojit_engine.metering.core.records import USAGE_KINDS, Usage
+from spojit_engine.metering.ledger.observers import Spend
+from spojit_engine.metering.ledger.posting import LedgerTx
+from spojit_engine.metering.ledger.reservations import RESERVATION_PREFIX, reservation_key
+from spojit_engine.metering.store import schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ def _current_run_cap() -> tuple[str | None, int | None]:
     if something imported it."""
     if "prefect" not in sys.modules:
         return None, None
-    from spojit_engine.metering.run_context import current_run
+    from spojit_engine.metering.meter.run_context import current_run
 
     run = current_run()
     return (run.flow_run_id, run.max_credits_ucr) if run else (None, None)

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from spojit_engine.errors import InsufficientCredits, NotFound, SpojitError
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 
 
 class OutOfCredits(InsufficientCredits):

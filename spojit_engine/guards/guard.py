@@ -43,13 +43,13 @@ from spojit_engine.guards.policy import Cause, GuardState, out_of_credits
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.guards.store import Binding, ScopeState
 from spojit_engine.guards.webhooks import Webhooks
-from spojit_engine.metering import schema
-from spojit_engine.metering.money import credits_to_ucr_exact, ucr_to_credits
-from spojit_engine.metering.records import Usage
-from spojit_engine.metering.reports import BalanceRecord, read_balance, read_fresh
+from spojit_engine.metering.core.records import Usage
+from spojit_engine.metering.reads.reports import BalanceRecord, read_balance, read_fresh
+from spojit_engine.metering.store import schema
+from spojit_engine.money import credits_to_ucr_exact, ucr_to_credits
 
 if TYPE_CHECKING:
-    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.metering.ledger.operations import Ledger
     from spojit_engine.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,12 @@ from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import IllegalTransition, InvalidInput, NotFound
 from spojit_engine.guards.policy import HOOK_REQUEST_TAG
 from spojit_engine.guards.schema import incomplete_runs
-from spojit_engine.metering.run_context import CLI_RUN_TAG, RESUME_TAG, TriggerKind, original_run
+from spojit_engine.metering.meter.run_context import (
+    CLI_RUN_TAG,
+    RESUME_TAG,
+    TriggerKind,
+    original_run,
+)
 
 AUTO_RESUMED = (TriggerKind.SCHEDULE.value, TriggerKind.WEBHOOK.value)
 # Tags of the original run a resumed run does not carry (they name that run's own request).

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from spojit_engine.display import credits_text
 from spojit_engine.errors import IllegalTransition
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 
 # The one Prefect state (type CANCELLED) a run refused for credits ends in, at its start or
 # mid-way; its message is the one-line reason.

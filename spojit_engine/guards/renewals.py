@@ -44,6 +44,6 @@ def renew_due(guard: Guard) -> RenewalReport:
 def renewals_flow() -> dict[str, Any]:
     """The deployed flow: ``renew_due`` on the engine of ``SPOJIT_DATABASE_URL``."""
     from spojit_engine.guards.guard import Guard
-    from spojit_engine.metering.runtime import current_runtime
+    from spojit_engine.metering.meter.runtime import current_runtime
 
     return asdict(renew_due(Guard.of(current_runtime().engine.ledger)))

@@ -20,8 +20,8 @@ from spojit_engine.display import credits_text
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.guards.errors import BudgetExceeded, OutOfCredits
 from spojit_engine.guards.policy import Cause
-from spojit_engine.metering.money import credits_to_ucr_exact
-from spojit_engine.metering.run_context import RESERVE_TAG
+from spojit_engine.metering.meter.run_context import RESERVE_TAG
+from spojit_engine.money import credits_to_ucr_exact
 
 POLICIES = ("p95", "max")
 
@@ -99,9 +99,9 @@ def reserve_run(workflow: ReservingWorkflow, payload: Any) -> Reserved | Any | N
 
     from spojit_engine.guards.admission import REFUSED_STATE_NAME, RunFacts, _record_refusal
     from spojit_engine.guards.guard import Guard
-    from spojit_engine.metering.decorator import _workspace_of
-    from spojit_engine.metering.run_context import RunInfo, current_run
-    from spojit_engine.metering.runtime import current_runtime
+    from spojit_engine.metering.meter.run_billing import billed_workspace
+    from spojit_engine.metering.meter.run_context import RunInfo, current_run
+    from spojit_engine.metering.meter.runtime import current_runtime
 
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
@@ -113,7 +113,7 @@ def reserve_run(workflow: ReservingWorkflow, payload: Any) -> Reserved | Any | N
         return None
     runtime = current_runtime()
     host = runtime.engine
-    workspace_id = _workspace_of(runtime, current_run())
+    workspace_id = billed_workspace(runtime, current_run())[0]
     run = RunInfo(str(context.flow_run.id), None, 1, workflow.name, tags)
     amount = workflow.reservation(  # a test run's estimate takes its Loop sample
         workspace_id, policy, inputs=payload, test=run.test_run, sample=run.sample
@@ -156,6 +156,6 @@ def close(reserved: Reserved | None) -> None:
     """The run ended (completed, stopped or failed): release what its reservation has left."""
     if reserved is None:
         return
-    from spojit_engine.metering.runtime import current_runtime
+    from spojit_engine.metering.meter.runtime import current_runtime
 
     current_runtime().engine.close_run_reservation(reserved.flow_run_id)

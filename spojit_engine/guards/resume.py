@@ -30,13 +30,13 @@ from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
 from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
-from spojit_engine.metering.money import credits_to_ucr_exact
-from spojit_engine.metering.run_context import RESUME_TAG, TriggerKind
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.meter.run_context import RESUME_TAG, TriggerKind
+from spojit_engine.metering.store.usage import read_usage
+from spojit_engine.money import credits_to_ucr_exact
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
-    from spojit_engine.metering.runtime import RuntimeHost
+    from spojit_engine.metering.meter.runtime import RuntimeHost
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,9 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any
     from prefect.states import Cancelled
 
     from spojit_engine.guards.admission import RunFacts
-    from spojit_engine.metering.decorator import _workspace_of
-    from spojit_engine.metering.run_context import current_run
-    from spojit_engine.metering.runtime import current_runtime
+    from spojit_engine.metering.meter.run_billing import billed_workspace
+    from spojit_engine.metering.meter.run_context import current_run
+    from spojit_engine.metering.meter.runtime import current_runtime
 
     if getattr(error, "cause", None) == Cause.TEST_CAP.value:  # stopped as asked: not kept
         _log(str(error))
@@ -117,7 +117,7 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any
             guard.sa,
             Refusal(
                 flow_run_id=facts.flow_run_id,
-                workspace_id=_workspace_of(runtime, current_run()),
+                workspace_id=billed_workspace(runtime, current_run())[0],
                 workflow=workflow,
                 deployment_id=facts.deployment_id,
                 trigger=facts.kind.value,
@@ -270,7 +270,7 @@ class Resumer:
     ) -> ResumeStarted:
         from prefect import tags
 
-        from spojit_engine.metering.runtime import Runtime, current_runtime, use_runtime
+        from spojit_engine.metering.meter.runtime import Runtime, current_runtime, use_runtime
 
         runtime = current_runtime()
         if host is not None and runtime.engine is not host:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
 
-from spojit_engine.metering.schema import KEY_LENGTH_MAX, UTCDateTime
+from spojit_engine.metering.store.schema import KEY_LENGTH_MAX, UTCDateTime
 
 WORKSPACE_SCOPE = ""  # guard_states.scope of the whole workspace; else a workflow's name
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from spojit_engine.guards import prefect_api, store
 from spojit_engine.guards.budgets import Budget
 from spojit_engine.guards.errors import PrefectUnavailable
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard

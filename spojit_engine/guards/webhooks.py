@@ -36,7 +36,7 @@ from spojit_engine.guards.policy import HOOK_REQUEST_TAG
 from spojit_engine.guards.schema import webhook_queue, workflow_hooks
 from spojit_engine.guards.store import count_rows, release_lease, try_lease
 from spojit_engine.jsonbody import parse_json
-from spojit_engine.metering.run_context import TRIGGER_TAG, WORKSPACE_TAG, TriggerKind
+from spojit_engine.metering.meter.run_context import TRIGGER_TAG, WORKSPACE_TAG, TriggerKind
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard

@@ -1,6 +1,6 @@
 """The cost advisor over a workflow (its node tree, its plan and its history) or over history
 alone (``Engine.advice`` for workflows it only knows by name). The rules are pure
-(``metering/advice.py``); this module finds the numbers they need.
+(``estimation/advice.py``); this module finds the numbers they need.
 
 A cheaper model is a sibling of the same LiteLLM provider: a chat model that supports JSON schema
 answers (``supports_response_schema`` in LiteLLM's model info — what a structured step needs),
@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from spojit_engine.clock import utcnow
-from spojit_engine.metering import advice
-from spojit_engine.metering.advice import Suggestion
-from spojit_engine.metering.estimates import (
+from spojit_engine.estimation import advice
+from spojit_engine.estimation.advice import Suggestion
+from spojit_engine.estimation.history import WorkflowHistory
+from spojit_engine.estimation.plans import (
     ConditionPlan,
     LoopPlan,
     ParallelPlan,
@@ -26,7 +27,6 @@ from spojit_engine.metering.estimates import (
     node_rows,
     totals,
 )
-from spojit_engine.metering.history import WorkflowHistory
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.connector import Connector
 from spojit_engine.nodes.control import Condition, Loop, Parallel

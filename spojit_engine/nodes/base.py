@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
-from spojit_engine.metering.decorator import node_call
+from spojit_engine.metering.meter.decorator import node_call
 from spojit_engine.nodes import kept_results
 from spojit_engine.nodes.calls import cache_key, call_identity, current_flow_run, result_key
 from spojit_engine.settings import get_settings

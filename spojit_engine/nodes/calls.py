@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from spojit_engine.metering.run_context import original_run
+from spojit_engine.metering.meter.run_context import original_run
 
 _RUNS_MAX = 10_000  # flow runs whose call counters this process keeps; the oldest are forgotten
 _sequences: OrderedDict[str, itertools.count[int]] = OrderedDict()

@@ -16,7 +16,7 @@ from typing import Any
 
 from spojit_engine import llm
 from spojit_engine.errors import InvalidInput
-from spojit_engine.metering.meter import current_meter
+from spojit_engine.metering.meter.node_meter import current_meter
 from spojit_engine.nodes.base import Node
 
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from spojit_engine.errors import InvalidInput
-from spojit_engine.metering.run_context import current_run
+from spojit_engine.metering.meter.run_context import current_run
 from spojit_engine.nodes.base import Node, in_flow
 from spojit_engine.settings import get_settings
 

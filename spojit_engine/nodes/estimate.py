@@ -1,4 +1,4 @@
-"""Reading a workflow into an estimate plan (``metering/estimates.py`` does the arithmetic).
+"""Reading a workflow into an estimate plan (``estimation/plans.py`` does the arithmetic).
 
 Each node call is priced the way the meter prices it — the node's base price from the price book,
 plus every LLM call at ``llm_cost_ucr`` with the same model price table — with prompt tokens
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from spojit_engine.metering.estimates import (
+from spojit_engine.estimation.history import NodeHistory, WorkflowHistory, read_history
+from spojit_engine.estimation.plans import (
     CallCost,
     ConditionPlan,
     LoopPlan,
@@ -33,10 +34,9 @@ from spojit_engine.metering.estimates import (
     Step,
     estimate_plan,
 )
-from spojit_engine.metering.history import NodeHistory, WorkflowHistory, read_history
-from spojit_engine.metering.model_prices import ModelPriceTable
-from spojit_engine.metering.pricing import PriceBook, TokenUsage, llm_cost_ucr
-from spojit_engine.metering.runtime import Runtime
+from spojit_engine.metering.core.model_prices import ModelPriceTable
+from spojit_engine.metering.core.pricing import PriceBook, TokenUsage, llm_cost_ucr
+from spojit_engine.metering.meter.runtime import Runtime
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.connector import Connector
 from spojit_engine.nodes.control import Condition, Loop, Parallel

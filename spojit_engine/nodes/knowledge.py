@@ -22,7 +22,7 @@ from typing import Any
 
 from spojit_engine import llm
 from spojit_engine.errors import InvalidInput
-from spojit_engine.metering.decorator import node_call
+from spojit_engine.metering.meter.decorator import node_call
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.vector_index import (
     ADD_PASSAGES_MAX,

@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from spojit_engine.errors import InvalidInput
-from spojit_engine.metering.money import credits_to_ucr_exact, ucr_to_credits
-from spojit_engine.metering.run_context import MAX_CREDITS_TAG, SAMPLE_TAG, TEST_TAG
+from spojit_engine.metering.meter.run_context import MAX_CREDITS_TAG, SAMPLE_TAG, TEST_TAG
+from spojit_engine.money import credits_to_ucr_exact, ucr_to_credits
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
-from spojit_engine.metering.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
+from spojit_engine.metering.meter.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
 from spojit_engine.nodes.scope import RunScope
@@ -40,10 +40,10 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     from prefect.context import FlowRunContext
 
     from spojit_engine.display import credits_text
-    from spojit_engine.metering.batch import commit_run
-    from spojit_engine.metering.money import ucr_to_credits
-    from spojit_engine.metering.runtime import current_runtime
-    from spojit_engine.metering.usage import read_usage, usage_totals
+    from spojit_engine.metering.meter.batch import commit_run
+    from spojit_engine.metering.meter.runtime import current_runtime
+    from spojit_engine.metering.store.usage import read_usage, usage_totals
+    from spojit_engine.money import ucr_to_credits
 
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
@@ -165,7 +165,7 @@ class Workflow:
         """What one run will cost — ``Engine.estimate`` on the engine node calls bill (the bound
         runtime's); ``workspace`` (name or id) adds its history and prices."""
         from spojit_engine.estimate import estimate
-        from spojit_engine.metering.runtime import current_runtime
+        from spojit_engine.metering.meter.runtime import current_runtime
 
         runtime = current_runtime()
         workspace_id = runtime.workspace(workspace)[0] if workspace else None

@@ -11,10 +11,10 @@ from sqlalchemy import Connection, func, select
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.display import credits_text
-from spojit_engine.metering import schema
-from spojit_engine.metering.ledger import Ledger
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.reports import BalanceRecord, read_balance, read_fresh
+from spojit_engine.metering.ledger.operations import Ledger
+from spojit_engine.metering.reads.reports import BalanceRecord, read_balance, read_fresh
+from spojit_engine.metering.store import schema
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.notify.decide import Alert, crossed_percents, is_out, is_regression
 from spojit_engine.notify.outbox import write_alert
 from spojit_engine.notify.rules import RuleRecord

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Numeric, String, Table, Text
 
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 
 RULE_KINDS = ("thresholds", "run_above", "regression")
 CHANNELS = ("webhook", "block")

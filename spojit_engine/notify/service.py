@@ -19,7 +19,7 @@ from spojit_engine.notify.outbox import OutboxRow, claim_due, mark_failed, mark_
 from spojit_engine.notify.rules import RuleRecord, list_rules
 
 if TYPE_CHECKING:
-    from spojit_engine.metering.ledger import Ledger
+    from spojit_engine.metering.ledger.operations import Ledger
     from spojit_engine.settings import Settings
 
 log = logging.getLogger(__name__)

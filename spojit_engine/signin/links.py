@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from spojit_engine.accounts import MemberRecord, hash_token
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import InvalidInput, SignInRefused, UnknownMember
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 from spojit_engine.signin.schema import browser_sessions, login_links
 
 _ASK_AGAIN = "ask an admin for a new one (spojit login-link)"

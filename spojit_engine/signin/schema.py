@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
-from spojit_engine.metering.schema import UTCDateTime
+from spojit_engine.metering.store.schema import UTCDateTime
 
 
 def _col(type_: Any, *args: Any, **kwargs: Any) -> Any:

@@ -19,7 +19,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from spojit_engine.display import credits_exact
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import Execution, TopupOrder
 from spojit_engine.web.auth import Admin, EngineDep, Member
 
@@ -331,7 +331,7 @@ def plans(_: Member, engine: EngineDep) -> list[PlanItem]:
 
 @router.get("/packs", response_model=list[PackItem], summary="Top-up packs")
 def packs(_: Member, engine: EngineDep) -> list[PackItem]:
-    currency = engine.ledger.catalog.currency
+    currency = engine.currency()
     return [
         PackItem(
             id=p.id,

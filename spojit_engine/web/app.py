@@ -22,11 +22,7 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
         if not reconcile:
             yield
             return
-        from spojit_engine.guards.reconciler import Reconciler
-
-        reconciler = Reconciler(
-            engine.guard, interval_seconds=engine.settings.guard_reconcile_interval_seconds
-        )
+        reconciler = engine.reconciler()
         reconciler.start()
         try:
             yield

@@ -34,8 +34,7 @@ def _secret(request: Request) -> str | None:
 
 
 def _receive(engine: Engine, name: str, secret: str | None, body: bytes) -> Receipt:
-    hook = engine.guard.hooks.authenticate(name, secret)
-    return engine.guard.hooks.receive(hook, body)
+    return engine.receive_webhook(name, secret, body)
 
 
 class HookReceipt(BaseModel):

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from spojit_engine.display import credits_text
 from spojit_engine.engine import Engine
 from spojit_engine.errors import Forbidden, SpojitError, http_status
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import BrowserSession, Execution
 from spojit_engine.web.auth import EngineDep
 from spojit_engine.web.charts import daily_chart
@@ -129,7 +129,7 @@ def billing_context(engine: Engine, session: BrowserSession) -> dict[str, Any]:
     member = session.member
     only = None if member.is_admin else member.id
     balance = engine.balance(member.workspace_id)
-    now = engine.ledger.clock()
+    now = engine.now()
     period = balance.resets_at - balance.period_start
     elapsed = min(max((now - balance.period_start) / period, 0.0), 1.0) if period else 1.0
     available = balance.consumed + balance.remaining
@@ -154,7 +154,7 @@ def billing_context(engine: Engine, session: BrowserSession) -> dict[str, Any]:
         "offers": [],
         "plans": [],
         "advice": [],
-        "currency": engine.ledger.catalog.currency,
+        "currency": engine.currency(),
         "plan_names": {p.id: p.name for p in engine.plans()},
     }
     if member.is_admin:  # the cost advisor reads each workflow's history: admins only

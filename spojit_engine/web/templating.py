@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import HTMLResponse
 
 from spojit_engine.display import credits_column, credits_exact, credits_text
-from spojit_engine.metering.money import ucr_to_credits
+from spojit_engine.money import ucr_to_credits
 
 if TYPE_CHECKING:
     from jinja2 import Environment

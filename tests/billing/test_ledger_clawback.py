@@ -1,6 +1,6 @@
-"""The ledger's clawback primitive (``metering/clawback.py``) through ``Engine.claw_back``, on
-SQLite and PostgreSQL: what is left of the grant first, then the workspace's other credits in burn
-order (never credits held for running steps), then an overdraft the next grant pays first."""
+"""The ledger's clawback primitive (``metering/ledger/clawback.py``) through ``Engine.claw_back``,
+on SQLite and PostgreSQL: what is left of the grant first, then the workspace's other credits in
+burn order (never credits held for running steps), then an overdraft the next grant pays first."""
 
 from __future__ import annotations
 

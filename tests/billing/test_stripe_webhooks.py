@@ -33,7 +33,7 @@ from spojit_engine import Engine, IllegalTransition, InvalidInput
 from spojit_engine.billing import schema
 from spojit_engine.billing.stripe_events import WebhookResult
 from spojit_engine.errors import BillingUnavailable, InvalidSignature, UnknownOrder
-from spojit_engine.metering import schema as ledger_schema
+from spojit_engine.metering.store import schema as ledger_schema
 
 D = Decimal
 

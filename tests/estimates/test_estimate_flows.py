@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from spojit_engine import Engine
 from spojit_engine.cli.runner import EXAMPLES, load_flow
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.pricing import load_price_book
-from spojit_engine.metering.runtime import Runtime, use_runtime
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.core.pricing import load_price_book
+from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+from spojit_engine.metering.store.usage import read_usage
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.nodes import Connector, Loop, Response, Transform, Workflow
 
 

@@ -7,8 +7,8 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spojit_engine.metering import advice
-from spojit_engine.metering.estimates import (
+from spojit_engine.estimation import advice
+from spojit_engine.estimation.plans import (
     CallCost,
     ConditionPlan,
     LoopPlan,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from spojit_engine import Engine
-from spojit_engine.metering.history import read_history, workflows_with_history
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.estimation.history import read_history, workflows_with_history
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 from spojit_engine.nodes import Connector, Loop, Workflow
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from spojit_engine import Engine
-from spojit_engine.metering.runtime import Runtime, use_runtime
+from spojit_engine.metering.meter.runtime import Runtime, use_runtime
 
 
 @pytest.fixture

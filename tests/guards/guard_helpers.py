@@ -15,7 +15,7 @@ from uuid import UUID
 
 from spojit_engine import Connector, Engine, Workflow
 from spojit_engine.guards import prefect_api
-from spojit_engine.metering.run_context import WORKSPACE_TAG
+from spojit_engine.metering.meter.run_context import WORKSPACE_TAG
 
 EVENT_WAIT_SECONDS = 60  # the test server persists events in batches, every few seconds
 

@@ -27,8 +27,8 @@ from spojit_engine import Engine, InsufficientCredits, Workflow
 from spojit_engine.guards.errors import OutOfCredits
 from spojit_engine.guards.schema import webhook_queue
 from spojit_engine.guards.store import binding_of
-from spojit_engine.metering.run_context import WORKSPACE_TAG
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.meter.run_context import WORKSPACE_TAG
+from spojit_engine.metering.store.usage import read_usage
 
 
 def run_in_process(workflow: Workflow, run: Any) -> Any:

@@ -19,8 +19,8 @@ from spojit_engine.errors import InvalidInput
 from spojit_engine.guards.budgets import spent_in_run_ucr
 from spojit_engine.guards.errors import BudgetExceeded
 from spojit_engine.guards.renewals import renew_due
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.usage import UsageRow, read_usage
+from spojit_engine.metering.store.usage import UsageRow, read_usage
+from spojit_engine.money import ucr_to_credits
 
 REAL_TIME = ["prefect", "httpx", "httpcore", "anyio", "pendulum", "whenever"]
 RECORDS_WAIT_SECONDS = 60

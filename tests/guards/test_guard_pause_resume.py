@@ -36,7 +36,7 @@ from spojit_engine.guards import prefect_api
 from spojit_engine.guards.errors import OutOfCredits
 from spojit_engine.guards.renewals import renew_due
 from spojit_engine.guards.store import open_pauses
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.store.usage import read_usage
 
 # Prefect's client and its HTTP stack keep real time while the ledger's clock is frozen.
 REAL_TIME = ["prefect", "httpx", "httpcore", "anyio", "pendulum", "whenever"]

@@ -17,7 +17,7 @@ from spojit_engine.guards.policy import (
     over_run_budget,
     transition,
 )
-from spojit_engine.metering.run_context import TriggerKind, classify
+from spojit_engine.metering.meter.run_context import TriggerKind, classify
 
 
 @pytest.mark.parametrize(

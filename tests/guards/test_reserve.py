@@ -17,8 +17,8 @@ from spojit_engine.display import credits_text
 from spojit_engine.errors import InvalidInput
 from spojit_engine.guards.policy import REFUSED_STATE_NAME
 from spojit_engine.guards.reserve import policy_of
-from spojit_engine.metering.run_context import RESERVE_TAG
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.meter.run_context import RESERVE_TAG
+from spojit_engine.metering.store.usage import read_usage
 
 RUNS, COVERED = 8, 5
 
@@ -146,7 +146,7 @@ def test_a_per_run_cap_counts_what_group_commit_charged_to_the_reservation(
     from prefect.context import FlowRunContext
 
     from spojit_engine.guards.errors import BudgetExceeded
-    from spojit_engine.metering.batch import commit_run
+    from spojit_engine.metering.meter.batch import commit_run
 
     engine = bound_on_each_db
     ws = engine.create_workspace("acme", plan="free")

@@ -18,8 +18,8 @@ from spojit_engine.errors import Conflict, IllegalTransition, InsufficientCredit
 from spojit_engine.guards import incomplete
 from spojit_engine.guards.incomplete import Refusal, RunStatus, transition
 from spojit_engine.guards.policy import REFUSED_STATE_NAME
-from spojit_engine.metering import schema
-from spojit_engine.metering.run_context import RESUME_TAG, WORKSPACE_TAG
+from spojit_engine.metering.meter.run_context import RESUME_TAG, WORKSPACE_TAG
+from spojit_engine.metering.store import schema
 
 UCR = 1_000_000
 

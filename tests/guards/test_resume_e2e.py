@@ -20,7 +20,7 @@ from test_resume import billed_per_node
 
 from spojit_engine import Engine
 from spojit_engine.guards.incomplete import RunStatus
-from spojit_engine.metering.run_context import RESUME_TAG
+from spojit_engine.metering.meter.run_context import RESUME_TAG
 
 pytestmark = pytest.mark.e2e
 

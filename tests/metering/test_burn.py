@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spojit_engine.metering.burn import Block, allocate, burn_order_key, spendable
+from spojit_engine.metering.core.burn import Block, allocate, burn_order_key, spendable
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import func, select
 
 from spojit_engine import Engine, InsufficientCredits
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 
 pytestmark = pytest.mark.slow
 

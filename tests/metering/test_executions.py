@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from spojit_engine import Engine
 from spojit_engine.errors import InvalidInput, UnknownExecution
-from spojit_engine.metering.executions import group_nodes, group_runs
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.reads.executions import group_nodes, group_runs
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

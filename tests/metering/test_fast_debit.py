@@ -14,7 +14,7 @@ from settable_clock import SettableClock
 
 from spojit_engine import Engine
 from spojit_engine.errors import IdempotencyConflict, InsufficientCredits
-from spojit_engine.metering.records import Usage
+from spojit_engine.metering.core.records import Usage
 
 START = datetime(2026, 11, 1, 10, 23, 17, tzinfo=UTC)
 CLOCK_START = START  # where the ``clocked`` engine's clock starts

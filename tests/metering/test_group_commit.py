@@ -21,8 +21,8 @@ from sqlalchemy import event, func, select
 
 from spojit_engine import Engine, Transform
 from spojit_engine.clock import utcnow
-from spojit_engine.metering import schema
-from spojit_engine.metering.runtime import Runtime, use_runtime
+from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+from spojit_engine.metering.store import schema
 from spojit_engine.settings import Settings
 
 D = Decimal
@@ -175,9 +175,9 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from spojit_engine import Engine
-    from spojit_engine.metering.batch import Charge, batch_for
-    from spojit_engine.metering.records import Usage
-    from spojit_engine.metering.usage import UsageRow
+    from spojit_engine.metering.meter.batch import Charge, batch_for
+    from spojit_engine.metering.core.records import Usage
+    from spojit_engine.metering.store.usage import UsageRow
     from spojit_engine.clock import utcnow
 
     url, ws, run, amount = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

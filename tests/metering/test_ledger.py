@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from spojit_engine import Engine, IdempotencyConflict, IllegalTransition, InsufficientCredits
 from spojit_engine.errors import LedgerCorrupt
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 
 D = Decimal
 

@@ -118,7 +118,7 @@ E = TypeVar("E", bound=Exception)
 
 def _load_plans() -> dict[str, tuple[int, int]]:
     """plan id -> (allowance µcr, term months), read straight from the shipped catalog."""
-    path = Path(spojit_engine.__file__).parent / "metering" / "catalog.toml"
+    path = Path(spojit_engine.__file__).parent / "metering" / "core" / "catalog.toml"
     raw = tomllib.loads(path.read_text())
     return {
         plan_id: (int(Decimal(p["allowance_credits"]) * UCR), int(p["term_months"]))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spojit_engine.errors import InvalidInput
-from spojit_engine.metering.money import (
+from spojit_engine.money import (
     MAX_AMOUNT_UCR,
     credits_to_ucr_exact,
     format_credits,

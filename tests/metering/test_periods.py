@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spojit_engine.metering.periods import (
+from spojit_engine.metering.core.periods import (
     add_months_clamped,
     months_between,
     period_containing,

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from spojit_engine import Engine
-from spojit_engine.metering.records import Usage
-from spojit_engine.metering.rollup import usage_daily
+from spojit_engine.metering.core.records import Usage
+from spojit_engine.metering.reads.rollup import usage_daily
 
 # Columns a debit writes on every call; an index on any of them makes the write a non-HOT one.
 UPDATED_BY_EVERY_DEBIT = {

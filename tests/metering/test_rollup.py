@@ -15,9 +15,9 @@ from sqlalchemy import update
 
 from spojit_engine import Engine
 from spojit_engine.errors import InvalidInput, LedgerCorrupt
-from spojit_engine.metering.records import Usage
-from spojit_engine.metering.rollup import usage_daily
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.core.records import Usage
+from spojit_engine.metering.reads.rollup import usage_daily
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 
 _numbers = itertools.count()
 START = datetime(2026, 11, 1, 10, 23, tzinfo=UTC)  # a period anchored mid-day

@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 
 from spojit_engine import Engine
 from spojit_engine.db import write_transaction
-from spojit_engine.metering import schema
-from spojit_engine.metering.batch import Charge, batch_for
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.quick_read import quick_balance
-from spojit_engine.metering.records import USAGE_KINDS, Usage
-from spojit_engine.metering.rollup import usage_models_daily, usage_runs
-from spojit_engine.metering.usage import UsageRow, record_usage
-from spojit_engine.metering.usage_writes import add_llm_call, rewrite_row
+from spojit_engine.metering.core.records import USAGE_KINDS, Usage
+from spojit_engine.metering.meter.batch import Charge, batch_for
+from spojit_engine.metering.reads.quick_read import quick_balance
+from spojit_engine.metering.reads.rollup import usage_models_daily, usage_runs
+from spojit_engine.metering.store import schema
+from spojit_engine.metering.store.usage import UsageRow, record_usage
+from spojit_engine.metering.store.usage_writes import add_llm_call, rewrite_row
+from spojit_engine.money import ucr_to_credits
 
 START = datetime(2026, 11, 1, 10, 23, 17, tzinfo=UTC)  # a period anchored mid-day
 RUN = "7c0c5a39-1f0e-4b6e-9d7a-000000000001"

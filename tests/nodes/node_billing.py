@@ -25,14 +25,14 @@ import pytest
 from pydantic import BaseModel
 
 from spojit_engine import Engine
-from spojit_engine.metering.pricing import PriceBook
-from spojit_engine.metering.runtime import Runtime, use_runtime
-from spojit_engine.metering.usage import UsageRow, read_usage
+from spojit_engine.metering.core.pricing import PriceBook
+from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+from spojit_engine.metering.store.usage import UsageRow, read_usage
 from spojit_engine.nodes import Workflow
 
 UCR = Decimal(1_000_000)
 _SHIPPED = tomllib.loads(
-    resources.files("spojit_engine.metering").joinpath("prices.toml").read_text()
+    resources.files("spojit_engine.metering.core").joinpath("prices.toml").read_text()
 )
 CREDITS_PER_USD = Decimal(_SHIPPED["credits_per_usd"])
 BASE_UCR = {node_type: int(Decimal(v) * UCR) for node_type, v in _SHIPPED["base"].items()}
@@ -248,7 +248,7 @@ def credit_artifact(flow_run_id: str) -> CreditArtifact:
 def forget_call_numbers(node_name: str) -> None:
     """Forget how often ``node_name`` was called in each run attempt, as a process that restarts
     the same attempt would: its next call gets call number 0 again, so it replays its keys."""
-    from spojit_engine.metering import decorator
+    from spojit_engine.metering.meter import decorator
 
     with decorator._counters_lock:
         for scope in [s for s in decorator._counters if s[2] == node_name]:

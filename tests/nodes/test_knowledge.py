@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from spojit_engine import Engine, InvalidInput
-from spojit_engine.metering.pricing import SHIPPED_PRICE_BOOK
-from spojit_engine.metering.runtime import Runtime, use_runtime
-from spojit_engine.metering.usage import UsageRow, read_usage
+from spojit_engine.metering.core.pricing import SHIPPED_PRICE_BOOK
+from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+from spojit_engine.metering.store.usage import UsageRow, read_usage
 from spojit_engine.nodes import Knowledge, Workflow
 from spojit_engine.nodes.knowledge import INGEST_DOCUMENTS_MAX, NO_PASSAGES_ANSWER, prompt
 from spojit_engine.nodes.vector_index import K_MAX, PASSAGE_CHARS_MAX, Hit, VectorIndex

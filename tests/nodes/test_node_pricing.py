@@ -29,8 +29,8 @@ from pydantic import BaseModel
 
 from spojit_engine import Engine
 from spojit_engine.errors import UnknownModelPrice
-from spojit_engine.metering.pricing import ModelPrice, load_price_book
-from spojit_engine.metering.usage import UsageRow
+from spojit_engine.metering.core.pricing import ModelPrice, load_price_book
+from spojit_engine.metering.store.usage import UsageRow
 from spojit_engine.nodes import (
     Condition,
     Connector,

@@ -14,7 +14,7 @@ from settable_clock import SettableClock
 
 from spojit_engine import Engine
 from spojit_engine.errors import InvalidInput
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 D = Decimal
@@ -201,7 +201,7 @@ def test_a_dead_receiver_never_fails_a_prefect_run(
 ) -> None:
     """A real flow run crosses every threshold while its alerts' receiver is down: the run
     completes, its credits are billed, the alerts wait in the outbox."""
-    from spojit_engine.metering.runtime import Runtime, use_runtime
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
     from spojit_engine.nodes import Response, Variable, Workflow
 
     ws = sqlite_engine.create_workspace("acme", plan="free").id

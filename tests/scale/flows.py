@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from spojit_engine import Connector, Workflow
-from spojit_engine.metering.meter import current_meter
-from spojit_engine.metering.pricing import TokenUsage
+from spojit_engine.metering.core.pricing import TokenUsage
+from spojit_engine.metering.meter.node_meter import current_meter
 
 MODEL = "gpt-4o-mini"
 PROMPT_TOKENS, MAX_TOKENS = 2_000, 1_000

@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from spojit_engine import Engine
 from spojit_engine.errors import LedgerUnavailable
-from spojit_engine.metering import schema
-from spojit_engine.metering.money import ucr_to_credits
-from spojit_engine.metering.usage import read_usage
+from spojit_engine.metering.store import schema
+from spojit_engine.metering.store.usage import read_usage
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.settings import get_settings
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from stripe_fakes import Shop
 
 from spojit_engine import Engine
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 
 MEMBER, ADMIN, OPEN = "member", "admin", "open"
 

@@ -12,7 +12,7 @@ from stripe_fakes import FakeStripe, Shop
 
 from spojit_engine import Engine
 from spojit_engine.billing import schema as billing_schema
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 
 MIB = 1024 * 1024
 

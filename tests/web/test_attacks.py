@@ -22,7 +22,7 @@ from stripe_fakes import FakeStripe, billing_settings, event, open_shop, session
 from spojit_engine import Engine
 from spojit_engine.billing import schema as billing_schema
 from spojit_engine.guards.schema import guard_states, webhook_queue
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 from spojit_engine.web.app import create_app
 
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -28,7 +28,7 @@ from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop, session_
 
 from spojit_engine import Engine
 from spojit_engine.display import credits_column, credits_exact
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("SPOJIT_TEST_ARTIFACTS", "test-artifacts")) / "browser"

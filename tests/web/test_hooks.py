@@ -18,7 +18,7 @@ from spojit_engine.db import read_transaction
 from spojit_engine.errors import InsufficientCredits
 from spojit_engine.guards.errors import QueueFull
 from spojit_engine.guards.schema import webhook_queue
-from spojit_engine.metering import schema
+from spojit_engine.metering.store import schema
 from spojit_engine.settings import Settings
 from spojit_engine.web.app import create_app
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop
 
 from spojit_engine import Engine
-from spojit_engine.metering.usage import UsageRow, record_usage
+from spojit_engine.metering.store.usage import UsageRow, record_usage
 from spojit_engine.signin.schema import browser_sessions, login_links
 from spojit_engine.web.app import create_app
 from spojit_engine.web.signin import COOKIE

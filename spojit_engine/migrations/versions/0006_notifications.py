@@ -99,7 +99,7 @@ def upgrade() -> None:
         "ix_notification_outbox_due", "notification_outbox", ["state", "next_attempt_at"]
     )
     # Backfill from what is already there, with the same queries verify checks them against.
-    from spojit_engine.metering.rollup_verify import rebuild_rollups
+    from spojit_engine.metering.reads.rollup_verify import rebuild_rollups
 
     rebuild_rollups(op.get_bind())
 

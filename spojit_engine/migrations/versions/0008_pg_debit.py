@@ -1,14 +1,14 @@
 """PostgreSQL: ``spojit_debit``, a debit in one server-side call (one round trip per debit): one
 statement in autocommit, so BEGIN, the debit, its usage records and COMMIT are one message.
 
-The same rules as ``Ledger.debit`` (metering/ledger.py, reservations.py): lock the workspace row;
-hand back to the Python path (an SQLSTATE of class SP) whatever it alone decides — a workspace
-due for maintenance, a key already used (replay or conflict), a refusal, an unknown workspace;
-draw ``min(amount, open part - keep)`` from the run's reservation; refuse unless
-``amount <= available + take``; pay in the burn order of ``metering/burn.py`` — ORDER BY
-priority, (expires_at IS NULL), expires_at, effective_at, id — with the same pair checks (a grant
-never leaves [0, amount], a reservation never pays more than it has open). SQLite has no stored
-procedures and keeps the Python path.
+The same rules as ``Ledger.debit`` (metering/ledger/operations.py, reservations.py): lock the
+workspace row; hand back to the Python path (an SQLSTATE of class SP) whatever it alone decides — a
+workspace due for maintenance, a key already used (replay or conflict), a refusal, an unknown
+workspace; draw ``min(amount, open part - keep)`` from the run's reservation; refuse unless ``amount
+<= available + take``; pay in the burn order of ``metering/core/burn.py`` — ORDER BY priority,
+(expires_at IS NULL), expires_at, effective_at, id — with the same pair checks (a grant never leaves
+[0, amount], a reservation never pays more than it has open). SQLite has no stored procedures and
+keeps the Python path.
 
 Revision ID: 0008_pg_debit
 Revises: 0007_runs

@@ -4,7 +4,7 @@ writes inside ledger transactions, group commit, and PostgreSQL's one-call ``spo
 keeps ``usage_daily``, ``usage_models_daily`` and ``usage_runs`` exact in the same transaction,
 with no Python upsert to forget. Each rule is written once below (``RULES``) and rendered for
 SQLite (a trigger with a body) and PostgreSQL (a trigger function and its trigger); only the day
-of a timestamp differs between the dialects (``_DAY``). The rules (metering/rollup.py):
+of a timestamp differs between the dialects (``_DAY``). The rules (metering/reads/rollup.py):
 
 - a usage entry adds its credits to its (day, workflow, node type, member, test run) row, and a
   call when it is its node call's first usage entry (or of no node call);
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from alembic import op
 
-from spojit_engine.metering.records import USAGE_KINDS
+from spojit_engine.metering.core.records import USAGE_KINDS
 
 revision = "0010_rollup_triggers"
 down_revision = "0009_operations"
@@ -154,7 +154,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     for statement in create_statements(bind.dialect.name):
         op.execute(statement)
-    from spojit_engine.metering.rollup_verify import rebuild_rollups
+    from spojit_engine.metering.reads.rollup_verify import rebuild_rollups
 
     rebuild_rollups(bind)
 

@@ -81,7 +81,7 @@ BEGIN
             take := GREATEST(0, LEAST(p_amount, res_open - p_keep));
         END IF;
     END IF;
-    -- The spendable grants in burn order (metering/burn.py), and their sum.
+    -- The spendable grants in burn order (metering/core/burn.py), and their sum.
     SELECT array_agg(id ORDER BY {burn_order}), array_agg(remaining_ucr ORDER BY {burn_order}),
            COALESCE(SUM(remaining_ucr), 0) INTO ids, lefts, live
         FROM grants
