@@ -75,8 +75,8 @@ def deploy(
 ) -> None:
     """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
     from spojit_engine.cli import runner
-    from spojit_engine.guards.deploy import DeployRequest
-    from spojit_engine.guards.reserve import check_policy
+    from spojit_engine.guards.deployments.deploy import DeployRequest
+    from spojit_engine.guards.runs.reserve import check_policy
     from spojit_engine.money import credits_to_ucr_exact
     from spojit_engine.nodes.scope import RunScope
 

@@ -36,13 +36,14 @@ from sqlalchemy import select
 
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InsufficientCredits
-from spojit_engine.guards import prefect_api, schedules, store
+from spojit_engine.guards import prefect_api, store
 from spojit_engine.guards.budgets import Budgets, spent_today_ucr
+from spojit_engine.guards.deployments import schedules
+from spojit_engine.guards.deployments.webhooks import Webhooks
 from spojit_engine.guards.errors import BudgetExceeded, PrefectUnavailable
 from spojit_engine.guards.policy import Cause, GuardState, out_of_credits
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.guards.store import Binding, ScopeState
-from spojit_engine.guards.webhooks import Webhooks
 from spojit_engine.metering.core.records import Usage
 from spojit_engine.metering.reads.reports import BalanceRecord, read_balance, read_fresh
 from spojit_engine.metering.store import schema
@@ -85,7 +86,7 @@ class Guard:
         self.clock = ledger.clock
         self.budgets = Budgets(self.sa, self.clock, self.settings.budget_cache_seconds)
         self.hooks = Webhooks(self)
-        from spojit_engine.guards.resume import Resumer
+        from spojit_engine.guards.runs.resume import Resumer
 
         self.resumer = Resumer(self)  # runs stopped for credits resume when credits return
         self._owner = f"{socket.gethostname()[:32]}:{os.getpid()}"
@@ -374,7 +375,7 @@ class Guard:
                 reason=str(error),
                 needed_ucr=credits_to_ucr_exact(error.needed, allow_zero=True),
             )
-        from spojit_engine.guards.admission import requeue_untouched_webhook_run
+        from spojit_engine.guards.runs.admission import requeue_untouched_webhook_run
 
         requeue_untouched_webhook_run(self, str(error), usage.node_call)
 

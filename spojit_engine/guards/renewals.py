@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import flow
 
-from spojit_engine.guards.deploy import RENEWALS_NAME
+from spojit_engine.guards.deployments.deploy import RENEWALS_NAME
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard

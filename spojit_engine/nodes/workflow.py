@@ -98,8 +98,8 @@ class Workflow:
             return self._admitted(payload)
 
     def _admitted(self, payload: Any) -> Any:
-        from spojit_engine.guards import reserve
-        from spojit_engine.guards.admission import admit_run
+        from spojit_engine.guards.runs import reserve
+        from spojit_engine.guards.runs.admission import admit_run
 
         refused = admit_run(self.name)  # the credit guard: None, or this run's final state
         if refused is None:
@@ -107,12 +107,12 @@ class Workflow:
             if reserved is None or isinstance(reserved, reserve.Reserved):
                 return self._reserved(payload, reserved)
             refused = reserved  # its reservation was refused: the run did not start
-        from spojit_engine.guards.resume import refused_at_start
+        from spojit_engine.guards.runs.resume import refused_at_start
 
         return refused_at_start(self.name, refused)  # a refused resume stays to resume
 
     def _reserved(self, payload: Any, reserved: Any) -> Any:
-        from spojit_engine.guards import reserve
+        from spojit_engine.guards.runs import reserve
 
         try:
             return self._steps(payload)
@@ -125,7 +125,7 @@ class Workflow:
             for step in self.steps:
                 value = step(value)
         except InsufficientCredits as exc:  # stopped part-way: kept as incomplete, to resume
-            from spojit_engine.guards.resume import stopped_for_credits
+            from spojit_engine.guards.runs.resume import stopped_for_credits
 
             with contextlib.suppress(Exception):
                 publish_credit_artifact()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import InvalidInput
 from spojit_engine.guards import prefect_api
-from spojit_engine.guards.webhooks import HOOK_NAME
+from spojit_engine.guards.deployments.webhooks import HOOK_NAME
 from spojit_engine.metering.meter.run_context import RESERVE_TAG, WORKSPACE_TAG
 
 if TYPE_CHECKING:

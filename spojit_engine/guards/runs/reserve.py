@@ -97,8 +97,8 @@ def reserve_run(workflow: ReservingWorkflow, payload: Any) -> Reserved | Any | N
     from prefect.context import FlowRunContext, TagsContext
     from prefect.states import Cancelled
 
-    from spojit_engine.guards.admission import REFUSED_STATE_NAME, RunFacts, _record_refusal
     from spojit_engine.guards.guard import Guard
+    from spojit_engine.guards.runs.admission import REFUSED_STATE_NAME, RunFacts, _record_refusal
     from spojit_engine.metering.meter.run_billing import billed_workspace
     from spojit_engine.metering.meter.run_context import RunInfo, current_run
     from spojit_engine.metering.meter.runtime import current_runtime

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InsufficientCredits, InvalidInput
-from spojit_engine.guards import prefect_api, refusal_log, store
+from spojit_engine.guards import prefect_api, store
 from spojit_engine.guards.errors import BudgetExceeded, OutOfCredits, PrefectUnavailable
 from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id, out_of_credits
+from spojit_engine.guards.runs import refusal_log
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.ledger.replay import find_entry
 from spojit_engine.metering.meter.run_context import (

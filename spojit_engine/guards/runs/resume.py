@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
-from spojit_engine.guards import incomplete, prefect_api, store
+from spojit_engine.guards import prefect_api, store
 from spojit_engine.guards.errors import PrefectUnavailable
-from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
 from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id
+from spojit_engine.guards.runs import incomplete
+from spojit_engine.guards.runs.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.metering.meter.run_context import RESUME_TAG, TriggerKind
 from spojit_engine.metering.store.usage import read_usage
@@ -93,7 +94,7 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any
     from prefect.context import FlowRunContext
     from prefect.states import Cancelled
 
-    from spojit_engine.guards.admission import RunFacts
+    from spojit_engine.guards.runs.admission import RunFacts
     from spojit_engine.metering.meter.run_billing import billed_workspace
     from spojit_engine.metering.meter.run_context import current_run
     from spojit_engine.metering.meter.runtime import current_runtime

@@ -1,0 +1,1 @@
+"""Deployments the guard stops and resumes."""

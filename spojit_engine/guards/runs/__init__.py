@@ -1,0 +1,1 @@
+"""A flow run at the guard."""
