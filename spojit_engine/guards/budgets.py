@@ -12,7 +12,12 @@ workflow can together cross its cap. What counts as spent (µcr):
   amount, less the draws of the debits and holds counted already. The limit remembers each debit
   and hold key of a capped run in ``guard_run_spends``, in the same transaction, so the sum reads
   the ledger's own rows. Charges a process has batched but not yet committed are not in the
-  ledger, so a run may pass its cap by at most its uncommitted batch (``batch.py``'s bound).
+  ledger, so a run may pass its cap by at most its uncommitted batch (the bound of
+  ``metering/meter/batch.py``).
+
+The day cap is written once: ``day_cap_refusal`` builds its refusal (for a spend, and at a run's
+start), ``Budget.day_spent`` says when nothing more may start today, and ``Guard.stop_for_day_cap``
+stops the workflow for the rest of the day.
 
 Caps are read through a per-process cache (``SPOJIT_BUDGET_CACHE_SECONDS``): a cap set in another
 process applies within that many seconds; one set through this process applies at once.
@@ -57,6 +62,50 @@ class Budget:
     max_per_run_ucr: int | None
     max_per_day_ucr: int | None
     updated_at: datetime
+
+    def day_spent(self, spent_ucr: int) -> bool:
+        """Nothing more may start today: the workflow has a day cap and ``spent_ucr`` (what it
+        spent today) reached it."""
+        return self.max_per_day_ucr is not None and spent_ucr >= self.max_per_day_ucr
+
+
+def day_cap_refusal(
+    workspace: str, workflow: str, cap_ucr: int, spent_ucr: int, needed_ucr: int, now: datetime
+) -> BudgetExceeded:
+    """The refusal of a spend of ``needed_ucr`` (0: a run's start) that ``workflow``'s day cap
+    of ``cap_ucr`` forbids, ``spent_ucr`` spent today; it lasts until the next UTC day."""
+    until = next_day(now)
+    return BudgetExceeded(
+        over_day_budget(workflow, cap_ucr, spent_ucr, needed_ucr, until),
+        workspace=workspace,
+        workflow=workflow,
+        cause=Cause.BUDGET_DAY.value,
+        needed_ucr=needed_ucr,
+        allowed_ucr=cap_ucr - spent_ucr,
+        until=until,
+    )
+
+
+def run_cap_refusal(
+    workspace: str, workflow: str, cause: Cause, cap_ucr: int, spent_ucr: int, needed_ucr: int,
+    now: datetime,
+) -> BudgetExceeded:  # fmt: skip
+    """The refusal of a spend of ``needed_ucr`` that a run's cap forbids: its workflow's
+    ``max_credits_per_run`` (``BUDGET_RUN``) or a test run's own ``max_credits`` (``TEST_CAP``)."""
+    message = (
+        over_test_cap(cap_ucr, spent_ucr, needed_ucr)
+        if cause is Cause.TEST_CAP
+        else over_run_budget(workflow, cap_ucr, spent_ucr, needed_ucr)
+    )
+    return BudgetExceeded(
+        message,
+        workspace=workspace,
+        workflow=workflow,
+        cause=cause.value,
+        needed_ucr=needed_ucr,
+        allowed_ucr=cap_ucr - spent_ucr,
+        until=next_day(now),
+    )
 
 
 def spent_today_ucr(conn: Connection, workspace_id: str, workflow: str, now: datetime) -> int:
@@ -221,18 +270,13 @@ class Budgets:
         if budget is not None and budget.max_per_day_ucr is not None:
             spent = spent_today_ucr(tx.conn, tx.account.id, budget.workflow, tx.now)
             if spent + spend.amount_ucr > budget.max_per_day_ucr:
-                until = next_day(tx.now)
-                message = over_day_budget(
-                    budget.workflow, budget.max_per_day_ucr, spent, spend.amount_ucr, until
-                )
-                return self._exceeded(
-                    message,
-                    tx,
+                return day_cap_refusal(
+                    tx.account.name,
                     budget.workflow,
-                    Cause.BUDGET_DAY,
-                    spend,
-                    budget.max_per_day_ucr - spent,
-                    until,
+                    budget.max_per_day_ucr,
+                    spent,
+                    spend.amount_ucr,
+                    tx.now,
                 )
         caps = [(test_cap_ucr, Cause.TEST_CAP)] if test_cap_ucr is not None else []
         if budget is not None and budget.max_per_run_ucr is not None:
@@ -243,13 +287,8 @@ class Budgets:
         spent = spent_in_run_ucr(tx.conn, run_id)
         if spent + spend.amount_ucr > cap_ucr:
             name = workflow or "(none)"
-            message = (
-                over_test_cap(cap_ucr, spent, spend.amount_ucr)
-                if cause is Cause.TEST_CAP
-                else over_run_budget(name, cap_ucr, spent, spend.amount_ucr)
-            )
-            return self._exceeded(
-                message, tx, name, cause, spend, cap_ucr - spent, next_day(tx.now)
+            return run_cap_refusal(
+                tx.account.name, name, cause, cap_ucr, spent, spend.amount_ucr, tx.now
             )
         tx.conn.execute(
             insert(guard_run_spends).values(
@@ -262,26 +301,6 @@ class Budgets:
         )
         return None
 
-    @staticmethod
-    def _exceeded(
-        message: str,
-        tx: LedgerTx,
-        workflow: str,
-        cause: Cause,
-        spend: Spend,
-        allowed_ucr: int,
-        until: datetime,
-    ) -> BudgetExceeded:
-        return BudgetExceeded(
-            message,
-            workspace=tx.account.name,
-            workflow=workflow,
-            cause=cause.value,
-            needed_ucr=spend.amount_ucr,
-            allowed_ucr=allowed_ucr,
-            until=until,
-        )
-
     def day_refusal(
         self, workspace: str, workspace_id: str, workflow: str
     ) -> BudgetExceeded | None:
@@ -292,18 +311,9 @@ class Budgets:
             if budget is None or budget.max_per_day_ucr is None:
                 return None
             spent = spent_today_ucr(conn, workspace_id, workflow, now)
-        if spent < budget.max_per_day_ucr:
+        if not budget.day_spent(spent):
             return None
-        until = next_day(now)
-        return BudgetExceeded(
-            over_day_budget(workflow, budget.max_per_day_ucr, spent, 0, until),
-            workspace=workspace,
-            workflow=workflow,
-            cause=Cause.BUDGET_DAY.value,
-            needed_ucr=0,
-            allowed_ucr=0,
-            until=until,
-        )
+        return day_cap_refusal(workspace, workflow, budget.max_per_day_ucr, spent, 0, now)
 
     def prune(self, before: datetime) -> int:
         """Forget which keys old runs spent (their caps no longer matter)."""

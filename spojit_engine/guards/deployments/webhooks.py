@@ -39,7 +39,7 @@ from spojit_engine.jsonbody import parse_json
 from spojit_engine.metering.meter.run_context import TRIGGER_TAG, WORKSPACE_TAG, TriggerKind
 
 if TYPE_CHECKING:
-    from spojit_engine.guards.guard import Guard
+    from spojit_engine.guards.port import GuardPort
 
 HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 QUEUED, STARTED = "queued", "started"
@@ -73,7 +73,7 @@ _DUMMY_HASH = _hash(secrets.token_urlsafe(32))  # what an unknown hook's secret 
 
 
 class Webhooks:
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: GuardPort) -> None:
         self.guard = guard
         self.engine = guard.sa
         self.clock = guard.clock
