@@ -51,9 +51,10 @@ if TYPE_CHECKING:
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
     from spojit_engine.estimate import Advice, Estimate
+    from spojit_engine.guards.budgets import WorkflowBudget
     from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.guards.deployments.reconciler import Reconciler
-    from spojit_engine.guards.deployments.status import DeploymentStatus, WorkflowBudget
+    from spojit_engine.guards.deployments.status import DeploymentStatus
     from spojit_engine.guards.deployments.webhooks import Receipt
     from spojit_engine.guards.runs.incomplete import IncompleteRun
     from spojit_engine.guards.runs.resume import ResumeStarted
@@ -591,7 +592,7 @@ class Engine:
     ) -> WorkflowBudget | None:
         """Cap what one run, and one UTC day, of ``workflow`` may spend (both None: no caps).
         A raised cap resumes the workflow's schedules the guard paused for it."""
-        from spojit_engine.guards.deployments.status import WorkflowBudget
+        from spojit_engine.guards.budgets import WorkflowBudget
 
         self.workspace_id(workspace_id)
 

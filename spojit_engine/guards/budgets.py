@@ -17,7 +17,8 @@ workflow can together cross its cap. What counts as spent (µcr):
 
 The day cap is written once: ``day_cap_refusal`` builds its refusal (for a spend, and at a run's
 start), ``Budget.day_spent`` says when nothing more may start today, and ``Guard.stop_for_day_cap``
-stops the workflow for the rest of the day.
+stops the workflow for the rest of the day. ``WorkflowBudget`` is a cap as the ``Engine`` returns
+it (credits as ``Decimal``).
 
 Caps are read through a per-process cache (``SPOJIT_BUDGET_CACHE_SECONDS``): a cap set in another
 process applies within that many seconds; one set through this process applies at once.
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine as SAEngine
@@ -53,6 +55,7 @@ from spojit_engine.metering.ledger.observers import Spend
 from spojit_engine.metering.ledger.posting import LedgerTx
 from spojit_engine.metering.ledger.reservations import RESERVATION_PREFIX, reservation_key
 from spojit_engine.metering.store import schema
+from spojit_engine.money import ucr_to_credits
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,30 @@ class Budget:
         """Nothing more may start today: the workflow has a day cap and ``spent_ucr`` (what it
         spent today) reached it."""
         return self.max_per_day_ucr is not None and spent_ucr >= self.max_per_day_ucr
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowBudget:
+    """A workflow's caps as the ``Engine`` returns them: credits as ``Decimal`` (the facade)."""
+
+    workspace_id: str
+    workflow: str
+    max_credits_per_run: Decimal | None
+    max_credits_per_day: Decimal | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, b: Budget) -> WorkflowBudget:
+        def credits(ucr: int | None) -> Decimal | None:
+            return None if ucr is None else ucr_to_credits(ucr)
+
+        return cls(
+            b.workspace_id,
+            b.workflow,
+            credits(b.max_per_run_ucr),
+            credits(b.max_per_day_ucr),
+            b.updated_at,
+        )
 
 
 def day_cap_refusal(
