@@ -668,7 +668,7 @@ class Engine:
 
         return advise(self._estimate_runtime, workspace_id, workflow)
 
-    # -- runs stopped for credits (guards/incomplete.py, guards/resume.py) ----------------------
+    # -- runs stopped for credits (guards/runs/incomplete.py, guards/runs/resume.py) -----------
 
     def incomplete_runs(
         self, workspace_id: str, *, include_done: bool = False, limit: int = 50
