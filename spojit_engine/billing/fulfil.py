@@ -42,7 +42,7 @@ from spojit_engine.billing.orders import (
     update_order,
 )
 from spojit_engine.billing.stripe_client import SessionFacts
-from spojit_engine.display import credits_text
+from spojit_engine.display import credits_text, price_text
 from spojit_engine.errors import Conflict
 from spojit_engine.metering.core.catalog import Catalog
 from spojit_engine.metering.core.periods import term_end
@@ -210,8 +210,8 @@ def _follow_amount_paid(tx: LedgerTx, order: OrderRecord, session: SessionFacts)
     credits_ucr = paid_credits_ucr_floor(
         credits_ucr=order.credits_ucr, price_cents=order.amount_cents, paid_cents=paid
     )
-    price = f"{order.amount_cents / 100:.2f} {order.currency.upper()}"
-    got = f"{paid / 100:.2f} {(session.currency or order.currency).upper()}"
+    price = price_text(order.amount_cents, order.currency)
+    got = price_text(paid, session.currency or order.currency)
     granted, pack = (credits_text(ucr_to_credits(u)) for u in (credits_ucr, order.credits_ucr))
     detail = f"flagged: paid {got} for a pack priced {price}; granted {granted} of {pack} credits"
     values = {"flagged": True, "detail": detail, "updated_at": tx.now}
