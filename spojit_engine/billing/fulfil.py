@@ -10,7 +10,7 @@ together. Keys, all derived from Stripe's ids so a retry in another transaction 
     stripe:dispute:{dispute_id}:won           its restoration (a new top-up grant)
 
 ``reconcile`` moves an order's clawed-back credits to what Stripe's facts call for (see
-``clawback.py``), so facts that arrive before the grant are applied the moment it lands.
+``payment_rules.py``), so facts that arrive before the grant are applied the moment it lands.
 """
 
 from __future__ import annotations
@@ -23,15 +23,6 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.clawback import (
-    DisputeStatus,
-    PaymentFacts,
-    disputed,
-    granted_state,
-    merge_facts,
-    paid_credits_ucr_floor,
-    target_clawback_ucr,
-)
 from spojit_engine.billing.orders import (
     GRANTED_STATES,
     OrderRecord,
@@ -40,6 +31,15 @@ from spojit_engine.billing.orders import (
     load_order,
     transition,
     update_order,
+)
+from spojit_engine.billing.payment_rules import (
+    DisputeStatus,
+    PaymentFacts,
+    disputed,
+    granted_state,
+    merge_facts,
+    paid_credits_ucr_floor,
+    target_clawback_ucr,
 )
 from spojit_engine.billing.stripe_client import SessionFacts
 from spojit_engine.display import credits_text, price_text
@@ -199,7 +199,7 @@ def record_paid(
 
 
 def _follow_amount_paid(tx: LedgerTx, order: OrderRecord, session: SessionFacts) -> OrderRecord:
-    """An amount paid other than the price: the order buys what was paid (``clawback.py``'s
+    """An amount paid other than the price: the order buys what was paid (``payment_rules.py``'s
     payment rule) and is flagged; its credits and amount become what was granted and paid, so
     refunds follow them. Another currency buys nothing. The order as it now stands."""
     paid = session.amount_total_cents
