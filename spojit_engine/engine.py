@@ -514,7 +514,7 @@ class Engine:
 
     def test_notification(self, workspace_id: str, rule_id: str) -> NotificationSent:
         """Send a test alert through the rule's target now (through the outbox, like any)."""
-        from spojit_engine.notify.test_alert import send_test
+        from spojit_engine.notify.trial_alert import send_test
 
         workspace_id = self.workspace_id(workspace_id)
         name = self.balance(workspace_id).workspace

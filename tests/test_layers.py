@@ -276,3 +276,22 @@ def test_the_rule_itself(module: str, target: str, expected: bool) -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_every_package_readme_names_every_module() -> None:
+    """A newcomer finds each module's job in its folder's README (or its parent's)."""
+    missing = []
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        folder = init.parent
+        if "migrations" in folder.parts or folder == PACKAGE:
+            continue
+        readmes = [folder / "README.md", folder.parent / "README.md"]
+        text = " ".join(r.read_text() for r in readmes if r.exists())
+        for module in sorted(folder.glob("*.py")):
+            if (
+                module.name != "__init__.py"
+                and f"`{module.name}`" not in text
+                and (f"`{folder.name}/{module.name}`" not in text)
+            ):
+                missing.append(str(module.relative_to(PACKAGE)))
+    assert missing == []
