@@ -1,19 +1,16 @@
 """Estimates and cost advice as the ``Engine`` hands them back: credits as ``Decimal`` (the µcr of
-``estimation/plans.py``, exact — estimates round up once, there), LLM calls as ints."""
+``plans.py``, converted exactly — estimates round up once, there), LLM calls as ints; and the
+``spojit estimate --json`` shape."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from spojit_engine.estimation.plans import NodeRow, PlanEstimate, Spread, estimate_plan
+from spojit_engine.estimation.advice import Suggestion
+from spojit_engine.estimation.plans import NodeRow, PlanEstimate, Spread
 from spojit_engine.money import ucr_to_credits
-
-if TYPE_CHECKING:
-    from spojit_engine.estimation.advice import Suggestion
-    from spojit_engine.metering.meter.runtime import Runtime
-    from spojit_engine.nodes import Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +84,10 @@ class Estimate:
 
     @classmethod
     def of(cls, workflow: str, workspace_id: str | None, plan: PlanEstimate,
-           advice: list[Advice]) -> Estimate:  # fmt: skip
+           advice: list[Advice], *, test_run: bool = False) -> Estimate:  # fmt: skip
         total = EstimateTotal(Calls.of(plan.total.llm_calls), Credits.of(plan.total.credits_ucr))
-        return cls(workflow, workspace_id, total, [NodeEstimate.of(r) for r in plan.nodes], advice)
-
-    @property
-    def measured(self) -> bool:
-        return any(n.source == "measured" for n in self.nodes)
+        nodes = [NodeEstimate.of(r) for r in plan.nodes]
+        return cls(workflow, workspace_id, total, nodes, advice, test_run)
 
     def to_json(self) -> dict[str, Any]:
         """The ``spojit estimate --json`` shape: credits as decimal strings."""
@@ -125,48 +119,3 @@ def _spreads(calls: Calls, credits: Credits) -> dict[str, Any]:
 def advice_json(a: Advice) -> dict[str, Any]:
     return {"kind": a.kind, "workflow": a.workflow, "node": a.node, "message": a.message,
             "saves_per_run": f"{a.saves_per_run:f}"}  # fmt: skip
-
-
-def estimate(
-    runtime: Runtime, workspace_id: str | None, workflow: Workflow, *, items: int | None = None,
-    inputs: Any = None, test: bool = False, sample: int | None = None,
-) -> Estimate:  # fmt: skip
-    """The ``Engine.estimate`` behind the facade: plan, price, total, and the advice."""
-    from spojit_engine.nodes.advise import advise_workflow
-    from spojit_engine.nodes.estimate import plan_workflow
-
-    plan, planner = plan_workflow(
-        workflow, runtime=runtime, workspace_id=workspace_id, items=items, inputs=inputs,
-        test=test, sample=sample,
-    )  # fmt: skip
-    advice = [Advice.of(s) for s in advise_workflow(workflow, plan, planner)]
-    found = Estimate.of(workflow.name, workspace_id, estimate_plan(plan), advice)
-    return replace(found, test_run=test)
-
-
-def advise(runtime: Runtime, workspace_id: str, workflow: Workflow | str | None) -> list[Advice]:
-    """Advice for one workflow (a ``Workflow``: every rule; a name: what history can tell) or
-    for every workflow the workspace has run."""
-    from spojit_engine.estimation.history import read_history, workflows_with_history
-    from spojit_engine.nodes.advise import advise_history
-
-    _, name = runtime.workspace(workspace_id)
-    if workflow is not None and not isinstance(workflow, str):
-        return estimate(runtime, workspace_id, workflow).advice
-    settings, sa_engine = runtime.engine.settings, runtime.engine.sa_engine
-    names = [workflow] if workflow else workflows_with_history(
-        sa_engine, workspace_id=workspace_id, limit=settings.advice_workflows_max
-    )  # fmt: skip
-    found = []
-    for flow in names:
-        history = read_history(
-            sa_engine, workspace_id=workspace_id, workflow=flow,
-            limit=settings.estimate_history_records_max,
-        )  # fmt: skip
-        found += advise_history(
-            flow, history,
-            direct_call_ucr=runtime.book.for_workspace(name).base("connector.direct"),
-            share_percent=settings.advice_direct_mode_share_percent,
-            calls_min=settings.advice_history_calls_min,
-        )  # fmt: skip
-    return [Advice.of(s) for s in found]

@@ -1,6 +1,6 @@
 """The cost advisor over a workflow (its node tree, its plan and its history) or over history
 alone (``Engine.advice`` for workflows it only knows by name). The rules are pure
-(``estimation/advice.py``); this module finds the numbers they need.
+(``advice.py``); this module finds the numbers they need.
 
 A cheaper model is a sibling of the same LiteLLM provider: a chat model that supports JSON schema
 answers (``supports_response_schema`` in LiteLLM's model info — what a structured step needs),
@@ -11,13 +11,14 @@ node call is at least ``advice_savings_percent_min``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from spojit_engine.clock import utcnow
 from spojit_engine.estimation import advice
 from spojit_engine.estimation.advice import Suggestion
 from spojit_engine.estimation.history import WorkflowHistory
+from spojit_engine.estimation.planner import Planner
 from spojit_engine.estimation.plans import (
     ConditionPlan,
     LoopPlan,
@@ -27,28 +28,27 @@ from spojit_engine.estimation.plans import (
     node_rows,
     totals,
 )
-from spojit_engine.nodes.base import Node
-from spojit_engine.nodes.connector import Connector
-from spojit_engine.nodes.control import Condition, Loop, Parallel
-from spojit_engine.nodes.estimate import Planner, structured_cost
-from spojit_engine.nodes.transform import Transform
-from spojit_engine.nodes.workflow import Workflow
+from spojit_engine.estimation.pricer import structured_cost
+from spojit_engine.estimation.shapes import (
+    NodeShape,
+    StructuredShape,
+    WorkflowShape,
+    children,
+    is_agent,
+    is_loop,
+    is_structured,
+)
 
 CANDIDATES_PRICED_MAX = 5  # cheapest capable siblings priced per step
 # chat models built for one purpose (web search, audio, live sessions): not a drop-in swap
 SPECIAL_PURPOSE = ("search", "audio", "realtime", "transcribe", "tts")
 
 
-def walk(nodes: list[Node]) -> Iterator[Node]:
+def walk(nodes: Sequence[NodeShape]) -> Iterator[NodeShape]:
     """Every node of a tree, parents first."""
     for node in nodes:
         yield node
-        if isinstance(node, Loop):
-            yield from walk([node.body])
-        elif isinstance(node, Parallel):
-            yield from walk(node.branches)
-        elif isinstance(node, Condition):
-            yield from walk([n for n in (node.then, node.otherwise) if n is not None])
+        yield from walk(children(node))
 
 
 def _loops(plan: Plan | None) -> Iterator[LoopPlan]:
@@ -66,7 +66,7 @@ def _loops(plan: Plan | None) -> Iterator[LoopPlan]:
         yield from _loops(plan.otherwise)
 
 
-def advise_workflow(workflow: Workflow, plan: Plan, planner: Planner) -> list[Suggestion]:
+def advise_workflow(workflow: WorkflowShape, plan: Plan, planner: Planner) -> list[Suggestion]:
     """Every rule over one workflow, in the order its nodes run."""
     rows = {row.name: row for row in node_rows(plan)}
     settings, found = planner.pricer.settings, []
@@ -75,7 +75,7 @@ def advise_workflow(workflow: Workflow, plan: Plan, planner: Planner) -> list[Su
         if row is None or row.runs == 0:
             continue
         per_call = row.credits_ucr.typical // row.runs
-        if isinstance(node, Connector) and node.mode == "agent":
+        if is_agent(node):
             seen = planner.history.node(node.name)
             found.append(advice.direct_mode(
                 workflow.name, node.name, seen.tools if seen else [],
@@ -84,7 +84,7 @@ def advise_workflow(workflow: Workflow, plan: Plan, planner: Planner) -> list[Su
                 share_percent=settings.advice_direct_mode_share_percent,
                 calls_min=settings.advice_history_calls_min,
             ))  # fmt: skip
-        elif isinstance(node, Transform) and node.mode == "structured":
+        elif is_structured(node):
             found.append(_cheaper_model(workflow.name, node, planner, row.runs))
     for loop in _loops(plan):
         body = totals(loop.body)
@@ -93,7 +93,7 @@ def advise_workflow(workflow: Workflow, plan: Plan, planner: Planner) -> list[Su
             llm_calls=body.llm_calls.typical * loop.items,
             body_ucr=body.credits_ucr.typical * loop.items,
         ))  # fmt: skip
-    loops = [n.name for n in walk(workflow.steps) if isinstance(n, Loop)]
+    loops = [n.name for n in walk(workflow.steps) if is_loop(n)]
     found.append(
         _test_runs(workflow.name, planner.history, loops, settings.advice_history_calls_min)
     )
@@ -114,7 +114,7 @@ def _test_runs(
 
 
 def _cheaper_model(
-    workflow: str, node: Transform, planner: Planner, runs: int
+    workflow: str, node: StructuredShape, planner: Planner, runs: int
 ) -> Suggestion | None:
     pricer, values = planner.pricer, planner.seen.get(node.name)
     (_, _), (current, _) = structured_cost(pricer, node, values)
