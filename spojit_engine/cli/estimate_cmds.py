@@ -13,7 +13,7 @@ import typer
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from spojit_engine.estimate import Estimate
+    from spojit_engine.estimation import Estimate
 
 
 def estimate_table(est: "Estimate") -> "Table":
