@@ -44,29 +44,22 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
         depth_max=settings.json_depth_max,
         digits_max=settings.json_number_digits_max,
     )
-    from spojit_engine.web import (
-        api,
-        deployments,
-        grants,
-        notifications_page,
-        pages,
-        signin,
-        stripe_webhook,
-    )
+    from spojit_engine.web.api import billing, deployments, grants, hooks, reports, stripe_webhook
+    from spojit_engine.web.pages import billing as billing_pages
+    from spojit_engine.web.pages import notifications, signin
 
-    app.include_router(api.router)
+    app.include_router(reports.router)
+    app.include_router(billing.router)
     app.include_router(grants.router)
     app.include_router(deployments.router)
     app.include_router(stripe_webhook.router)
     app.include_router(signin.router)  # /login/{token}, /logout
-    app.include_router(pages.router)  # /billing, /executions (server-rendered, signed in)
-    app.include_router(notifications_page.router)  # /settings/notifications (admins)
+    app.include_router(billing_pages.router)  # /billing, /executions (server-rendered, signed in)
+    app.include_router(notifications.router)  # /settings/notifications (admins)
 
     @app.exception_handler(signin.PageRefused)
     async def page_refused(_: Request, exc: signin.PageRefused) -> Response:
         return exc.response
 
-    from spojit_engine.web.hooks import router as workflow_hooks
-
-    app.include_router(workflow_hooks)  # POST /hooks/{name}: workflow webhooks (guards)
+    app.include_router(hooks.router)  # POST /hooks/{name}: workflow webhooks (guards)
     return app

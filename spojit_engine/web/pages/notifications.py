@@ -15,8 +15,8 @@ from spojit_engine.engine import Engine
 from spojit_engine.errors import AdminRequired, InvalidInput, SpojitError, http_status
 from spojit_engine.results import BrowserSession
 from spojit_engine.web.auth import EngineDep
-from spojit_engine.web.signin import PageRefused, PageSession, checked_form, message
-from spojit_engine.web.templating import PAGE_HEADERS, render
+from spojit_engine.web.pages.signin import PageRefused, PageSession, checked_form, message
+from spojit_engine.web.pages.templating import PAGE_HEADERS, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PAGE = "/settings/notifications"

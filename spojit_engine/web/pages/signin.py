@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from spojit_engine.errors import SignInRefused
 from spojit_engine.results import BrowserSession
 from spojit_engine.web.auth import EngineDep, engine_of
-from spojit_engine.web.templating import PAGE_HEADERS, render
+from spojit_engine.web.pages.templating import PAGE_HEADERS, render
 
 COOKIE = "spojit_session"
 router = APIRouter(tags=["pages"], include_in_schema=False)

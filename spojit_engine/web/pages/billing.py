@@ -22,8 +22,8 @@ from spojit_engine.errors import Forbidden, SpojitError, http_status
 from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import BrowserSession, Execution
 from spojit_engine.web.auth import EngineDep
-from spojit_engine.web.charts import daily_chart
-from spojit_engine.web.signin import (
+from spojit_engine.web.pages.charts import daily_chart
+from spojit_engine.web.pages.signin import (
     PageRefused,
     PageSession,
     checked_form,
@@ -31,7 +31,7 @@ from spojit_engine.web.signin import (
     optional_session,
     page_session,
 )
-from spojit_engine.web.templating import PAGE_HEADERS, render
+from spojit_engine.web.pages.templating import PAGE_HEADERS, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
