@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from spojit_engine.display import credits_exact
 from spojit_engine.results import Execution
 from spojit_engine.web.api.openapi import Credits, error_responses, member_router
-from spojit_engine.web.auth import EngineDep, Member
+from spojit_engine.web.auth import EngineDep, Member, member_emails
 
 router = member_router()
 
@@ -201,7 +201,7 @@ def executions(
     runs: list[Execution] = engine.executions(
         member.workspace_id, member_id=only, limit=limit, offset=offset
     )
-    emails = {m: engine.member(m).email for m in {r.member_id for r in runs if r.member_id}}
+    emails = member_emails(engine, member.workspace_id)
     return [
         ExecutionItem(
             flow_run_id=r.flow_run_id,

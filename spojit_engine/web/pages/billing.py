@@ -20,8 +20,8 @@ from spojit_engine.display import credits_text
 from spojit_engine.engine import Engine
 from spojit_engine.errors import Forbidden, SpojitError, http_status
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.results import BrowserSession, Execution
-from spojit_engine.web.auth import EngineDep
+from spojit_engine.results import BrowserSession
+from spojit_engine.web.auth import EngineDep, member_emails
 from spojit_engine.web.pages.charts import daily_chart
 from spojit_engine.web.pages.signin import (
     PageRefused,
@@ -97,13 +97,9 @@ def _table(
     return Table(dimension, title, heading, lines, total, sum(x.calls for x in lines))
 
 
-def _emails(engine: Engine, member_ids: set[str]) -> dict[str, str]:
-    return {m: engine.member(m).email for m in member_ids}
-
-
 def _breakdowns(engine: Engine, workspace_id: str, only: str | None) -> list[Table]:
     per_dim = {d[0]: engine.breakdown(workspace_id, by=(d[0],), member_id=only) for d in BREAKDOWNS}
-    emails = _emails(engine, {r.member for r in per_dim["member"] if r.member})
+    emails = member_emails(engine, workspace_id)
     return [_table(d, title, head, per_dim[d], emails) for d, title, head in BREAKDOWNS]
 
 
@@ -241,10 +237,6 @@ async def change_plan(request: Request, engine: EngineDep, session: PageSession)
     return RedirectResponse("/billing?done=plan", status_code=303, headers=PAGE_HEADERS)
 
 
-def _emails_of_runs(engine: Engine, runs: Sequence[Execution]) -> dict[str, str]:
-    return _emails(engine, {r.member_id for r in runs if r.member_id})
-
-
 @router.get("/executions")
 def executions(
     engine: EngineDep,
@@ -264,7 +256,7 @@ def executions(
         "executions.html",
         session=session,
         runs=runs[:size],
-        emails=_emails_of_runs(engine, runs),
+        emails=member_emails(engine, member.workspace_id),
         page=page,
         older=len(runs) > size,
         mine_only=not member.is_admin,
@@ -285,5 +277,5 @@ def execution(engine: EngineDep, session: PageSession, run: str) -> Response:
         "execution.html",
         session=session,
         detail=detail,
-        emails=_emails_of_runs(engine, [detail.run]),
+        emails=member_emails(engine, member.workspace_id),
     )
