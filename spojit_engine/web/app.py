@@ -46,7 +46,7 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
     )
     from spojit_engine.web.api import billing, deployments, grants, hooks, reports, stripe_webhook
     from spojit_engine.web.pages import billing as billing_pages
-    from spojit_engine.web.pages import notifications, signin
+    from spojit_engine.web.pages import executions, notifications, signin
 
     app.include_router(reports.router)
     app.include_router(billing.router)
@@ -54,7 +54,8 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
     app.include_router(deployments.router)
     app.include_router(stripe_webhook.router)
     app.include_router(signin.router)  # /login/{token}, /logout
-    app.include_router(billing_pages.router)  # /billing, /executions (server-rendered, signed in)
+    app.include_router(billing_pages.router)  # /billing (server-rendered, signed in)
+    app.include_router(executions.router)  # /executions, /executions/{run}
     app.include_router(notifications.router)  # /settings/notifications (admins)
 
     @app.exception_handler(signin.PageRefused)

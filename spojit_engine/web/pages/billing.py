@@ -1,8 +1,8 @@
-"""The signed-in pages: ``/billing`` (Usage this period, the daily chart, View breakdown, and for
-admins Buy credits and Change plan), ``/billing/success`` (Stripe Checkout returns here),
-``/executions`` and ``/executions/{run}``. Server-rendered (templates in ``web/templates``), no
-script; each form POSTs with the session's CSRF token (``web/signin.py``). A member sees the card
-and only their own consumption and runs; buying and plan changes are for admins.
+"""Settings → Billing: ``/billing`` (Usage this period, the daily chart, View breakdown, and for
+admins Buy credits and Change plan), ``/billing/success`` (Stripe Checkout returns here), and the
+two forms ``/billing/topup`` and ``/billing/plan``. Server-rendered (``templates/billing.html``),
+no script; each form POSTs with the session's CSRF token (``signin.checked_form``). A member sees
+the card and only their own consumption; buying and plan changes are for admins.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from spojit_engine.results import BrowserSession
 from spojit_engine.web.auth import EngineDep, member_emails
 from spojit_engine.web.pages.charts import daily_chart
 from spojit_engine.web.pages.signin import (
-    PageRefused,
     PageSession,
     checked_form,
     message,
@@ -235,47 +234,3 @@ async def change_plan(request: Request, engine: EngineDep, session: PageSession)
     except SpojitError as exc:
         return _page_error(exc)
     return RedirectResponse("/billing?done=plan", status_code=303, headers=PAGE_HEADERS)
-
-
-@router.get("/executions")
-def executions(
-    engine: EngineDep,
-    session: PageSession,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-) -> Response:
-    """Executions: recent runs, the latest started first, one page at a time."""
-    member = session.member
-    size = engine.settings.executions_page_size
-    runs = engine.executions(
-        member.workspace_id,
-        member_id=None if member.is_admin else member.id,
-        limit=size + 1,  # one more tells whether an older page exists
-        offset=(page - 1) * size,
-    )
-    return render(
-        "executions.html",
-        session=session,
-        runs=runs[:size],
-        emails=member_emails(engine, member.workspace_id),
-        page=page,
-        older=len(runs) > size,
-        mine_only=not member.is_admin,
-    )
-
-
-@router.get("/executions/{run}")
-def execution(engine: EngineDep, session: PageSession, run: str) -> Response:
-    """One run: credits per node, with tokens and models."""
-    member = session.member
-    try:
-        detail = engine.execution(
-            member.workspace_id, run, member_id=None if member.is_admin else member.id
-        )
-    except SpojitError as exc:
-        raise PageRefused(message("No such run", str(exc), http_status(exc))) from None
-    return render(
-        "execution.html",
-        session=session,
-        detail=detail,
-        emails=member_emails(engine, member.workspace_id),
-    )
