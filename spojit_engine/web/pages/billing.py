@@ -198,7 +198,7 @@ def checkout_success(
         )
     if signed_in is None and request.headers.get("sec-fetch-site") != "cross-site":
         return message("Thank you", notice, 200, hint="Sign in to see the billing page.")
-    session = page_session(request, signed_in)  # back from Stripe: reloads once (web/signin.py)
+    session = page_session(request, signed_in)  # back from Stripe: reloads once (signin.py)
     if order.workspace_id != session.member.workspace_id:
         return _page_error(Forbidden("This payment belongs to another workspace."))
     return render("billing.html", notice=notice, **billing_context(engine, session))
