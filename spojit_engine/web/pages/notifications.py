@@ -9,20 +9,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import String
 from starlette.concurrency import run_in_threadpool
 
 from spojit_engine.engine import Engine
 from spojit_engine.errors import AdminRequired, InvalidInput, SpojitError, http_status
+from spojit_engine.notify.decide import THRESHOLDS_PERCENT
+from spojit_engine.notify.schema import notification_rules
 from spojit_engine.results import BrowserSession
 from spojit_engine.web.auth import EngineDep
-from spojit_engine.web.signin import PageRefused, PageSession, checked_form, message
-from spojit_engine.web.templating import PAGE_HEADERS, render
+from spojit_engine.web.pages.signin import PageRefused, PageSession, checked_form, message
+from spojit_engine.web.pages.templating import PAGE_HEADERS, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PAGE = "/settings/notifications"
 DONE = {"added": "Notification added.", "removed": "Notification removed.",
         "tested": "Test sent; its delivery is listed under Recent alerts."}  # fmt: skip
 RECENT_ALERTS = 10
+
+
+def _chars_max(column: str) -> int | None:
+    """How many characters a rule's ``column`` holds in the database."""
+    column_type = notification_rules.c[column].type
+    return column_type.length if isinstance(column_type, String) else None
+
+
+# The form's text fields take at most what their columns hold (``maxlength``).
+CHARS_MAX = {column: _chars_max(column) for column in ("workflow", "target")}
 
 
 def _admin(session: BrowserSession) -> BrowserSession:
@@ -48,6 +61,8 @@ def _page(engine: Engine, session: BrowserSession, *, notice: str | None = None,
         notice=notice,
         error=error,
         runs_max=engine.settings.notify_regression_runs_max,
+        thresholds_percent=THRESHOLDS_PERCENT,
+        chars_max=CHARS_MAX,
     )
 
 

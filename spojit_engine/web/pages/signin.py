@@ -1,5 +1,7 @@
 """Browser sign-in for the pages: ``GET /login/{token}`` (or ``/login?token=``) spends a one-time
-link and sets the session cookie, ``POST /logout`` ends the session.
+link and sets the session cookie, ``POST /logout`` ends the session; and what every page leans on:
+``PageSession`` (the signed-in member, else a sign-in page), ``checked_form`` (the CSRF check),
+``message`` (a page that says one thing) and ``PageRefused`` (answer with that page instead).
 
 The cookie is HttpOnly, SameSite=Strict, Secure when ``SPOJIT_PUBLIC_URL`` is https, and names a
 session stored hashed with its expiry. A SameSite=Strict cookie is not sent on a navigation that
@@ -8,9 +10,10 @@ that finds no cookie on such a request answers with a page that reloads itself o
 starts here, carries the cookie, and nothing is acted on twice (GET pages change nothing, and the
 checkout redirect's fulfilment is idempotent).
 
-Every form POST carries ``csrf_token`` (an HMAC of the session token, see ``signin/links.py``); a
-POST whose token is missing or wrong, or whose ``Origin`` is another site, is refused with 403.
-The cookie alone never authorises a POST. The JSON API ignores the cookie (bearer tokens only).
+Every form POST carries ``csrf_token`` (an HMAC of the session token, see
+``spojit_engine/signin/links.py``); a POST whose token is missing or wrong, or whose ``Origin`` is
+another site, is refused with 403. The cookie alone never authorises a POST. The JSON API ignores
+the cookie (bearer tokens only).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from spojit_engine.errors import SignInRefused
 from spojit_engine.results import BrowserSession
 from spojit_engine.web.auth import EngineDep, engine_of
-from spojit_engine.web.templating import PAGE_HEADERS, render
+from spojit_engine.web.pages.templating import PAGE_HEADERS, render
 
 COOKIE = "spojit_session"
 router = APIRouter(tags=["pages"], include_in_schema=False)

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from spojit_engine.engine import Engine
 from spojit_engine.guards.webhooks import Receipt
-from spojit_engine.web.api import CLIENT_ERRORS, Error
+from spojit_engine.web.api.openapi import CLIENT_ERRORS, error_responses
 from spojit_engine.web.auth import engine_of
 
 router = APIRouter()
@@ -59,7 +59,7 @@ _HOOK_BODY = {
     status_code=202,
     summary="Start (or queue) a workflow run",
     response_model=HookReceipt,
-    responses={**CLIENT_ERRORS, **{s: {"model": Error} for s in (400, 401, 402, 413, 503)}},
+    responses={**CLIENT_ERRORS, **error_responses(400, 401, 402, 413, 503)},
     openapi_extra=_HOOK_BODY,
 )
 async def receive_hook(name: str, request: Request) -> JSONResponse:

@@ -1,8 +1,8 @@
-"""The signed-in pages: ``/billing`` (Usage this period, the daily chart, View breakdown, and for
-admins Buy credits and Change plan), ``/billing/success`` (Stripe Checkout returns here),
-``/executions`` and ``/executions/{run}``. Server-rendered (templates in ``web/templates``), no
-script; each form POSTs with the session's CSRF token (``web/signin.py``). A member sees the card
-and only their own consumption and runs; buying and plan changes are for admins.
+"""Settings → Billing: ``/billing`` (Usage this period, the daily chart, View breakdown, and for
+admins Buy credits and Change plan), ``/billing/success`` (Stripe Checkout returns here), and the
+two forms ``/billing/topup`` and ``/billing/plan``. Server-rendered (``templates/billing.html``),
+no script; each form POSTs with the session's CSRF token (``signin.checked_form``). A member sees
+the card and only their own consumption; buying and plan changes are for admins.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from spojit_engine.display import credits_text
 from spojit_engine.engine import Engine
 from spojit_engine.errors import Forbidden, SpojitError, http_status
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.results import BrowserSession, Execution
-from spojit_engine.web.auth import EngineDep
-from spojit_engine.web.charts import daily_chart
-from spojit_engine.web.signin import (
-    PageRefused,
+from spojit_engine.results import BrowserSession
+from spojit_engine.web.auth import EngineDep, member_emails
+from spojit_engine.web.pages.charts import daily_chart
+from spojit_engine.web.pages.signin import (
     PageSession,
     checked_form,
     message,
     optional_session,
     page_session,
 )
-from spojit_engine.web.templating import PAGE_HEADERS, render
+from spojit_engine.web.pages.templating import PAGE_HEADERS, render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -97,13 +96,9 @@ def _table(
     return Table(dimension, title, heading, lines, total, sum(x.calls for x in lines))
 
 
-def _emails(engine: Engine, member_ids: set[str]) -> dict[str, str]:
-    return {m: engine.member(m).email for m in member_ids}
-
-
 def _breakdowns(engine: Engine, workspace_id: str, only: str | None) -> list[Table]:
     per_dim = {d[0]: engine.breakdown(workspace_id, by=(d[0],), member_id=only) for d in BREAKDOWNS}
-    emails = _emails(engine, {r.member for r in per_dim["member"] if r.member})
+    emails = member_emails(engine, workspace_id)
     return [_table(d, title, head, per_dim[d], emails) for d, title, head in BREAKDOWNS]
 
 
@@ -203,7 +198,7 @@ def checkout_success(
         )
     if signed_in is None and request.headers.get("sec-fetch-site") != "cross-site":
         return message("Thank you", notice, 200, hint="Sign in to see the billing page.")
-    session = page_session(request, signed_in)  # back from Stripe: reloads once (web/signin.py)
+    session = page_session(request, signed_in)  # back from Stripe: reloads once (signin.py)
     if order.workspace_id != session.member.workspace_id:
         return _page_error(Forbidden("This payment belongs to another workspace."))
     return render("billing.html", notice=notice, **billing_context(engine, session))
@@ -239,51 +234,3 @@ async def change_plan(request: Request, engine: EngineDep, session: PageSession)
     except SpojitError as exc:
         return _page_error(exc)
     return RedirectResponse("/billing?done=plan", status_code=303, headers=PAGE_HEADERS)
-
-
-def _emails_of_runs(engine: Engine, runs: Sequence[Execution]) -> dict[str, str]:
-    return _emails(engine, {r.member_id for r in runs if r.member_id})
-
-
-@router.get("/executions")
-def executions(
-    engine: EngineDep,
-    session: PageSession,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-) -> Response:
-    """Executions: recent runs, the latest started first, one page at a time."""
-    member = session.member
-    size = engine.settings.executions_page_size
-    runs = engine.executions(
-        member.workspace_id,
-        member_id=None if member.is_admin else member.id,
-        limit=size + 1,  # one more tells whether an older page exists
-        offset=(page - 1) * size,
-    )
-    return render(
-        "executions.html",
-        session=session,
-        runs=runs[:size],
-        emails=_emails_of_runs(engine, runs),
-        page=page,
-        older=len(runs) > size,
-        mine_only=not member.is_admin,
-    )
-
-
-@router.get("/executions/{run}")
-def execution(engine: EngineDep, session: PageSession, run: str) -> Response:
-    """One run: credits per node, with tokens and models."""
-    member = session.member
-    try:
-        detail = engine.execution(
-            member.workspace_id, run, member_id=None if member.is_admin else member.id
-        )
-    except SpojitError as exc:
-        raise PageRefused(message("No such run", str(exc), http_status(exc))) from None
-    return render(
-        "execution.html",
-        session=session,
-        detail=detail,
-        emails=_emails_of_runs(engine, [detail.run]),
-    )

@@ -1,6 +1,6 @@
-"""The pages' Jinja2 environment: templates under ``web/templates``, autoescaped, with the one
-credits format (``display.credits_text``) as the ``credits`` filter. Jinja2 is imported only when
-a page is first rendered."""
+"""The pages' Jinja2 environment: templates under ``templates/`` here, autoescaped, with the one
+credits format (``display.credits_text``) as the ``credits`` filter; ``render`` answers with a
+page and ``PAGE_HEADERS``. Jinja2 is imported only when a page is first rendered."""
 
 from __future__ import annotations
 

@@ -7,15 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Security
 from pydantic import BaseModel, ConfigDict, Field
 
+from spojit_engine.display import credits_exact
 from spojit_engine.errors import InvalidInput
 from spojit_engine.results import Grant
-from spojit_engine.web.api import MEMBER_ERRORS, Credits, _errors, bearer, credits
+from spojit_engine.web.api.openapi import Credits, error_responses, member_router
 from spojit_engine.web.auth import Admin, EngineDep
 
-router = APIRouter(prefix="/api/v1", dependencies=[Security(bearer)], responses=MEMBER_ERRORS)
+router = member_router()
 
 
 class GrantRequest(BaseModel):
@@ -53,8 +53,8 @@ def _grant_item(g: Grant) -> GrantItem:
     return GrantItem(
         id=g.id,
         kind=g.kind,
-        amount=credits(g.amount),
-        remaining=credits(g.remaining),
+        amount=credits_exact(g.amount),
+        remaining=credits_exact(g.remaining),
         priority=g.priority,
         effective_at=g.effective_at,
         expires_at=g.expires_at,
@@ -68,7 +68,7 @@ def _grant_item(g: Grant) -> GrantItem:
     status_code=201,
     response_model=GrantCreated,
     summary="Grant credits without Stripe (admins); says what the guard resumed",
-    responses=_errors(400, 403, 413),
+    responses=error_responses(400, 403, 413),
 )
 def create_grant(body: GrantRequest, admin: Admin, engine: EngineDep) -> GrantCreated:
     if body.expires_at is not None and body.expires_at.tzinfo is None:
@@ -88,7 +88,7 @@ def create_grant(body: GrantRequest, admin: Admin, engine: EngineDep) -> GrantCr
         )
     return GrantCreated(
         grant=_grant_item(granted),
-        remaining=credits(engine.balance(admin.workspace_id).remaining),
+        remaining=credits_exact(engine.balance(admin.workspace_id).remaining),
         resumed=watch.resumed,
         resume_pending=watch.pending,
     )
@@ -98,7 +98,7 @@ def create_grant(body: GrantRequest, admin: Admin, engine: EngineDep) -> GrantCr
     "/grants",
     response_model=list[GrantItem],
     summary="The workspace's credit blocks, oldest first (admins)",
-    responses=_errors(403),
+    responses=error_responses(403),
 )
 def list_grants(admin: Admin, engine: EngineDep) -> list[GrantItem]:
     return [_grant_item(g) for g in engine.grants(admin.workspace_id)]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from spojit_engine.web.api import CLIENT_ERRORS, Error
+from spojit_engine.web.api.openapi import CLIENT_ERRORS, error_responses
 from spojit_engine.web.auth import EngineDep
 
 router = APIRouter(tags=["stripe"])
@@ -44,7 +44,7 @@ _EVENT_BODY = {
     "/webhooks/stripe",
     response_model=WebhookReceived,
     summary="Stripe webhook (signed by Stripe)",
-    responses={**CLIENT_ERRORS, **{s: {"model": Error} for s in (400, 409, 413, 503)}},
+    responses={**CLIENT_ERRORS, **error_responses(400, 409, 413, 503)},
     openapi_extra=_EVENT_BODY,
 )
 async def stripe_webhook(

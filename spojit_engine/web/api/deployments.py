@@ -4,14 +4,13 @@ a person — with its webhook queue."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Security
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from spojit_engine.web.api import MEMBER_ERRORS, bearer
+from spojit_engine.web.api.openapi import member_router
 from spojit_engine.web.auth import EngineDep, Member
 
-router = APIRouter(prefix="/api/v1", dependencies=[Security(bearer)], responses=MEMBER_ERRORS)
+router = member_router()
 
 
 class DeploymentItem(BaseModel):
