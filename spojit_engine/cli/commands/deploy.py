@@ -1,5 +1,5 @@
 """``spojit deploy`` and ``spojit deployments``: Prefect deployments of workflows bound to a
-workspace, and what the credit guard did to them. ``register(app)`` adds them to ``spojit``.
+workspace, and what the credit guard did to them.
 
 Both talk to the Prefect server named by ``PREFECT_API_URL`` (deployments only make sense on a
 server with a scheduler: ``prefect server start``); Prefect is imported inside the commands."""
@@ -9,37 +9,25 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from spojit_engine.cli.options import (
-    JsonOpt,
-    WorkspaceOpt,
-    acting_member,
-    one_sentence_errors,
-    open_engine,
-    resolve_workspace,
-)
-from spojit_engine.cli.render import console, print_json, to_jsonable
+from spojit_engine.cli.context import CommandContext, open_caller, open_context
+from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
+from spojit_engine.cli.render import console, print_json, print_secret, to_jsonable
+
+if TYPE_CHECKING:
+    from spojit_engine.guards.deploy import Deployed, DeployRequest
+    from spojit_engine.guards.status import WorkflowBudget
+    from spojit_engine.nodes import Workflow
+    from spojit_engine.nodes.scope import RunScope
+
+app = typer.Typer()
 
 
-def _entrypoint(spec: str) -> tuple[str, str]:
-    """Prefect's entrypoint of a workflow spec (as ``spojit run`` takes it) and the directory
-    its runs start in: a file's own folder, or here for ``module:attr``."""
-    from spojit_engine.cli import runner
-
-    target, _, attr = spec.partition(":")
-    attr = attr or "workflow"
-    if spec in runner.EXAMPLES:
-        path = (runner.examples_dir() / f"{spec}.py").resolve()
-        return f"{path}:{attr}.flow", str(path.parent)
-    if target.endswith(".py"):
-        path = Path(target).expanduser().resolve()
-        return f"{path}:{attr}.flow", str(path.parent)
-    return f"{target}:{attr}.flow", os.getcwd()
-
-
+@app.command("deploy")
+@one_sentence_errors
 def deploy(
     flow: Annotated[
         str, typer.Argument(help="An example name, a .py file, or module:attr.", show_default=False)
@@ -75,7 +63,6 @@ def deploy(
 ) -> None:
     """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
     from spojit_engine.cli import runner
-    from spojit_engine.guards.deploy import DeployRequest
     from spojit_engine.guards.reserve import check_policy
     from spojit_engine.money import credits_to_ucr_exact
     from spojit_engine.nodes.scope import RunScope
@@ -85,68 +72,110 @@ def deploy(
             credits_to_ucr_exact(cap)  # refuse a bad cap before anything is deployed
     scope = RunScope.of(test=test, sample=sample, max_credits=max_credits)
     check_policy(reserve)
-    engine = open_engine()
-    actor = acting_member(engine)
-    ws_id = resolve_workspace(engine, workspace, actor)
-    engine.require_admin(ws_id, actor.id if actor else None, "deploy workflows")
-    loaded = runner.load_flow(flow)
-    workflow = loaded.workflow
-    trigger_cron = workflow.trigger.cron if workflow.trigger is not None else None
-    entrypoint, directory = _entrypoint(flow)
-    deployed = engine.deploy(
-        DeployRequest(
-            workflow=workflow.name,
-            entrypoint=entrypoint,
-            directory=directory,
-            name=name or workflow.name,
-            workspace_id=ws_id,
-            cron=cron if cron or interval is not None else trigger_cron,
-            interval_seconds=interval,
-            webhook=webhook,
-            description=workflow.description or None,
-            parameters=scope.parameters(),
-            reserve=reserve,
-        ),
-    )
-    budget = None
-    if max_credits_per_run is not None or max_credits_per_day is not None:
-        budget = engine.set_workflow_budget(
-            ws_id,
-            workflow.name,
-            max_credits_per_run=max_credits_per_run,
-            max_credits_per_day=max_credits_per_day,
-        )
-    url = (
-        engine.settings.public_url.rstrip("/") + deployed.webhook_path
-        if deployed.webhook_path
-        else None
-    )
+    ctx = open_context(workspace)
+    ctx.engine.require_admin(ctx.workspace_id, ctx.actor_id, "deploy workflows")
+    workflow = runner.load_flow(flow).workflow
+    deployed = ctx.engine.deploy(
+        deploy_request(ctx, flow, workflow, name=name, cron=cron, interval=interval,
+                       webhook=webhook, scope=scope, reserve=reserve)
+    )  # fmt: skip
+    budget = set_caps(ctx, workflow.name, per_run=max_credits_per_run, per_day=max_credits_per_day)
     if json_out:
-        print_json(
-            {
-                "deployment_id": deployed.deployment_id,
-                "name": deployed.name,
-                "workflow": deployed.workflow,
-                "workspace_id": ws_id,
-                "schedule": deployed.schedule,
-                "work_pool": deployed.pool,
-                "webhook_url": url,
-                "webhook_secret": deployed.webhook_secret,
-                "max_credits_per_run": budget.max_credits_per_run if budget else None,
-                "max_credits_per_day": budget.max_credits_per_day if budget else None,
-                "renewals_deployment_id": deployed.renewals_deployment_id,
-            }
-        )
+        print_json(deployed_json(ctx, deployed, budget))
         return
+    print_deployed(ctx, deployed, budget)
+
+
+def entrypoint_of(spec: str) -> tuple[str, str]:
+    """Prefect's entrypoint of a workflow spec (as ``spojit run`` takes it) and the directory
+    its runs start in: a file's own folder, or here for ``module:attr``."""
+    from spojit_engine.cli import runner
+
+    target, _, attr = spec.partition(":")
+    attr = attr or "workflow"
+    if spec in runner.EXAMPLES:
+        path = (runner.examples_dir() / f"{spec}.py").resolve()
+        return f"{path}:{attr}.flow", str(path.parent)
+    if target.endswith(".py"):
+        path = Path(target).expanduser().resolve()
+        return f"{path}:{attr}.flow", str(path.parent)
+    return f"{target}:{attr}.flow", os.getcwd()
+
+
+def deploy_request(ctx: CommandContext, spec: str, workflow: Workflow, *, name: str | None,
+                   cron: str | None, interval: int | None, webhook: bool, scope: RunScope,
+                   reserve: str | None) -> DeployRequest:  # fmt: skip
+    """What ``spojit deploy``'s options ask of the guard: the schedule is ``--cron`` or
+    ``--interval``, else the workflow's own Trigger cron."""
+    from spojit_engine.guards.deploy import DeployRequest
+
+    trigger_cron = workflow.trigger.cron if workflow.trigger is not None else None
+    entrypoint, directory = entrypoint_of(spec)
+    return DeployRequest(
+        workflow=workflow.name,
+        entrypoint=entrypoint,
+        directory=directory,
+        name=name or workflow.name,
+        workspace_id=ctx.workspace_id,
+        cron=cron if cron or interval is not None else trigger_cron,
+        interval_seconds=interval,
+        webhook=webhook,
+        description=workflow.description or None,
+        parameters=scope.parameters(),
+        reserve=reserve,
+    )
+
+
+def set_caps(ctx: CommandContext, workflow: str, *, per_run: str | None,
+             per_day: str | None) -> WorkflowBudget | None:  # fmt: skip
+    """The workflow's budget caps when either is given, as set; else None (none set)."""
+    if per_run is None and per_day is None:
+        return None
+    return ctx.engine.set_workflow_budget(
+        ctx.workspace_id, workflow, max_credits_per_run=per_run, max_credits_per_day=per_day
+    )
+
+
+def webhook_url(ctx: CommandContext, deployed: Deployed) -> str | None:
+    """Where the deployment's webhook is reached (``SPOJIT_PUBLIC_URL``), if it has one."""
+    if not deployed.webhook_path:
+        return None
+    return ctx.engine.settings.public_url.rstrip("/") + deployed.webhook_path
+
+
+def deployed_json(
+    ctx: CommandContext, deployed: Deployed, budget: WorkflowBudget | None
+) -> dict[str, Any]:
+    """``spojit deploy --json``: the deployment, its webhook (secret shown once), its caps."""
+    return {
+        "deployment_id": deployed.deployment_id,
+        "name": deployed.name,
+        "workflow": deployed.workflow,
+        "workspace_id": ctx.workspace_id,
+        "schedule": deployed.schedule,
+        "work_pool": deployed.pool,
+        "webhook_url": webhook_url(ctx, deployed),
+        "webhook_secret": deployed.webhook_secret,
+        "max_credits_per_run": budget.max_credits_per_run if budget else None,
+        "max_credits_per_day": budget.max_credits_per_day if budget else None,
+        "renewals_deployment_id": deployed.renewals_deployment_id,
+    }
+
+
+def print_deployed(ctx: CommandContext, deployed: Deployed, budget: WorkflowBudget | None) -> None:
+    """What was deployed, its webhook and secret (once), its caps, and how to start a worker."""
+    settings = ctx.engine.settings
+    workspace = ctx.engine.balance(ctx.workspace_id).workspace
     console.print(
         f"Deployed [bold]{deployed.workflow}[/] as [bold]{deployed.name}[/] "
-        f"({deployed.deployment_id}) for workspace {engine.balance(ws_id).workspace}: "
+        f"({deployed.deployment_id}) for workspace {workspace}: "
         f"{deployed.schedule or 'no schedule'}, work pool {deployed.pool}.",
         highlight=False,
     )
+    url = webhook_url(ctx, deployed)
     if url:
         console.print(f"Webhook: POST {url}  (Authorization: Bearer <secret>)", highlight=False)
-        if "public_url" not in engine.settings.model_fields_set:
+        if "public_url" not in settings.model_fields_set:
             console.print(
                 "  (the default address; set SPOJIT_PUBLIC_URL to where `spojit serve` is "
                 "reached, e.g. https://hooks.example.com)",
@@ -154,7 +183,7 @@ def deploy(
                 highlight=False,
             )
         console.print("Its secret, shown once:")
-        console.print(deployed.webhook_secret, markup=False, highlight=False)
+        print_secret(deployed.webhook_secret)
     if budget:
         console.print(
             f"Caps: {_cap(budget.max_credits_per_run)} per run, "
@@ -162,7 +191,7 @@ def deploy(
             highlight=False,
         )
     console.print("spojit-renewals is deployed too. Start a worker with this environment:")
-    console.print(f"  {worker_command(engine.settings, deployed.pool)}", highlight=False)
+    console.print(f"  {worker_command(settings, deployed.pool)}", highlight=False)
 
 
 def worker_command(settings: Any, pool: str) -> str:
@@ -191,14 +220,15 @@ def _cap(value: Decimal | None) -> str:
     return "no cap" if value is None else f"{credits_text(value)} credits"
 
 
+@app.command("deployments")
+@one_sentence_errors
 def deployments(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """Deployments: schedule, paused by the guard (and why), by a person, or not; webhooks."""
-
-    engine = open_engine()
-    actor = acting_member(engine)
-    ws_id = resolve_workspace(engine, workspace, actor) if workspace or actor else None
-    rows = engine.deployments(ws_id)
-    names = {w.id: w.name for w in engine.workspaces()}
+    caller = open_caller()
+    # The operator sees every workspace's deployments unless one is named.
+    ws_id = caller.workspace_id_of(workspace) if workspace or caller.actor else None
+    rows = caller.engine.deployments(ws_id)
+    names = {w.id: w.name for w in caller.engine.workspaces()}
     if json_out:
         out = [to_jsonable(r) for r in rows]
         for row in out:
@@ -208,10 +238,11 @@ def deployments(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
     if not rows:
         console.print("No deployments yet; `spojit deploy FLOW --cron '0 6 * * *'` makes one.")
         return
-    console.print(_table(rows, names))
+    console.print(deployments_table(rows, names))
 
 
-def _table(rows: list[Any], names: dict[str, str]) -> Any:
+def deployments_table(rows: list[Any], names: dict[str, str]) -> Any:
+    """One row per deployment; names fold, never cut (at 80 columns a name wraps whole)."""
     from rich.table import Table
 
     table = Table(title="Deployments", title_justify="left")
@@ -230,8 +261,3 @@ def _table(rows: list[Any], names: dict[str, str]) -> Any:
             hook,
         )
     return table
-
-
-def register(app: typer.Typer) -> None:
-    app.command("deploy")(one_sentence_errors(deploy))
-    app.command("deployments")(one_sentence_errors(deployments))

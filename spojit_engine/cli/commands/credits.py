@@ -1,7 +1,9 @@
-"""``spojit credits grant`` and ``spojit credits list``: credits without Stripe (a promotion, a
-correction), each grant recording who made it and why, and the workspace's credit blocks.
+"""``spojit credits grant|list`` and ``spojit ledger verify``: credits without Stripe (a
+promotion, a correction), each grant recording who made it and why; the workspace's credit
+blocks; and the proof that every balance equals the sum of its entries.
 
-Admins only (``SPOJIT_TOKEN`` of an admin, or the local operator who holds the database)."""
+Grants and the list are for admins (``SPOJIT_TOKEN`` of an admin, or the local operator who
+holds the database); ``ledger verify`` is the operator's."""
 
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
-from spojit_engine.cli.options import (
-    JsonOpt,
-    WorkspaceOpt,
-    acting_member,
-    one_sentence_errors,
-    open_engine,
-    resolve_workspace,
-)
-from spojit_engine.cli.render import console, print_json, to_jsonable
+from spojit_engine.cli.context import open_context, open_engine
+from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
+from spojit_engine.cli.render import console, print_json, resumed_text, to_jsonable
 
 REASON_LENGTH_MAX = 500  # characters of a grant's reason
 GRANT_KINDS = ("promo", "adjustment")
+
+app = typer.Typer()
+credits_app = typer.Typer(help="Credits: grant without Stripe, list the blocks.")
+ledger_app = typer.Typer(help="The credit ledger.", no_args_is_help=True)
+app.add_typer(credits_app, name="credits", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 
 def expiry_of(day: str | None) -> datetime | None:
@@ -49,18 +51,8 @@ def check_grant_request(reason: str, kind: str) -> str:
     return reason
 
 
-def resumed_text(resumed: list[str], pending: bool) -> str:
-    """One sentence on what the guard did with the new credits (shared with plan set)."""
-    if resumed:
-        return f"The guard resumed: {', '.join(resumed)}."
-    if pending:
-        return (
-            "A resume is pending (Prefect was not reachable); `spojit serve` completes it "
-            "within seconds, or the next spojit-renewals run."
-        )
-    return "Nothing was paused by the guard."
-
-
+@credits_app.command("grant")
+@one_sentence_errors
 def grant(
     amount: Annotated[str, typer.Argument(help="Credits to add, e.g. 50 or 12.5.")],
     reason: Annotated[str, typer.Option(help="Why (kept with the grant).")],
@@ -76,20 +68,18 @@ def grant(
 
     why = check_grant_request(reason, kind)
     expires_at = expiry_of(expires)
-    engine = open_engine()
-    actor = acting_member(engine)
-    ws_id = resolve_workspace(engine, workspace, actor)
-    with engine.watch_resumes() as watch:
-        granted = engine.grant(
-            ws_id,
+    ctx = open_context(workspace)
+    with ctx.engine.watch_resumes() as watch:
+        granted = ctx.engine.grant(
+            ctx.workspace_id,
             amount,
             kind=kind,
             key=f"cli-grant:{uuid.uuid4().hex}",
             expires_at=expires_at,
             reason=why,
-            by=actor.id if actor else None,
+            by=ctx.actor_id,
         )
-    balance = engine.balance(ws_id)
+    balance = ctx.engine.balance(ctx.workspace_id)
     if json_out:
         print_json(
             {
@@ -112,24 +102,24 @@ def grant(
     console.print(resumed_text(watch.resumed, watch.pending), highlight=False, markup=False)
 
 
+@credits_app.command("list")
+@one_sentence_errors
 def list_grants(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """The workspace's credit blocks, in burn order: kind, amount, remaining, expiry, who, why."""
     from spojit_engine.errors import Forbidden
 
-    engine = open_engine()
-    actor = acting_member(engine)
-    ws_id = resolve_workspace(engine, workspace, actor)
-    if actor is not None and not actor.is_admin:
-        raise Forbidden(f"Only a workspace admin may list grants; {actor.email} is a member.")
-    blocks = engine.grants(ws_id)
-    who = grantor_names(engine, blocks)
+    ctx = open_context(workspace)
+    if ctx.actor is not None and not ctx.actor.is_admin:
+        raise Forbidden(f"Only a workspace admin may list grants; {ctx.actor.email} is a member.")
+    blocks = ctx.engine.grants(ctx.workspace_id)
+    who = grantor_names(ctx.engine, blocks)
     if json_out:
         rows = [to_jsonable(g) for g in blocks]
         for row in rows:
             row["granted_by_name"] = who.get(row["granted_by"], row["granted_by"])
         print_json(rows)
         return
-    console.print(_table(blocks, who))
+    console.print(blocks_table(blocks, who))
 
 
 def grantor_names(engine: Any, blocks: list[Any]) -> dict[str, str]:
@@ -145,7 +135,8 @@ def grantor_names(engine: Any, blocks: list[Any]) -> dict[str, str]:
     return names
 
 
-def _table(blocks: list[Any], who: dict[str, str]) -> Any:
+def blocks_table(blocks: list[Any], who: dict[str, str]) -> Any:
+    """The credit blocks in burn order: priority, then the soonest expiry."""
     from rich.table import Table
 
     from spojit_engine.display import credits_text
@@ -170,9 +161,16 @@ def _table(blocks: list[Any], who: dict[str, str]) -> Any:
     return table
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``spojit credits grant|list`` to ``app`` (called at the end of ``cli/app.py``)."""
-    credits_app = typer.Typer(help="Credits: grant without Stripe, list the blocks.")
-    credits_app.command("grant")(one_sentence_errors(grant))
-    credits_app.command("list")(one_sentence_errors(list_grants))
-    app.add_typer(credits_app, name="credits", no_args_is_help=True)
+@ledger_app.command("verify")
+@one_sentence_errors
+def ledger_verify(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Prove every materialised balance equals the sum of its entries (exit 1 if not)."""
+    engine = open_engine()
+    ws_id = engine.workspace_id(workspace) if workspace else None
+    checked = engine.verify(ws_id)
+    if json_out:
+        print_json({"ok": True, "workspaces_verified": checked})
+    else:
+        console.print(
+            f"Ledger OK: {checked} workspace(s) verified, every balance equals its entries."
+        )
