@@ -6,6 +6,8 @@ Jinja filter) and the API docs:
 - **One column, one width.** Amounts shown side by side (a table column, a card, a total row)
   share the places the most precise of them needs, so ``5.897728`` never sits above ``0.00``
   (it sits above ``0.000000``) and the decimal points line up.
+- **Prices are money, not credits**: cents as a decimal amount and the currency,
+  ``12.00 USD`` (``price_text``); never through a float.
 - **Programs get every place.** JSON (CLI ``--json`` and the HTTP API) carries credits as decimal
   strings with six places (``"5.897728"``, ``"0.000000"``); a page puts that exact value in the
   ``title`` of each shown amount (``credits_exact``).
@@ -44,3 +46,8 @@ def credits_column(amounts: Iterable[Decimal]) -> list[str]:
 def credits_exact(amount: Decimal) -> str:
     """Every place (six): what JSON carries and a page's ``title`` shows."""
     return f"{amount:.{PLACES_MAX}f}"
+
+
+def price_text(cents: int, currency: str) -> str:
+    """A price in cents as people read it: ``1200, "usd"`` -> ``12.00 USD``."""
+    return f"{Decimal(cents).scaleb(-2):.2f} {currency.upper()}"

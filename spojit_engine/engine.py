@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from spojit_engine.billing.checkout import CheckoutStarted
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
-    from spojit_engine.estimate import Advice, Estimate
+    from spojit_engine.estimation.results import Advice, Estimate
     from spojit_engine.guards.budgets import WorkflowBudget
     from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.guards.deployments.reconciler import Reconciler
@@ -515,7 +515,7 @@ class Engine:
 
     def test_notification(self, workspace_id: str, rule_id: str) -> NotificationSent:
         """Send a test alert through the rule's target now (through the outbox, like any)."""
-        from spojit_engine.notify.test_alert import send_test
+        from spojit_engine.notify.trial_alert import send_test
 
         workspace_id = self.workspace_id(workspace_id)
         name = self.balance(workspace_id).workspace
@@ -657,14 +657,16 @@ class Engine:
         """What one run of ``workflow`` will cost (typical, p95, max), from the workspace's
         history where there is some, else from its prompts and the price book; with advice.
         ``test``: a test run, its loops on ``sample`` items (else their ``test_sample``)."""
-        from spojit_engine.estimate import estimate
+        from spojit_engine.estimation.estimator import estimate
+        from spojit_engine.nodes.scope import RunScope
 
+        RunScope.of(test=test, sample=sample)  # the run's own checks (estimation is below them)
         return estimate(self._estimate_runtime, workspace_id, workflow, items=items,
                         inputs=inputs, test=test, sample=sample)  # fmt: skip
 
     def advice(self, workspace_id: str, workflow: Workflow | str | None = None) -> list[Advice]:
         """Ways to spend less, per workflow (one workflow, by object or name, or all of them)."""
-        from spojit_engine.estimate import advise
+        from spojit_engine.estimation.estimator import advise
 
         return advise(self._estimate_runtime, workspace_id, workflow)
 

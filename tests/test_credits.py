@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from test_cli import run
 
 from spojit_engine import Engine, InvalidInput
-from spojit_engine.cli.credits_cmds import check_grant_request, expiry_of
+from spojit_engine.cli.commands.credits import check_grant_request, expiry_of
 from spojit_engine.web.app import create_app
 
 
@@ -102,7 +102,7 @@ def test_expires_means_through_that_utc_day() -> None:
 def test_deployments_at_80_columns_fold_names_never_cut_them() -> None:
     from rich.console import Console
 
-    from spojit_engine.cli.guard_cmds import _table
+    from spojit_engine.cli.commands.deploy import deployments_table
     from spojit_engine.guards.deployments.status import DeploymentStatus
 
     name = "nightly-digest-for-the-finance-team-eu-west"
@@ -112,7 +112,7 @@ def test_deployments_at_80_columns_fold_names_never_cut_them() -> None:
         reason, name, 2,
     )  # fmt: skip
     console = Console(width=80, record=True)
-    console.print(_table([row], {"ws1": "acme"}))
+    console.print(deployments_table([row], {"ws1": "acme"}))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if "│" in line)

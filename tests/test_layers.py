@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "spojit_engine.errors": 0,
     "spojit_engine.db": 0,
     "spojit_engine.jsonbody": 0,
-    "spojit_engine.lazy": 0,  # the PEP 562 faces of packages: the standard library only
+    "spojit_engine.lazy": 0,  # how package faces re-export, lazily
     "spojit_engine.metering.core": 1,  # pure: money rules, burn order, periods, prices
     "spojit_engine.metering.store": 2,  # tables, driver SQL, retries
     "spojit_engine.metering.ledger": 3,  # the one writer and what it composes
@@ -277,3 +277,22 @@ def test_the_rule_itself(module: str, target: str, expected: bool) -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_every_package_readme_names_every_module() -> None:
+    """A newcomer finds each module's job in its folder's README (or its parent's)."""
+    missing = []
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        folder = init.parent
+        if "migrations" in folder.parts or folder == PACKAGE:
+            continue
+        readmes = [folder / "README.md", folder.parent / "README.md"]
+        text = " ".join(r.read_text() for r in readmes if r.exists())
+        for module in sorted(folder.glob("*.py")):
+            if (
+                module.name != "__init__.py"
+                and f"`{module.name}`" not in text
+                and (f"`{folder.name}/{module.name}`" not in text)
+            ):
+                missing.append(str(module.relative_to(PACKAGE)))
+    assert missing == []

@@ -1,1 +1,2 @@
-"""Plans, top-up packs and (later) Stripe Checkout. See README.md."""
+"""Buying credits: top-up packs through Stripe Checkout, the Stripe webhook, refunds and
+disputes. See README.md."""

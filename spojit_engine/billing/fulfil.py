@@ -10,7 +10,7 @@ together. Keys, all derived from Stripe's ids so a retry in another transaction 
     stripe:dispute:{dispute_id}:won           its restoration (a new top-up grant)
 
 ``reconcile`` moves an order's clawed-back credits to what Stripe's facts call for (see
-``clawback.py``), so facts that arrive before the grant are applied the moment it lands.
+``payment_rules.py``), so facts that arrive before the grant are applied the moment it lands.
 """
 
 from __future__ import annotations
@@ -23,15 +23,6 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.clawback import (
-    DisputeStatus,
-    PaymentFacts,
-    disputed,
-    granted_state,
-    merge_facts,
-    paid_credits_ucr_floor,
-    target_clawback_ucr,
-)
 from spojit_engine.billing.orders import (
     GRANTED_STATES,
     OrderRecord,
@@ -41,8 +32,17 @@ from spojit_engine.billing.orders import (
     transition,
     update_order,
 )
+from spojit_engine.billing.payment_rules import (
+    DisputeStatus,
+    PaymentFacts,
+    disputed,
+    granted_state,
+    merge_facts,
+    paid_credits_ucr_floor,
+    target_clawback_ucr,
+)
 from spojit_engine.billing.stripe_client import SessionFacts
-from spojit_engine.display import credits_text
+from spojit_engine.display import credits_text, price_text
 from spojit_engine.errors import Conflict
 from spojit_engine.metering.core.catalog import Catalog
 from spojit_engine.metering.core.periods import term_end
@@ -199,7 +199,7 @@ def record_paid(
 
 
 def _follow_amount_paid(tx: LedgerTx, order: OrderRecord, session: SessionFacts) -> OrderRecord:
-    """An amount paid other than the price: the order buys what was paid (``clawback.py``'s
+    """An amount paid other than the price: the order buys what was paid (``payment_rules.py``'s
     payment rule) and is flagged; its credits and amount become what was granted and paid, so
     refunds follow them. Another currency buys nothing. The order as it now stands."""
     paid = session.amount_total_cents
@@ -210,8 +210,8 @@ def _follow_amount_paid(tx: LedgerTx, order: OrderRecord, session: SessionFacts)
     credits_ucr = paid_credits_ucr_floor(
         credits_ucr=order.credits_ucr, price_cents=order.amount_cents, paid_cents=paid
     )
-    price = f"{order.amount_cents / 100:.2f} {order.currency.upper()}"
-    got = f"{paid / 100:.2f} {(session.currency or order.currency).upper()}"
+    price = price_text(order.amount_cents, order.currency)
+    got = price_text(paid, session.currency or order.currency)
     granted, pack = (credits_text(ucr_to_credits(u)) for u in (credits_ucr, order.credits_ucr))
     detail = f"flagged: paid {got} for a pack priced {price}; granted {granted} of {pack} credits"
     values = {"flagged": True, "detail": detail, "updated_at": tx.now}

@@ -27,7 +27,6 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.billing import schema
-from spojit_engine.billing.clawback import PaymentFacts, dispute_status_of
 from spojit_engine.billing.fulfil import (
     Applied,
     close_order,
@@ -38,6 +37,7 @@ from spojit_engine.billing.fulfil import (
     store_payment_facts,
 )
 from spojit_engine.billing.orders import OrderRecord, OrderState, find_order, load_order
+from spojit_engine.billing.payment_rules import PaymentFacts, dispute_status_of
 from spojit_engine.billing.stripe_client import (
     SessionFacts,
     charge_facts,

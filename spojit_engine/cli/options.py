@@ -1,21 +1,29 @@
-"""What every ``spojit`` command shares: the ``--workspace`` and ``--json`` options, the error
-decorator, and resolving the engine, who acts and on which workspace. Command modules import
-from here, never from ``app.py`` (which imports them to register their commands)."""
+"""What every ``spojit`` command module shares besides its context: the ``--workspace`` and
+``--json`` options, the FLOW argument, and ``one_sentence_errors``, which turns our errors into
+one line on stderr and exit code 1. Command modules import these from here, never from
+``app.py`` (which imports them to assemble the CLI).
+
+Two library warnings are silenced here, where every command module looks first: a person reading
+a command's one-line outcome can do nothing about them."""
 
 from __future__ import annotations
 
 import functools
-import os
+import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from spojit_engine.cli.render import err_console
 
-if TYPE_CHECKING:
-    from spojit_engine.accounts import MemberRecord
-    from spojit_engine.engine import Engine
+# Pydantic 2.14 warns about Field attributes in Prefect's own models when it first builds their
+# schemas; a person reading `spojit run`'s one-line outcome can do nothing about it.
+warnings.filterwarnings("ignore", module=r"pydantic\._internal\.")
+# requests silences urllib3's warning that SOCKS needs PySocks, but `spojit run` imports LiteLLM
+# (and requests with it) on a background thread while Prefect's main thread may be inside
+# `warnings.catch_warnings()`, whose exit drops filters added meanwhile; so state it up front.
+warnings.filterwarnings("ignore", module=r"urllib3\.contrib\.socks")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,31 +70,3 @@ def one_sentence_errors(command: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def open_engine() -> Engine:
-    """The engine of the settings (imported here, so ``spojit --help`` stays fast)."""
-    from spojit_engine.engine import Engine
-
-    return Engine()
-
-
-def acting_member(engine: Engine) -> MemberRecord | None:
-    """The member named by SPOJIT_TOKEN, or None for the local operator."""
-    token = os.environ.get("SPOJIT_TOKEN")
-    return engine.authenticate(token) if token else None
-
-
-def resolve_workspace(engine: Engine, name: str | None, actor: MemberRecord | None) -> str:
-    """The workspace to act on: the actor's, the named one, or the default (workspace_cmds)."""
-    from spojit_engine.errors import Forbidden
-
-    if actor is not None:
-        if name and engine.workspace_id(name) != actor.workspace_id:
-            raise Forbidden(f"{actor.email} is not a member of workspace {name}.")
-        return str(actor.workspace_id)
-    if name:
-        return str(engine.workspace_id(name))
-    from spojit_engine.cli.workspace_cmds import default_workspace
-
-    return default_workspace(engine)

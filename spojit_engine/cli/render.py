@@ -48,6 +48,23 @@ def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), indent=2, default=str))
 
 
+def print_secret(secret: str | None) -> None:
+    """A token or secret on a line of its own, exactly as it is: a person copies it."""
+    console.print(secret, markup=False, highlight=False)
+
+
+def resumed_text(resumed: list[str], pending: bool) -> str:
+    """One sentence on what the guard did with new credits (a grant, a plan change)."""
+    if resumed:
+        return f"The guard resumed: {', '.join(resumed)}."
+    if pending:
+        return (
+            "A resume is pending (Prefect was not reachable); `spojit serve` completes it "
+            "within seconds, or the next spojit-renewals run."
+        )
+    return "Nothing was paused by the guard."
+
+
 def usage_card(balance: Balance) -> Panel:
     """The "Usage this period" card (its amounts share one number of places)."""
     lines: list[tuple[str, Decimal]] = [

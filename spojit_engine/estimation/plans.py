@@ -1,6 +1,6 @@
 """What a workflow run will cost, before it runs. Pure: plain values in, plain values out — no
-database, Prefect or LiteLLM (``nodes/estimate.py`` reads a workflow and prices its calls;
-``history.py`` reads the usage records).
+database, Prefect or LiteLLM (``planner.py`` reads a workflow into a plan, ``pricer.py`` prices
+its calls, ``history.py`` reads the usage records).
 
 A plan is a tree: ``Step`` (one node call), ``Seq`` (steps in order), ``LoopPlan`` (its own call
 plus ``items`` x its body), ``ConditionPlan`` (its own call plus one branch), ``ParallelPlan``

@@ -85,11 +85,15 @@ class Connector(Node):
             return self.tool(value)
         return self._agent(value)
 
-    def _agent(self, value: Any) -> dict[str, Any]:
-        messages: list[dict[str, Any]] = [
+    def messages_for(self, value: Any) -> list[dict[str, Any]]:
+        """An agent's first round trip's messages for ``value`` (estimates count their tokens)."""
+        return [
             {"role": "system", "content": self.instructions},
             {"role": "user", "content": json.dumps(value, default=str)},
         ]
+
+    def _agent(self, value: Any) -> dict[str, Any]:
+        messages = self.messages_for(value)
         schemas = [tool_schema(t) for t in self.tools.values()]
         results: dict[str, Any] = {}
         planned = list(self.tools.values())  # the mock LLM's plan: each tool once, in order

@@ -111,6 +111,10 @@ class Knowledge(Node):
             )
         return question.strip()
 
+    def messages_for(self, question: str, hits: Sequence[Hit] = ()) -> list[dict[str, Any]]:
+        """This node's summarising call's messages (estimates count them with no passages)."""
+        return prompt(self.instructions, question, hits)
+
     def call(self, value: Any, call_id: str | None = None) -> Any:
         self.question_of(value)  # bad input is refused before the base price is debited
         return super().call(value, call_id)
@@ -124,7 +128,7 @@ class Knowledge(Node):
             return {"answer": NO_PASSAGES_ANSWER, "sources": sources}
         response = llm.complete(
             self.model,
-            prompt(self.instructions, question, hits),
+            self.messages_for(question, hits),
             max_tokens=self.max_tokens,
             mock_reply=mock_summary(hits),
         )

@@ -50,18 +50,31 @@ class Transform(Node):
         schema_json = json.dumps(self.schema.model_json_schema())
         return f"{self.instructions} Answer with JSON matching: {schema_json}"
 
+    def messages_for(self, value: Any) -> list[dict[str, Any]]:
+        """The structured call's messages for ``value`` (estimates count their tokens)."""
+        return [
+            {"role": "system", "content": self._system_prompt},
+            {"role": "user", "content": _text(value)},
+        ]  # fmt: skip
+
+    def answer_example(self, value: Any) -> str:
+        """The offline (mock) answer for ``value``: the schema's example values as JSON (the
+        typical answer an estimate counts)."""
+        assert self.schema is not None
+        return json.dumps(example_of(self.schema, _text(value)))
+
     def run(self, value: Any) -> Any:
         if self.mode == "map":
             assert self.fn is not None
             return self.fn(value)
         assert self.schema is not None
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        messages = [
-            {"role": "system", "content": self._system_prompt},
-            {"role": "user", "content": text},
-        ]  # fmt: skip
         response = llm.complete(
-            self.model, messages, max_tokens=self.max_tokens, response_format=self.schema,
-            mock_reply=json.dumps(example_of(self.schema, text)),
+            self.model, self.messages_for(value), max_tokens=self.max_tokens,
+            response_format=self.schema, mock_reply=self.answer_example(value),
         )  # fmt: skip
         return self.schema.model_validate_json(response.choices[0].message.content or "{}")
+
+
+def _text(value: Any) -> str:
+    """What the LLM is sent of ``value``: a string as is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)

@@ -17,7 +17,7 @@ from spojit_engine.nodes.nominal import Trigger
 from spojit_engine.nodes.scope import RunScope
 
 if TYPE_CHECKING:
-    from spojit_engine.estimate import Estimate
+    from spojit_engine.estimation.results import Estimate
 
 ARTIFACT_ROWS_MAX = 10_000  # node calls listed in a run's credit artifact (the total is all)
 
@@ -161,11 +161,12 @@ class Workflow:
     ) -> Estimate:  # fmt: skip
         """What one run will cost — ``Engine.estimate`` on the engine node calls bill (the bound
         runtime's); ``workspace`` (name or id) adds its history and prices."""
-        from spojit_engine.estimate import estimate
+        from spojit_engine.estimation.estimator import estimate
         from spojit_engine.metering.meter.runtime import current_runtime
 
         runtime = current_runtime()
         workspace_id = runtime.workspace(workspace)[0] if workspace else None
+        RunScope.of(test=test, sample=sample)  # the run's own checks (estimation is below them)
         return estimate(runtime, workspace_id, self, items=items, inputs=inputs, test=test,
                         sample=sample)  # fmt: skip
 

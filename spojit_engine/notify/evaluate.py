@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from spojit_engine.db import read_transaction, write_transaction
-from spojit_engine.display import credits_text
+from spojit_engine.display import credits_exact, credits_text
 from spojit_engine.metering.ledger.operations import Ledger
 from spojit_engine.metering.reads.reports import BalanceRecord, read_balance, read_fresh
 from spojit_engine.metering.store import schema
@@ -46,8 +46,8 @@ def _card(balance: BalanceRecord) -> dict[str, Any]:
     return {
         "workspace": balance.workspace_name,
         "workspace_id": balance.workspace_id,
-        "consumed": f"{ucr_to_credits(balance.consumed_ucr):f}",
-        "remaining": f"{ucr_to_credits(balance.remaining_ucr):f}",
+        "consumed": credits_exact(ucr_to_credits(balance.consumed_ucr)),
+        "remaining": credits_exact(ucr_to_credits(balance.remaining_ucr)),
         "period_start": balance.period_start.isoformat(),
         "resets_at": balance.resets_at.isoformat(),
     }
@@ -101,14 +101,16 @@ def _run_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> list[Al
     run_id, run_ucr = runs[0][0], int(runs[0][1])
     credits = ucr_to_credits(run_ucr)
     details = {**_card(b), "workflow": rule.workflow, "flow_run_id": run_id,
-               "credits": f"{credits:f}"}  # fmt: skip
+               "credits": credits_exact(credits)}  # fmt: skip
     if rule.kind == "run_above" and rule.limit_ucr is not None and run_ucr > rule.limit_ucr:
         limit = ucr_to_credits(rule.limit_ucr)
+        sentence = (
+            f"Run {run_id} of {rule.workflow} in {b.workspace_name} has cost "
+            f"{credits_text(credits)} credits, above the limit of {credits_text(limit)}."
+        )
         return [Alert(f"{rule.id}:{run_id}", "run_above_limit",
-                      f"{rule.workflow}: a run cost {credits_text(credits)} credits",
-                      f"Run {run_id} of {rule.workflow} in {b.workspace_name} has cost "
-                      f"{credits_text(credits)} credits, above the limit of "
-                      f"{credits_text(limit)}.", {**details, "limit": f"{limit:f}"})]  # fmt: skip
+                      f"{rule.workflow}: a run cost {credits_text(credits)} credits", sentence,
+                      {**details, "limit": credits_exact(limit)})]  # fmt: skip
     previous = [int(total) for _, total in runs[1:]]
     regressed = (
         rule.kind == "regression"

@@ -1,9 +1,11 @@
-"""``create_app``: the FastAPI app ``spojit serve`` runs. Routes are thin callers of ``Engine``."""
+"""``create_app``: the FastAPI app ``spojit serve`` runs — the JSON API and webhooks (``api/``) and
+the signed-in pages (``pages/``) behind one body limit and one error shape. Routes are thin
+callers of ``Engine``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
@@ -16,6 +18,23 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
     """The app over ``engine``; ``reconcile`` runs the guard's reconciler in the background
     while the app is up (``spojit serve`` does; tests drive the guard themselves)."""
     engine = engine or Engine()
+    app = FastAPI(
+        title="spojit_engine",
+        summary="Credits, usage and top-ups for Prefect workflows.",
+        version="0.1.0",
+        lifespan=_lifespan(engine, reconcile=reconcile),
+    )
+    app.state.engine = engine
+    install_error_handlers(app)
+    _limit_request_bodies(app, engine)
+    _mount_routes(app)
+    return app
+
+
+def _lifespan(
+    engine: Engine, *, reconcile: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """While the app is up: the guard's reconciler, when asked for."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -29,14 +48,11 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
         finally:
             reconciler.stop()
 
-    app = FastAPI(
-        title="spojit_engine",
-        summary="Credits, usage and top-ups for Prefect workflows.",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
-    app.state.engine = engine
-    install_error_handlers(app)
+    return lifespan
+
+
+def _limit_request_bodies(app: FastAPI, engine: Engine) -> None:
+    """Every request body: its size, and a JSON body's depth and number length (``limits.py``)."""
     settings = engine.settings
     app.add_middleware(
         BodyLimit,
@@ -44,29 +60,29 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
         depth_max=settings.json_depth_max,
         digits_max=settings.json_number_digits_max,
     )
-    from spojit_engine.web import (
-        api,
-        deployments,
-        grants,
-        notifications_page,
-        pages,
-        signin,
-        stripe_webhook,
-    )
 
-    app.include_router(api.router)
-    app.include_router(grants.router)
-    app.include_router(deployments.router)
-    app.include_router(stripe_webhook.router)
-    app.include_router(signin.router)  # /login/{token}, /logout
-    app.include_router(pages.router)  # /billing, /executions (server-rendered, signed in)
-    app.include_router(notifications_page.router)  # /settings/notifications (admins)
+
+def _mount_routes(app: FastAPI) -> None:
+    """Every router, in this order (the OpenAPI schema lists paths as they are mounted), and the
+    pages' refusals answered with their own page."""
+    from spojit_engine.web.api import billing, deployments, grants, hooks, reports, stripe_webhook
+    from spojit_engine.web.pages import billing as billing_page
+    from spojit_engine.web.pages import executions, notifications, signin
+
+    for router in (
+        reports.router,  # /api/v1: usage, breakdown, timeline, executions
+        billing.router,  # /api/v1: plans, packs, topups, plan
+        grants.router,  # /api/v1/grants (admins)
+        deployments.router,  # /api/v1/deployments
+        stripe_webhook.router,  # POST /webhooks/stripe (signed by Stripe)
+        signin.router,  # /login/{token}, /logout
+        billing_page.router,  # /billing (server-rendered, signed in)
+        executions.router,  # /executions, /executions/{run}
+        notifications.router,  # /settings/notifications (admins)
+        hooks.router,  # POST /hooks/{name}: workflow webhooks (guards)
+    ):
+        app.include_router(router)
 
     @app.exception_handler(signin.PageRefused)
     async def page_refused(_: Request, exc: signin.PageRefused) -> Response:
         return exc.response
-
-    from spojit_engine.web.hooks import router as workflow_hooks
-
-    app.include_router(workflow_hooks)  # POST /hooks/{name}: workflow webhooks (guards)
-    return app

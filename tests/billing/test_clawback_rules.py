@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spojit_engine.billing.clawback import (
+from spojit_engine.billing.orders import OrderState, transition
+from spojit_engine.billing.payment_rules import (
     DisputeStatus,
     PaymentFacts,
     dispute_status_of,
@@ -18,7 +19,6 @@ from spojit_engine.billing.clawback import (
     refund_clawback_ucr_ceil,
     target_clawback_ucr,
 )
-from spojit_engine.billing.orders import OrderState, transition
 from spojit_engine.errors import IllegalTransition
 
 S = OrderState

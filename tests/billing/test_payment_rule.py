@@ -1,12 +1,12 @@
-"""The payment rule (``billing/clawback.py``): an amount paid buys credits at the pack's price per
-credit, rounded down to the micro-credit; refunds then follow what was granted."""
+"""The payment rule (``billing/payment_rules.py``): an amount paid buys credits at the pack's price
+per credit, rounded down to the micro-credit; refunds then follow what was granted."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spojit_engine.billing.clawback import paid_credits_ucr_floor, refund_clawback_ucr_ceil
+from spojit_engine.billing.payment_rules import paid_credits_ucr_floor, refund_clawback_ucr_ceil
 
 credits = st.integers(min_value=1, max_value=10**12)  # up to a million credits in µcr
 cents = st.integers(min_value=1, max_value=10**9)

@@ -126,6 +126,45 @@ def _record(
     )  # fmt: skip
 
 
+def test_the_migration_that_installs_the_rollups_rebuilds_them_from_their_rows(
+    clocked: tuple[Engine, SettableClock],
+) -> None:
+    """Migration 0010 carries its own frozen backfill SQL; on any ledger it must give what the
+    live rules give. Rollups wiped, then 0010 run again: verify holds, the breakdown is back."""
+    from alembic import command
+    from alembic.config import Config
+
+    from spojit_engine.db import MIGRATIONS_DIR, SCHEMA_REVISION, current_revision
+
+    engine, clock = clocked
+    ws = engine.create_workspace("acme", plan="starter", period_start=START)
+    member = engine.add_member(ws.id, "ana@acme.io", role="admin")
+    call = Usage("leads", "transform.structured", member.id, False, node_call="node:r1:1:t:0")
+    engine.ledger.debit(ws.id, amount_ucr=100, key="node:r1:1:t:0:base", usage=call)
+    clock.now = START.replace(hour=23, minute=59, second=59)
+    engine.ledger.debit(ws.id, amount_ucr=70, key="llm-1", usage=call)  # the same call, later
+    clock.now = START + timedelta(days=1)
+    engine.debit(ws.id, Decimal("1"), key="plain", workflow="digest", test_run=True)
+    _record(engine, ws.id, "rec-1", models="gpt-4o", ucr=170, at=START)
+    _record(engine, ws.id, "rec-2", models=None, ucr=0, at=clock.now)
+    before = engine.breakdown(ws.id, by=("workflow", "test_run"))
+    with engine.sa_engine.begin() as conn:
+        for table in ("usage_daily", "usage_models_daily", "usage_runs"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    with pytest.raises(LedgerCorrupt):
+        engine.verify(ws.id)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.sa_engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009_operations")
+        command.upgrade(config, "head")
+        conn.commit()
+    assert current_revision(engine.sa_engine) == SCHEMA_REVISION
+    assert engine.verify(ws.id) == 1
+    assert engine.breakdown(ws.id, by=("workflow", "test_run")) == before
+
+
 def test_the_timeline_explains_each_day_of_the_period(
     clocked: tuple[Engine, SettableClock],
 ) -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spojit_engine.web.charts import HEIGHT_PX, daily_chart, round_up
+from spojit_engine.web.pages.charts import HEIGHT_PX, daily_chart, round_up
 
 
 def test_the_axis_ends_at_a_round_number() -> None:

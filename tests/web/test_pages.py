@@ -19,7 +19,7 @@ from spojit_engine import Engine
 from spojit_engine.metering.store.usage import UsageRow, record_usage
 from spojit_engine.signin.schema import browser_sessions, login_links
 from spojit_engine.web.app import create_app
-from spojit_engine.web.signin import COOKIE
+from spojit_engine.web.pages.signin import COOKIE
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from spojit_engine.errors import UnknownPack, UnknownPlan
-from spojit_engine.money import credits_to_ucr_exact
+from spojit_engine.money import credits_to_ucr_exact, ucr_to_credits
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,11 @@ class Pack:
     name: str
     credits_ucr: int
     price_cents: int
+
+    @property
+    def cents_per_credit(self) -> Decimal:
+        """What one credit of this pack costs, in cents to the cent (larger packs cost less)."""
+        return (Decimal(self.price_cents) / ucr_to_credits(self.credits_ucr)).quantize(CENT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ admission (``_admit``) and idempotent retries (``_once``); see ledger.py's docst
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, update
@@ -111,25 +111,7 @@ class HoldOperations:
                 if isinstance(admitted, HoldRecord):
                     return admitted
                 expires_at = tx.now + ttl
-                sql = statements_for(tx.conn)
-                inserted = sql.run(
-                    tx.conn,
-                    "insert_hold",
-                    {
-                        "workspace_id": workspace_id,
-                        "key": key,
-                        "amount_ucr": amount_ucr,
-                        "state": HoldState.HELD.value,
-                        "expires_at": sql.time_param(expires_at),
-                        "workflow": usage.workflow,
-                        "node_type": usage.node_type,
-                        "member_id": usage.member_id,
-                        "test_run": sql.bool_param(usage.test_run),
-                        "node_call": usage.node_call,
-                        "created_at": sql.time_param(tx.now),
-                    },
-                )
-                hold_id = sql.inserted_id(inserted)
+                hold_id = _insert_hold(tx, key, amount_ucr, expires_at, usage)
                 apply_draw(tx, draw)
                 tx.post(
                     kind="hold",
@@ -260,6 +242,20 @@ class HoldOperations:
         if workspace_id is None:
             raise UnknownHold(hold_id)
         return str(workspace_id)
+
+
+def _insert_hold(tx: LedgerTx, key: str, amount_ucr: int, expires_at: datetime,
+                 usage: Usage) -> int:  # fmt: skip
+    """The hold's row, HELD until ``expires_at``; its id."""
+    sql = statements_for(tx.conn)
+    inserted = sql.run(tx.conn, "insert_hold", {
+        "workspace_id": tx.account.id, "key": key, "amount_ucr": amount_ucr,
+        "state": HoldState.HELD.value, "expires_at": sql.time_param(expires_at),
+        "workflow": usage.workflow, "node_type": usage.node_type, "member_id": usage.member_id,
+        "test_run": sql.bool_param(usage.test_run), "node_call": usage.node_call,
+        "created_at": sql.time_param(tx.now),
+    })  # fmt: skip
+    return sql.inserted_id(inserted)
 
 
 def _load_hold(conn: Connection, hold_id: int) -> tuple[HoldRecord, Usage]:

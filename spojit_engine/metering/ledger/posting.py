@@ -20,7 +20,7 @@ from spojit_engine.errors import LedgerCorrupt, UnknownWorkspace
 from spojit_engine.metering.core.burn import Block, spendable
 from spojit_engine.metering.core.records import Account, EntryRecord, Usage
 from spojit_engine.metering.store import schema
-from spojit_engine.metering.store.statements import ACCOUNT_COLUMNS, statements_for
+from spojit_engine.metering.store.statements import ACCOUNT_COLUMNS, Statements, statements_for
 from spojit_engine.money import INT64_MAX
 
 _NO_USAGE = Usage()
@@ -89,88 +89,93 @@ class LedgerTx:
         next_due_at: datetime | None = None,
     ) -> EntryRecord:
         """Append one entry and apply it; ``postings`` are (grant id or None for overdraft, µcr)."""
+        before = self.account
+        after = self._checked_after(key, amount_ucr, postings, held_ucr, next_due_at)
+        sql = statements_for(self.conn)
+        entry = {
+            "workspace_id": before.id,
+            "key": key,
+            "kind": kind,
+            "amount_ucr": amount_ucr,
+            "held_ucr": held_ucr,
+            "grant_id": grant_id,
+            "hold_id": hold_id,
+            "workflow": usage.workflow,
+            "node_type": usage.node_type,
+            "member_id": usage.member_id,
+            "test_run": sql.bool_param(usage.test_run),
+            "node_call": usage.node_call,
+            "reason": reason,
+            "created_at": sql.time_param(self.now),
+        }
+        entry_id = self._write(sql, entry, postings, after)
+        self.account = after
+        return EntryRecord(
+            id=entry_id,
+            workspace_id=before.id,
+            key=key,
+            kind=kind,
+            amount_ucr=amount_ucr,
+            held_ucr=held_ucr,
+            overdraft_ucr=after.overdraft_ucr - before.overdraft_ucr,
+            created_at=self.now,
+        )
+
+    def _checked_after(
+        self,
+        key: str,
+        amount_ucr: int,
+        postings: Sequence[tuple[int | None, int]],
+        held_ucr: int,
+        next_due_at: datetime | None,
+    ) -> Account:
+        """The workspace row once the entry is applied, or ``LedgerCorrupt`` when a pair check
+        fails: the entry is its postings' sum; held and overdraft stay >= 0; credits fit int64."""
         if sum(amount for _, amount in postings) != amount_ucr:
             raise LedgerCorrupt(f"Entry {key!r} does not equal the sum of its postings.")
         account = self.account
-        overdraft_delta = -sum(amount for grant, amount in postings if grant is None)
         new_credits = account.credits_ucr + amount_ucr
         new_held = account.held_ucr + held_ucr
-        new_overdraft = account.overdraft_ucr + overdraft_delta
+        new_overdraft = account.overdraft_ucr - sum(a for g, a in postings if g is None)
         if new_held < 0 or new_overdraft < 0 or not -INT64_MAX <= new_credits <= INT64_MAX:
             raise LedgerCorrupt(
                 f"Entry {key!r} would leave workspace {account.id} with held {new_held}, "
                 f"overdraft {new_overdraft}, credits {new_credits} µcr."
             )
-        sql = statements_for(self.conn)
         due = min(account.next_due_at, next_due_at) if next_due_at else account.next_due_at
+        return replace(account, credits_ucr=new_credits, held_ucr=new_held,
+                       overdraft_ucr=new_overdraft, next_due_at=due)  # fmt: skip
+
+    def _write(
+        self,
+        sql: Statements,
+        entry: dict[str, Any],
+        postings: Sequence[tuple[int | None, int]],
+        after: Account,
+    ) -> int:
+        """The entry, its postings, the grants they move and the balance, as one batch; returns
+        the entry's id. A grant update that would leave ``[0, amount]`` matches no row."""
         with sql.batch(self.conn):
-            entry = sql.run(
-                self.conn,
-                "insert_entry",
-                {
-                    "workspace_id": account.id,
-                    "key": key,
-                    "kind": kind,
-                    "amount_ucr": amount_ucr,
-                    "held_ucr": held_ucr,
-                    "grant_id": grant_id,
-                    "hold_id": hold_id,
-                    "workflow": usage.workflow,
-                    "node_type": usage.node_type,
-                    "member_id": usage.member_id,
-                    "test_run": sql.bool_param(usage.test_run),
-                    "node_call": usage.node_call,
-                    "reason": reason,
-                    "created_at": sql.time_param(self.now),
-                },
-            )
-            entry_id = sql.inserted_id(entry) if sql.sqlite else None  # PG: once it has ended
+            inserted = sql.run(self.conn, "insert_entry", entry)
+            entry_id = sql.inserted_id(inserted) if sql.sqlite else None  # PG: once it has ended
             for grant, amount in postings:
-                sql.run(
-                    self.conn,
-                    "insert_posting",
-                    {"entry_id": entry_id, "grant_id": grant, "amount_ucr": amount},
-                )
+                posting = {"entry_id": entry_id, "grant_id": grant, "amount_ucr": amount}
+                sql.run(self.conn, "insert_posting", posting)
             moves = [
                 (g, sql.run(self.conn, "move_grant", {"id": g, "delta": d}))
                 for g, d in postings
                 if g is not None and d != 0
             ]
-            sql.run(
-                self.conn,
-                "update_balance",
-                {
-                    "id": account.id,
-                    "credits_ucr": new_credits,
-                    "held_ucr": new_held,
-                    "overdraft_ucr": new_overdraft,
-                    "next_due_at": sql.time_param(due),
-                },
-            )
-        if entry_id is None:
-            entry_id = sql.inserted_id(entry)
+            balance = {"id": after.id, "credits_ucr": after.credits_ucr, "held_ucr": after.held_ucr,
+                       "overdraft_ucr": after.overdraft_ucr,
+                       "next_due_at": sql.time_param(after.next_due_at)}  # fmt: skip
+            sql.run(self.conn, "update_balance", balance)
         for grant, cursor in moves:
             if cursor.rowcount != 1:
                 raise LedgerCorrupt(
-                    f"Grant {grant} of workspace {account.id} would leave its range [0, amount]."
+                    f"Grant {grant} of workspace {after.id} would leave its range [0, amount]."
                 )
-        self.account = replace(
-            account,
-            credits_ucr=new_credits,
-            held_ucr=new_held,
-            overdraft_ucr=new_overdraft,
-            next_due_at=due,
-        )
-        return EntryRecord(
-            id=entry_id,
-            workspace_id=account.id,
-            key=key,
-            kind=kind,
-            amount_ucr=amount_ucr,
-            held_ucr=held_ucr,
-            overdraft_ucr=overdraft_delta,
-            created_at=self.now,
-        )
+        return entry_id if entry_id is not None else sql.inserted_id(inserted)
 
     def set_account(self, **values: Any) -> None:
         """Change non-money fields of the workspace row (plan, period, due time)."""

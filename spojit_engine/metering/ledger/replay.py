@@ -51,22 +51,8 @@ def describe_entry(row: Any) -> str:
 
 
 def find_grant(conn: Connection, key: str) -> GrantRecord | None:
-    g = schema.grants.c
-    row = conn.execute(
-        select(
-            g.id,
-            g.workspace_id,
-            g.key,
-            g.kind,
-            g.amount_ucr,
-            g.remaining_ucr,
-            g.priority,
-            g.effective_at,
-            g.expires_at,
-            g.granted_by,
-            g.reason,
-        ).where(g.key == key)
-    ).one_or_none()
+    query = select(*schema.GRANT_RECORD_COLUMNS).where(schema.grants.c.key == key)
+    row = conn.execute(query).one_or_none()
     return None if row is None else GrantRecord(**row._mapping, replayed=True)
 
 

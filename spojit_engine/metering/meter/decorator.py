@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from spojit_engine.errors import InsufficientCredits
@@ -30,7 +31,12 @@ from spojit_engine.metering.core.records import Usage
 from spojit_engine.metering.meter.batch import Charge, RunBatch
 from spojit_engine.metering.meter.node_meter import Meter, metering
 from spojit_engine.metering.meter.run_billing import billing_for
-from spojit_engine.metering.meter.run_context import MEMBER_TAG, current_run, original_run
+from spojit_engine.metering.meter.run_context import (
+    MEMBER_TAG,
+    RunInfo,
+    current_run,
+    original_run,
+)
 from spojit_engine.metering.meter.runtime import Runtime, current_runtime
 from spojit_engine.metering.store.retry import retry_unavailable
 from spojit_engine.metering.store.usage import UsageRow, usage_transaction
@@ -62,17 +68,10 @@ def _resumed_record_key(key: str, flow_run_id: str | None) -> str:
     return "node:" + hashlib.sha256(f"{key}\x1f{flow_run_id}".encode()).hexdigest()[:40]
 
 
-@contextmanager
-def node_call(
-    node_type: str, node_name: str, *, runtime: Runtime | None = None, scope: str | None = None
-) -> Iterator[Meter]:
-    """Meter one node call (see the module docstring). ``scope``: the call's identity across
-    resumes of its run (``nodes/calls.py``), one call per scope, in place of the task run."""
-    runtime = runtime or current_runtime()
-    run = current_run()
-    ledger = runtime.engine.ledger
-    billing = billing_for(runtime, run)
-    workspace_id, batch = billing.workspace_id, billing.batch
+def _call_keys(run: RunInfo | None, scope: str | None, node_name: str) -> tuple[str, str]:
+    """(ledger key, usage record key) of one call. The record shares the call's ledger key (so
+    each record joins its entries), except in a resumed run, whose calls replay the original's
+    ledger keys and need records of their own."""
     attempt = run.attempt if run else 1
     stable = scope is not None
     scope = scope or ((run.task_run_id or run.flow_run_id) if run else None)
@@ -85,30 +84,66 @@ def node_call(
         and run.flow_run_id
         and original_run(run.flow_run_id, run.tags) != run.flow_run_id
     )
-    # The usage record shares the call's ledger key (so each record joins its entries) but in a
-    # resumed run, whose calls replay the original's ledger keys and need records of their own.
-    record_key = _resumed_record_key(key, run.flow_run_id) if resumed and run else key
-    usage = Usage(
+    return key, _resumed_record_key(key, run.flow_run_id) if resumed and run else key
+
+
+def _usage_of(run: RunInfo | None, node_type: str, key: str) -> Usage:
+    """What the call's entries say about it: workflow, node type, member, test run."""
+    return Usage(
         workflow=run.flow_name if run else None,
         node_type=node_type,
         member_id=run.tag_value(MEMBER_TAG) if run else None,
         test_run=run.test_run if run else False,
         node_call=key,
     )
-    run_id = run.flow_run_id if run and batch is not None else None  # None: no reservation
-    meter = Meter(ledger, workspace_id, key, usage, billing.book, runtime.prices,
-                  runtime.hold_ttl, run_id=run_id, batch=batch)  # fmt: skip
-    row = UsageRow(
+
+
+def _opening_row(run: RunInfo | None, record_key: str, workspace_id: str, usage: Usage,
+                 node_name: str, now: datetime) -> UsageRow:  # fmt: skip
+    """The call's usage record as it starts: nothing called, nothing charged, ``ok``."""
+    node_type = usage.node_type or ""
+    return UsageRow(
         key=record_key, workspace_id=workspace_id, workflow=usage.workflow,
         flow_run_id=run.flow_run_id if run else None,
-        task_run_id=run.task_run_id if run else None, attempt=attempt, node_name=node_name,
-        node_type=node_type.split(".")[0],
+        task_run_id=run.task_run_id if run else None, attempt=run.attempt if run else 1,
+        node_name=node_name, node_type=node_type.split(".")[0],
         mode=node_type.split(".")[1] if "." in node_type else None, models=None, tokens_in=0,
         tokens_out=0, tokens_cached=0, llm_calls=0, credits_ucr=0, member_id=usage.member_id,
-        test_run=usage.test_run, status="ok", error=None, created_at=ledger.clock(),
+        test_run=usage.test_run, status="ok", error=None, created_at=now,
         run_name=run.run_name if run else None,
         trigger=run.trigger.value if run and run.trigger else None,
     )  # fmt: skip
+
+
+def _closing_row(row: UsageRow, meter: Meter, base_charged_ucr: int, status: str,
+                 error: str | None) -> UsageRow:  # fmt: skip
+    """The call's usage record as it ended: its LLM calls, tokens, credits and outcome."""
+    return replace(
+        row, models=meter.models(), tokens_in=sum(c.usage.tokens_in for c in meter.calls),
+        tokens_out=sum(c.usage.tokens_out for c in meter.calls),
+        tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
+        llm_calls=len(meter.calls), credits_ucr=base_charged_ucr + meter.llm_cost_ucr,
+        status=status, error=error, tools=",".join(meter.tools) or None,
+    )  # fmt: skip
+
+
+@contextmanager
+def node_call(
+    node_type: str, node_name: str, *, runtime: Runtime | None = None, scope: str | None = None
+) -> Iterator[Meter]:
+    """Meter one node call (see the module docstring). ``scope``: the call's identity across
+    resumes of its run (``nodes/calls.py``), one call per scope, in place of the task run."""
+    runtime = runtime or current_runtime()
+    run = current_run()
+    ledger = runtime.engine.ledger
+    billing = billing_for(runtime, run)
+    workspace_id, batch = billing.workspace_id, billing.batch
+    key, record_key = _call_keys(run, scope, node_name)
+    usage = _usage_of(run, node_type, key)
+    run_id = run.flow_run_id if run and batch is not None else None  # None: no reservation
+    meter = Meter(ledger, workspace_id, key, usage, billing.book, runtime.prices,
+                  runtime.hold_ttl, run_id=run_id, batch=batch)  # fmt: skip
+    row = _opening_row(run, record_key, workspace_id, usage, node_name, ledger.clock())
     base_ucr = billing.book.base(node_type)
     batched = bool(base_ucr) and batch is not None and batch.admit(base_ucr)
     status, error, base_charged_ucr, inserted = "ok", None, 0, False
@@ -137,13 +172,7 @@ def node_call(
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        final = replace(
-            row, models=meter.models(), tokens_in=sum(c.usage.tokens_in for c in meter.calls),
-            tokens_out=sum(c.usage.tokens_out for c in meter.calls),
-            tokens_cached=sum(c.usage.tokens_cached for c in meter.calls),
-            llm_calls=len(meter.calls), credits_ucr=base_charged_ucr + meter.llm_cost_ucr,
-            status=status, error=error, tools=",".join(meter.tools) or None,
-        )  # fmt: skip
+        final = _closing_row(row, meter, base_charged_ucr, status, error)
         _record(runtime, batch if batched else None, f"{key}:base", base_ucr, usage, final,
                 inserted=inserted, recorded=meter.recorded)  # fmt: skip
         ledger.observers.spent(workspace_id)  # the run's cost now includes this node call

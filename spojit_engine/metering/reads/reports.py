@@ -73,23 +73,8 @@ def read_balance(conn: Connection, workspace_id: str, now: datetime) -> BalanceR
 def read_grants(conn: Connection, workspace_id: str) -> list[GrantRecord]:
     """Every credit block the workspace ever had, oldest first."""
     g = schema.grants.c
-    rows = conn.execute(
-        select(
-            g.id,
-            g.workspace_id,
-            g.key,
-            g.kind,
-            g.amount_ucr,
-            g.remaining_ucr,
-            g.priority,
-            g.effective_at,
-            g.expires_at,
-            g.granted_by,
-            g.reason,
-        )
-        .where(g.workspace_id == workspace_id)
-        .order_by(g.id)
-    )
+    query = select(*schema.GRANT_RECORD_COLUMNS).where(g.workspace_id == workspace_id)
+    rows = conn.execute(query.order_by(g.id))
     return [GrantRecord(**row._mapping) for row in rows]
 
 

@@ -22,6 +22,14 @@ from spojit_engine.metering.store import schema
 
 
 def verify_workspace(conn: Connection, workspace_id: str) -> None:
+    _verify_balance(conn, workspace_id)
+    _verify_grants(conn, workspace_id)
+    _verify_entries(conn, workspace_id)
+    verify_rollups(conn, workspace_id)
+
+
+def _verify_balance(conn: Connection, workspace_id: str) -> None:
+    """The workspace row's credits, held and overdraft against the entries, holds and grants."""
     w, e, p, g, h = (
         t.c
         for t in (schema.workspaces, schema.entries, schema.postings, schema.grants, schema.holds)
@@ -36,6 +44,13 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
         return int(conn.execute(query).scalar() or 0)  # type: ignore[call-overload]
 
     in_ws = e.workspace_id == workspace_id
+    open_holds = h.amount_ucr - func.coalesce(h.settled_ucr, 0)
+    overdraft_postings = (
+        select(func.sum(p.amount_ucr))
+        .join_from(schema.postings, schema.entries, p.entry_id == e.id)
+        .where(in_ws, p.grant_id.is_(None))
+    )
+    grants_left = select(func.sum(g.remaining_ucr)).where(g.workspace_id == workspace_id)
     checks = {
         "credits == sum(entries.amount)": (
             account.credits_ucr,
@@ -48,23 +63,18 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
         "held == sum(open holds)": (
             account.held_ucr,
             total(
-                select(func.sum(h.amount_ucr - func.coalesce(h.settled_ucr, 0))).where(
+                select(func.sum(open_holds)).where(
                     h.workspace_id == workspace_id, h.state == "held"
                 )
             ),
         ),
         "overdraft == -sum(overdraft postings)": (
             account.overdraft_ucr,
-            -total(
-                select(func.sum(p.amount_ucr))
-                .join_from(schema.postings, schema.entries, p.entry_id == e.id)
-                .where(in_ws, p.grant_id.is_(None))
-            ),
+            -total(overdraft_postings),
         ),
         "credits == sum(grants.remaining) - overdraft": (
             account.credits_ucr,
-            total(select(func.sum(g.remaining_ucr)).where(g.workspace_id == workspace_id))
-            - account.overdraft_ucr,
+            total(grants_left) - account.overdraft_ucr,
         ),
     }
     for name, (materialised, derived) in checks.items():
@@ -73,6 +83,11 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
                 f"Workspace {workspace_id} fails {name}: materialised {materialised} µcr, "
                 f"entries say {derived} µcr."
             )
+
+
+def _verify_grants(conn: Connection, workspace_id: str) -> None:
+    """Each grant: what it has left equals its postings, within ``[0, amount]``."""
+    g, p = schema.grants.c, schema.postings.c
     grant_postings = (
         select(
             g.id,
@@ -90,10 +105,15 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
                 f"Grant {grant_id} of workspace {workspace_id} has {remaining} µcr remaining "
                 f"of {amount}, but its postings add up to {posted}."
             )
+
+
+def _verify_entries(conn: Connection, workspace_id: str) -> None:
+    """Each entry moves exactly what its postings add up to."""
+    e, p = schema.entries.c, schema.postings.c
     entry_postings = (
         select(e.id, e.amount_ucr, func.coalesce(func.sum(p.amount_ucr), 0))
         .join_from(schema.entries, schema.postings, p.entry_id == e.id, isouter=True)
-        .where(in_ws)
+        .where(e.workspace_id == workspace_id)
         .group_by(e.id, e.amount_ucr)
         .having(e.amount_ucr != func.coalesce(func.sum(p.amount_ucr), 0))
         .limit(1)
@@ -104,4 +124,3 @@ def verify_workspace(conn: Connection, workspace_id: str) -> None:
             f"Entry {broken[0]} of workspace {workspace_id} moves {broken[1]} µcr "
             f"but its postings add up to {broken[2]}."
         )
-    verify_rollups(conn, workspace_id)

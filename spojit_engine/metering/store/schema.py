@@ -7,6 +7,7 @@ The hot paths use the Core tables (``Grant.__table__``) for speed; reads may use
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -25,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlmodel import Field, SQLModel
+
+from spojit_engine.metering.core.records import GrantRecord
 
 KEY_LENGTH_MAX = 200
 NAME_LENGTH_MAX = 64
@@ -232,3 +235,6 @@ entries = Entry.__table__  # type: ignore[attr-defined]
 postings = Posting.__table__  # type: ignore[attr-defined]
 usage_records = UsageRecord.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
+
+# The columns a GrantRecord is read from, in its field order (a replay and a report read the same).
+GRANT_RECORD_COLUMNS = tuple(grants.c[f.name] for f in fields(GrantRecord) if f.name != "replayed")

@@ -1,5 +1,5 @@
 """Reports that stay fast, and credit notifications: the daily usage rollups and the runs
-index (kept in the same transaction as each entry / usage record; backfilled here), the index
+index (kept in the same transaction as each entry / usage record; filled by 0010), the index
 the rollup's call counting looks up, notification rules, and the outbox of alerts (its key
 UNIQUE: one alert, once).
 
@@ -98,10 +98,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_notification_outbox_due", "notification_outbox", ["state", "next_attempt_at"]
     )
-    # Backfill from what is already there, with the same queries verify checks them against.
-    from spojit_engine.metering.reads.rollup_verify import rebuild_rollups
-
-    rebuild_rollups(op.get_bind())
+    # No backfill here: 0010_rollup_triggers fills every rollup from its rows on the way to head.
 
 
 def downgrade() -> None:

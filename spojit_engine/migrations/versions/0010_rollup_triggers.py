@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 from alembic import op
 
-from spojit_engine.metering.core.records import USAGE_KINDS
-
 revision = "0010_rollup_triggers"
 down_revision = "0009_operations"
 branch_labels = None
@@ -49,7 +47,7 @@ _DAY = {
     "postgresql": "CAST({at} - make_interval(secs => {seconds}) AS date)",
 }
 
-_KINDS = ", ".join(f"'{kind}'" for kind in USAGE_KINDS)
+_KINDS = "'debit', 'settle'"  # the entry kinds that are usage (consumption)
 
 
 def _models_add(row: str, sign: str) -> str:
@@ -150,13 +148,39 @@ def create_statements(dialect: str) -> list[str]:
     return ddl
 
 
-def upgrade() -> None:
-    bind = op.get_bind()
-    for statement in create_statements(bind.dialect.name):
-        op.execute(statement)
-    from spojit_engine.metering.reads.rollup_verify import rebuild_rollups
+# The backfill: every rollup recomputed from its rows by the rules above, frozen here as this
+# revision's SQL (a migration never imports live code, which moves on after it).
+BACKFILL = (
+    "DELETE FROM usage_daily",
+    "DELETE FROM usage_models_daily",
+    "DELETE FROM usage_runs",
+    "INSERT INTO usage_daily (workspace_id, day, workflow, node_type, member_id, test_run,"
+    " credits_ucr, calls) SELECT e.workspace_id, {day:e.created_at:e.workspace_id},"
+    " COALESCE(e.workflow, ''), COALESCE(e.node_type, ''), COALESCE(e.member_id, ''), e.test_run,"
+    " SUM(-e.amount_ucr), SUM(CASE WHEN e.node_call IS NULL OR NOT EXISTS (SELECT 1 FROM entries"
+    f" AS earlier WHERE earlier.node_call = e.node_call AND earlier.kind IN ({_KINDS})"
+    " AND earlier.id < e.id) THEN 1 ELSE 0 END) FROM entries AS e"
+    f" WHERE e.kind IN ({_KINDS}) GROUP BY 1, 2, 3, 4, 5, 6",
+    "INSERT INTO usage_models_daily (workspace_id, day, member_id, models, credits_ucr, calls)"
+    " SELECT u.workspace_id, {day:u.created_at:u.workspace_id}, COALESCE(u.member_id, ''),"
+    " COALESCE(u.models, ''), SUM(u.credits_ucr), COUNT(*) FROM usage_records AS u"
+    " GROUP BY 1, 2, 3, 4",
+    "INSERT INTO usage_runs (workspace_id, member_id, flow_run_id, started_at)"
+    " SELECT workspace_id, '', flow_run_id, MIN(created_at) FROM usage_records"
+    " WHERE flow_run_id IS NOT NULL GROUP BY workspace_id, flow_run_id",
+    "INSERT INTO usage_runs (workspace_id, member_id, flow_run_id, started_at)"
+    " SELECT workspace_id, member_id, flow_run_id, MIN(created_at) FROM usage_records"
+    " WHERE flow_run_id IS NOT NULL AND member_id IS NOT NULL"
+    " GROUP BY workspace_id, member_id, flow_run_id",
+)
 
-    rebuild_rollups(bind)
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for statement in create_statements(dialect):
+        op.execute(statement)
+    for statement in BACKFILL:
+        op.execute(_render(statement, dialect))
 
 
 def downgrade() -> None:
