@@ -51,12 +51,13 @@ if TYPE_CHECKING:
     from spojit_engine.billing.service import Billing
     from spojit_engine.billing.stripe_events import WebhookResult
     from spojit_engine.estimation.results import Advice, Estimate
-    from spojit_engine.guards.deploy import Deployed, DeployRequest
-    from spojit_engine.guards.incomplete import IncompleteRun
-    from spojit_engine.guards.reconciler import Reconciler
-    from spojit_engine.guards.resume import ResumeStarted
-    from spojit_engine.guards.status import DeploymentStatus, WorkflowBudget
-    from spojit_engine.guards.webhooks import Receipt
+    from spojit_engine.guards.budgets import WorkflowBudget
+    from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
+    from spojit_engine.guards.deployments.reconciler import Reconciler
+    from spojit_engine.guards.deployments.status import DeploymentStatus
+    from spojit_engine.guards.deployments.webhooks import Receipt
+    from spojit_engine.guards.runs.incomplete import IncompleteRun
+    from spojit_engine.guards.runs.resume import ResumeStarted
     from spojit_engine.metering.meter.runtime import Runtime
     from spojit_engine.metering.store.usage import UsageRow
     from spojit_engine.nodes.workflow import Workflow
@@ -375,7 +376,7 @@ class Engine:
         )
         from dataclasses import replace
 
-        from spojit_engine.guards.incomplete import statuses_of
+        from spojit_engine.guards.runs.incomplete import statuses_of
 
         stopped = statuses_of(self.sa_engine, workspace_id, [r.flow_run_id for r in records])
         records = [replace(r, status=stopped.get(r.flow_run_id, r.status)) for r in records]
@@ -591,7 +592,7 @@ class Engine:
     ) -> WorkflowBudget | None:
         """Cap what one run, and one UTC day, of ``workflow`` may spend (both None: no caps).
         A raised cap resumes the workflow's schedules the guard paused for it."""
-        from spojit_engine.guards.status import WorkflowBudget
+        from spojit_engine.guards.budgets import WorkflowBudget
 
         self.workspace_id(workspace_id)
 
@@ -618,7 +619,7 @@ class Engine:
     def deploy(self, request: DeployRequest) -> Deployed:
         """A Prefect deployment of a workflow, bound to its workspace so the guard can pause and
         resume its schedules (and a webhook hook, when asked)."""
-        from spojit_engine.guards.deploy import deploy_workflow
+        from spojit_engine.guards.deployments.deploy import deploy_workflow
 
         return deploy_workflow(self.guard, request)
 
@@ -629,7 +630,7 @@ class Engine:
 
     def reconciler(self) -> Reconciler:
         """The background loop that finishes pending resumes and expiries (``spojit serve``)."""
-        from spojit_engine.guards.reconciler import Reconciler
+        from spojit_engine.guards.deployments.reconciler import Reconciler
 
         return Reconciler(
             self.guard, interval_seconds=self.settings.guard_reconcile_interval_seconds
@@ -637,7 +638,7 @@ class Engine:
 
     def deployments(self, workspace_id: str | None = None) -> list[DeploymentStatus]:
         """Deployments bound to a workspace (or to any): schedules, paused by whom and why."""
-        from spojit_engine.guards.status import deployment_statuses
+        from spojit_engine.guards.deployments.status import deployment_statuses
 
         return deployment_statuses(self.guard, workspace_id)
 
@@ -669,14 +670,14 @@ class Engine:
 
         return advise(self._estimate_runtime, workspace_id, workflow)
 
-    # -- runs stopped for credits (guards/incomplete.py, guards/resume.py) ----------------------
+    # -- runs stopped for credits (guards/runs/incomplete.py, guards/runs/resume.py) -----------
 
     def incomplete_runs(
         self, workspace_id: str, *, include_done: bool = False, limit: int = 50
     ) -> list[IncompleteRun]:
         """Runs stopped part-way for credits, oldest first (``include_done``: also those
         resumed or abandoned)."""
-        from spojit_engine.guards import incomplete
+        from spojit_engine.guards.runs import incomplete
 
         self.workspace_id(workspace_id)
         statuses = (
@@ -687,7 +688,7 @@ class Engine:
 
     def incomplete_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
         """The incomplete run ``flow_run_id`` names (the original run, or one of its resumes)."""
-        from spojit_engine.guards import incomplete
+        from spojit_engine.guards.runs import incomplete
 
         return incomplete.get(self.sa_engine, flow_run_id, workspace_id)
 
@@ -700,7 +701,7 @@ class Engine:
 
     def abandon_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
         """Give up an incomplete run: it never resumes."""
-        from spojit_engine.guards import incomplete
+        from spojit_engine.guards.runs import incomplete
 
         run = incomplete.get(self.sa_engine, flow_run_id, workspace_id)
         return incomplete.abandon(self.sa_engine, run, self.ledger.clock())

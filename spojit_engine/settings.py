@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     advice_history_calls_min: int = Field(default=3, gt=0)  # calls before history is advice
     advice_savings_percent_min: int = Field(default=5, ge=0, le=100)  # of a node call, to speak
     advice_workflows_max: int = Field(default=100, gt=0)  # workflows `Engine.advice` looks at
-    # Runs stopped for credits (guards/incomplete.py): how long a node's persisted result stays
+    # Runs stopped for credits (guards/runs/incomplete.py): how long a node's persisted result stays
     # readable by a resume of its run (after that a resume runs the node again, replaying its
     # metering keys so it is not billed twice).
     resume_window_days: int = Field(default=30, gt=0, le=3650)

@@ -103,7 +103,7 @@ def test_deployments_at_80_columns_fold_names_never_cut_them() -> None:
     from rich.console import Console
 
     from spojit_engine.cli.commands.deploy import deployments_table
-    from spojit_engine.guards.status import DeploymentStatus
+    from spojit_engine.guards.deployments.status import DeploymentStatus
 
     name = "nightly-digest-for-the-finance-team-eu-west"
     reason = "Out of credits: workspace acme has 0.00 credits; top up or wait for the reset."

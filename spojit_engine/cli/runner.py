@@ -243,7 +243,7 @@ def run_flow(
     what the run cost until then."""
     from prefect import tags
 
-    from spojit_engine.guards.resume import run_source
+    from spojit_engine.guards.runs.resume import run_source
     from spojit_engine.metering.meter.runtime import Runtime, use_runtime
 
     workflow = loaded.workflow

@@ -12,7 +12,13 @@ workflow can together cross its cap. What counts as spent (µcr):
   amount, less the draws of the debits and holds counted already. The limit remembers each debit
   and hold key of a capped run in ``guard_run_spends``, in the same transaction, so the sum reads
   the ledger's own rows. Charges a process has batched but not yet committed are not in the
-  ledger, so a run may pass its cap by at most its uncommitted batch (``batch.py``'s bound).
+  ledger, so a run may pass its cap by at most its uncommitted batch (the bound of
+  ``metering/meter/batch.py``).
+
+The day cap is written once: ``day_cap_refusal`` builds its refusal (for a spend, and at a run's
+start), ``Budget.day_spent`` says when nothing more may start today, and ``Guard.stop_for_day_cap``
+stops the workflow for the rest of the day. ``WorkflowBudget`` is a cap as the ``Engine`` returns
+it (credits as ``Decimal``).
 
 Caps are read through a per-process cache (``SPOJIT_BUDGET_CACHE_SECONDS``): a cap set in another
 process applies within that many seconds; one set through this process applies at once.
@@ -26,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.engine import Engine as SAEngine
@@ -48,6 +55,7 @@ from spojit_engine.metering.ledger.observers import Spend
 from spojit_engine.metering.ledger.posting import LedgerTx
 from spojit_engine.metering.ledger.reservations import RESERVATION_PREFIX, reservation_key
 from spojit_engine.metering.store import schema
+from spojit_engine.money import ucr_to_credits
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,74 @@ class Budget:
     max_per_run_ucr: int | None
     max_per_day_ucr: int | None
     updated_at: datetime
+
+    def day_spent(self, spent_ucr: int) -> bool:
+        """Nothing more may start today: the workflow has a day cap and ``spent_ucr`` (what it
+        spent today) reached it."""
+        return self.max_per_day_ucr is not None and spent_ucr >= self.max_per_day_ucr
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowBudget:
+    """A workflow's caps as the ``Engine`` returns them: credits as ``Decimal`` (the facade)."""
+
+    workspace_id: str
+    workflow: str
+    max_credits_per_run: Decimal | None
+    max_credits_per_day: Decimal | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, b: Budget) -> WorkflowBudget:
+        def credits(ucr: int | None) -> Decimal | None:
+            return None if ucr is None else ucr_to_credits(ucr)
+
+        return cls(
+            b.workspace_id,
+            b.workflow,
+            credits(b.max_per_run_ucr),
+            credits(b.max_per_day_ucr),
+            b.updated_at,
+        )
+
+
+def day_cap_refusal(
+    workspace: str, workflow: str, cap_ucr: int, spent_ucr: int, needed_ucr: int, now: datetime
+) -> BudgetExceeded:
+    """The refusal of a spend of ``needed_ucr`` (0: a run's start) that ``workflow``'s day cap
+    of ``cap_ucr`` forbids, ``spent_ucr`` spent today; it lasts until the next UTC day."""
+    until = next_day(now)
+    return BudgetExceeded(
+        over_day_budget(workflow, cap_ucr, spent_ucr, needed_ucr, until),
+        workspace=workspace,
+        workflow=workflow,
+        cause=Cause.BUDGET_DAY.value,
+        needed_ucr=needed_ucr,
+        allowed_ucr=cap_ucr - spent_ucr,
+        until=until,
+    )
+
+
+def run_cap_refusal(
+    workspace: str, workflow: str, cause: Cause, cap_ucr: int, spent_ucr: int, needed_ucr: int,
+    now: datetime,
+) -> BudgetExceeded:  # fmt: skip
+    """The refusal of a spend of ``needed_ucr`` that a run's cap forbids: its workflow's
+    ``max_credits_per_run`` (``BUDGET_RUN``) or a test run's own ``max_credits`` (``TEST_CAP``)."""
+    message = (
+        over_test_cap(cap_ucr, spent_ucr, needed_ucr)
+        if cause is Cause.TEST_CAP
+        else over_run_budget(workflow, cap_ucr, spent_ucr, needed_ucr)
+    )
+    return BudgetExceeded(
+        message,
+        workspace=workspace,
+        workflow=workflow,
+        cause=cause.value,
+        needed_ucr=needed_ucr,
+        allowed_ucr=cap_ucr - spent_ucr,
+        until=next_day(now),
+    )
 
 
 def spent_today_ucr(conn: Connection, workspace_id: str, workflow: str, now: datetime) -> int:
@@ -221,18 +297,13 @@ class Budgets:
         if budget is not None and budget.max_per_day_ucr is not None:
             spent = spent_today_ucr(tx.conn, tx.account.id, budget.workflow, tx.now)
             if spent + spend.amount_ucr > budget.max_per_day_ucr:
-                until = next_day(tx.now)
-                message = over_day_budget(
-                    budget.workflow, budget.max_per_day_ucr, spent, spend.amount_ucr, until
-                )
-                return self._exceeded(
-                    message,
-                    tx,
+                return day_cap_refusal(
+                    tx.account.name,
                     budget.workflow,
-                    Cause.BUDGET_DAY,
-                    spend,
-                    budget.max_per_day_ucr - spent,
-                    until,
+                    budget.max_per_day_ucr,
+                    spent,
+                    spend.amount_ucr,
+                    tx.now,
                 )
         caps = [(test_cap_ucr, Cause.TEST_CAP)] if test_cap_ucr is not None else []
         if budget is not None and budget.max_per_run_ucr is not None:
@@ -243,13 +314,8 @@ class Budgets:
         spent = spent_in_run_ucr(tx.conn, run_id)
         if spent + spend.amount_ucr > cap_ucr:
             name = workflow or "(none)"
-            message = (
-                over_test_cap(cap_ucr, spent, spend.amount_ucr)
-                if cause is Cause.TEST_CAP
-                else over_run_budget(name, cap_ucr, spent, spend.amount_ucr)
-            )
-            return self._exceeded(
-                message, tx, name, cause, spend, cap_ucr - spent, next_day(tx.now)
+            return run_cap_refusal(
+                tx.account.name, name, cause, cap_ucr, spent, spend.amount_ucr, tx.now
             )
         tx.conn.execute(
             insert(guard_run_spends).values(
@@ -262,26 +328,6 @@ class Budgets:
         )
         return None
 
-    @staticmethod
-    def _exceeded(
-        message: str,
-        tx: LedgerTx,
-        workflow: str,
-        cause: Cause,
-        spend: Spend,
-        allowed_ucr: int,
-        until: datetime,
-    ) -> BudgetExceeded:
-        return BudgetExceeded(
-            message,
-            workspace=tx.account.name,
-            workflow=workflow,
-            cause=cause.value,
-            needed_ucr=spend.amount_ucr,
-            allowed_ucr=allowed_ucr,
-            until=until,
-        )
-
     def day_refusal(
         self, workspace: str, workspace_id: str, workflow: str
     ) -> BudgetExceeded | None:
@@ -292,18 +338,9 @@ class Budgets:
             if budget is None or budget.max_per_day_ucr is None:
                 return None
             spent = spent_today_ucr(conn, workspace_id, workflow, now)
-        if spent < budget.max_per_day_ucr:
+        if not budget.day_spent(spent):
             return None
-        until = next_day(now)
-        return BudgetExceeded(
-            over_day_budget(workflow, budget.max_per_day_ucr, spent, 0, until),
-            workspace=workspace,
-            workflow=workflow,
-            cause=Cause.BUDGET_DAY.value,
-            needed_ucr=0,
-            allowed_ucr=0,
-            until=until,
-        )
+        return day_cap_refusal(workspace, workflow, budget.max_per_day_ucr, spent, 0, now)
 
     def prune(self, before: datetime) -> int:
         """Forget which keys old runs spent (their caps no longer matter)."""

@@ -15,6 +15,10 @@ state runs ``OK -> EXHAUSTED -> RESUMING -> OK`` (``policy.transition``):
 Pausing and resuming a scope are serialised across processes by the lease on its state row.
 Every call is idempotent: a second exhaust of an exhausted scope, or a resume of an OK one, is a
 cheap read and nothing more.
+
+The guard builds its sub-services and passes itself: the webhook queues
+(``deployments/webhooks.py``) and the resumer of runs stopped for credits (``runs/resume.py``)
+see it only as ``port.GuardPort``; the caps (``budgets.py``) need nothing of it.
 """
 
 from __future__ import annotations
@@ -36,13 +40,16 @@ from sqlalchemy import select
 
 from spojit_engine.db import read_transaction
 from spojit_engine.errors import InsufficientCredits
-from spojit_engine.guards import prefect_api, schedules, store
+from spojit_engine.guards import prefect_api, store
 from spojit_engine.guards.budgets import Budgets, spent_today_ucr
+from spojit_engine.guards.deployments import schedules
+from spojit_engine.guards.deployments.webhooks import Webhooks
 from spojit_engine.guards.errors import BudgetExceeded, PrefectUnavailable
 from spojit_engine.guards.policy import Cause, GuardState, out_of_credits
+from spojit_engine.guards.runs.refusals import requeue_untouched_webhook_run
+from spojit_engine.guards.runs.resume import Resumer
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
 from spojit_engine.guards.store import Binding, ScopeState
-from spojit_engine.guards.webhooks import Webhooks
 from spojit_engine.metering.core.records import Usage
 from spojit_engine.metering.reads.reports import BalanceRecord, read_balance, read_fresh
 from spojit_engine.metering.store import schema
@@ -84,9 +91,7 @@ class Guard:
         self.sa = ledger.engine
         self.clock = ledger.clock
         self.budgets = Budgets(self.sa, self.clock, self.settings.budget_cache_seconds)
-        self.hooks = Webhooks(self)
-        from spojit_engine.guards.resume import Resumer
-
+        self.hooks = Webhooks(self)  # sub-services see the guard as port.GuardPort
         self.resumer = Resumer(self)  # runs stopped for credits resume when credits return
         self._owner = f"{socket.gethostname()[:32]}:{os.getpid()}"
         observers = ledger.observers
@@ -199,7 +204,15 @@ class Guard:
                 needed_ucr=1,
             )
             return reason
-        over = self.budgets.day_refusal(balance.workspace_name, workspace_id, workflow)
+        over = self.stop_for_day_cap(workspace_id, workflow, balance.workspace_name)
+        return None if over is None else str(over)
+
+    def stop_for_day_cap(
+        self, workspace_id: str, workflow: str, workspace: str
+    ) -> BudgetExceeded | None:
+        """The workflow's day cap is spent: stop it (its schedules, its webhook queue) until the
+        next UTC day or a raised cap, and return the refusal; None while the day has room."""
+        over = self.budgets.day_refusal(workspace, workspace_id, workflow)
         if over is not None:
             self.exhaust(
                 workspace_id,
@@ -209,8 +222,7 @@ class Guard:
                 needed_ucr=0,
                 until=over.until,
             )
-            return str(over)
-        return None
+        return over
 
     # -- stopping ----------------------------------------------------------------------------------
 
@@ -343,7 +355,7 @@ class Guard:
             return True
         with read_transaction(self.sa) as conn:
             spent = spent_today_ucr(conn, state.workspace_id, state.scope, now)
-        return spent < budget.max_per_day_ucr
+        return not budget.day_spent(spent)
 
     # -- what the ledger tells us ------------------------------------------------------------------
 
@@ -374,8 +386,6 @@ class Guard:
                 reason=str(error),
                 needed_ucr=credits_to_ucr_exact(error.needed, allow_zero=True),
             )
-        from spojit_engine.guards.admission import requeue_untouched_webhook_run
-
         requeue_untouched_webhook_run(self, str(error), usage.node_call)
 
     # -- the renewals flow -------------------------------------------------------------------------

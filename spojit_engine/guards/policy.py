@@ -1,6 +1,6 @@
 """The guards' pure core: the guard state machine, what caused a stop, the daily budget window,
 and the sentences a person reads. No database, no Prefect. (Which kind of trigger started a run is
-``metering.run_context.classify``: the meter records it too.)
+``metering.meter.run_context.classify``: the meter records it too.)
 """
 
 from __future__ import annotations
@@ -113,3 +113,8 @@ def over_day_budget(
         f"{_credits(cap_ucr)} credits for {day_start(until - timedelta(days=1)):%Y-%m-%d} "
         f"(UTC){needs}; it resumes on {until:%Y-%m-%d} or when max_credits_per_day is raised."
     )
+
+
+def day_budget_spent(workflow: str) -> str:
+    """A day-cap stop's refusal when the stop recorded no sentence of its own."""
+    return f"Workflow {workflow} has spent its budget for today."

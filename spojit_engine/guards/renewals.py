@@ -6,6 +6,10 @@ Renewal is lazy anyway (the first ledger operation of a period renews it); this 
 work come back at the reset without waiting for traffic. ``spojit deploy`` deploys it on the
 work pool, every ``SPOJIT_RENEWALS_INTERVAL_SECONDS``. Its worker needs the ledger's
 ``SPOJIT_DATABASE_URL``, like every worker that runs spojit workflows.
+
+This module stays at ``spojit_engine.guards.renewals``: that path is the deployment's entrypoint
+(``deployments/deploy.py``'s ``RENEWALS_ENTRYPOINT``), stored in every Prefect server it was
+deployed to.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect import flow
 
-from spojit_engine.guards.deploy import RENEWALS_NAME
+from spojit_engine.guards.deployments.deploy import RENEWALS_NAME
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard

@@ -103,8 +103,8 @@ guard_run_spends = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
-# Runs stopped for credits part-way (guards/incomplete.py): one row per original run, kept until
-# it is resumed (each attempt claimed once) or abandoned.
+# Runs stopped for credits part-way (guards/runs/incomplete.py): one row per original run, kept
+# until it is resumed (each attempt claimed once) or abandoned.
 incomplete_runs = Table(
     "incomplete_runs",
     metadata,

@@ -98,26 +98,23 @@ class Workflow:
             return self._admitted(payload)
 
     def _admitted(self, payload: Any) -> Any:
-        from spojit_engine.guards import reserve
-        from spojit_engine.guards.admission import admit_run
+        from spojit_engine.guards import flow_run
 
-        refused = admit_run(self.name)  # the credit guard: None, or this run's final state
+        refused = flow_run.admit_run(self.name)  # the credit guard: None, or this run's final state
         if refused is None:
-            reserved = reserve.reserve_run(self, payload)
-            if reserved is None or isinstance(reserved, reserve.Reserved):
+            reserved = flow_run.reserve_run(self, payload)
+            if reserved is None or isinstance(reserved, flow_run.Reserved):
                 return self._reserved(payload, reserved)
             refused = reserved  # its reservation was refused: the run did not start
-        from spojit_engine.guards.resume import refused_at_start
-
-        return refused_at_start(self.name, refused)  # a refused resume stays to resume
+        return flow_run.refused_at_start(self.name, refused)  # a refused resume stays to resume
 
     def _reserved(self, payload: Any, reserved: Any) -> Any:
-        from spojit_engine.guards import reserve
+        from spojit_engine.guards import flow_run
 
         try:
             return self._steps(payload)
         finally:
-            reserve.close(reserved)  # however the run ended, the rest of its hold is released
+            flow_run.close(reserved)  # however the run ended, the rest of its hold is released
 
     def _steps(self, payload: Any) -> Any:
         value = payload
@@ -125,7 +122,7 @@ class Workflow:
             for step in self.steps:
                 value = step(value)
         except InsufficientCredits as exc:  # stopped part-way: kept as incomplete, to resume
-            from spojit_engine.guards.resume import stopped_for_credits
+            from spojit_engine.guards.flow_run import stopped_for_credits
 
             with contextlib.suppress(Exception):
                 publish_credit_artifact()

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from spojit_engine import Engine
 from spojit_engine.cli.app import app
-from spojit_engine.guards.deploy import RENEWALS_NAME
+from spojit_engine.guards.deployments.deploy import RENEWALS_NAME
 from spojit_engine.guards.policy import Cause
 from spojit_engine.settings import get_settings
 

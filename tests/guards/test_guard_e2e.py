@@ -18,7 +18,7 @@ import pytest
 from e2e_support import BIN, Processes, Server, prefect_stack, wait_until
 
 from spojit_engine import Engine
-from spojit_engine.guards.deploy import RENEWALS_NAME
+from spojit_engine.guards.deployments.deploy import RENEWALS_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

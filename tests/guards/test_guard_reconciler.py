@@ -12,8 +12,8 @@ from guard_helpers import actives, hooks_client, unique
 from test_guard_pause_resume import Scene, assert_stopped, run_dry
 
 from spojit_engine import Engine
-from spojit_engine.guards.reconciler import Reconciler
-from spojit_engine.guards.status import RESUME_PENDING
+from spojit_engine.guards.deployments.reconciler import Reconciler
+from spojit_engine.guards.deployments.status import RESUME_PENDING
 
 WAIT_SECONDS = 60  # a bound on waiting for the background thread, not a timing assertion
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 
 from spojit_engine.errors import InsufficientCredits
-from spojit_engine.guards import refusal_log
 from spojit_engine.guards.prefect_api import PAUSE_NOTE_MARK, with_pause_note
+from spojit_engine.guards.runs import refusal_log
 
 
 def record_of(error: BaseException) -> logging.LogRecord:

@@ -16,7 +16,7 @@ from spojit_engine import Connector, Engine, Transform, Workflow
 from spojit_engine.display import credits_text
 from spojit_engine.errors import InvalidInput
 from spojit_engine.guards.policy import REFUSED_STATE_NAME
-from spojit_engine.guards.reserve import policy_of
+from spojit_engine.guards.runs.reserve import policy_of
 from spojit_engine.metering.meter.run_context import RESERVE_TAG
 from spojit_engine.metering.store.usage import read_usage
 

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from spojit_engine import Connector, Engine, Workflow
 from spojit_engine.errors import Conflict, IllegalTransition, InsufficientCredits
-from spojit_engine.guards import incomplete
-from spojit_engine.guards.incomplete import Refusal, RunStatus, transition
 from spojit_engine.guards.policy import REFUSED_STATE_NAME
+from spojit_engine.guards.runs import incomplete
+from spojit_engine.guards.runs.incomplete import Refusal, RunStatus, transition
 from spojit_engine.metering.meter.run_context import RESUME_TAG, WORKSPACE_TAG
 from spojit_engine.metering.store import schema
 

@@ -19,7 +19,7 @@ from test_guard_e2e import PHASE_SECONDS, SERVER_START_SECONDS
 from test_resume import billed_per_node
 
 from spojit_engine import Engine
-from spojit_engine.guards.incomplete import RunStatus
+from spojit_engine.guards.runs.incomplete import RunStatus
 from spojit_engine.metering.meter.run_context import RESUME_TAG
 
 pytestmark = pytest.mark.e2e

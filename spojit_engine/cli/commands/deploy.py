@@ -18,8 +18,8 @@ from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
 from spojit_engine.cli.render import console, print_json, print_secret, to_jsonable
 
 if TYPE_CHECKING:
-    from spojit_engine.guards.deploy import Deployed, DeployRequest
-    from spojit_engine.guards.status import WorkflowBudget
+    from spojit_engine.guards.budgets import WorkflowBudget
+    from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.nodes import Workflow
     from spojit_engine.nodes.scope import RunScope
 
@@ -63,7 +63,7 @@ def deploy(
 ) -> None:
     """Deploy a workflow to Prefect, billed to the workspace, its schedules guarded by credits."""
     from spojit_engine.cli import runner
-    from spojit_engine.guards.reserve import check_policy
+    from spojit_engine.guards.runs.reserve import check_policy
     from spojit_engine.money import credits_to_ucr_exact
     from spojit_engine.nodes.scope import RunScope
 
@@ -107,7 +107,7 @@ def deploy_request(ctx: CommandContext, spec: str, workflow: Workflow, *, name: 
                    reserve: str | None) -> DeployRequest:  # fmt: skip
     """What ``spojit deploy``'s options ask of the guard: the schedule is ``--cron`` or
     ``--interval``, else the workflow's own Trigger cron."""
-    from spojit_engine.guards.deploy import DeployRequest
+    from spojit_engine.guards.deployments.deploy import DeployRequest
 
     trigger_cron = workflow.trigger.cron if workflow.trigger is not None else None
     entrypoint, directory = entrypoint_of(spec)

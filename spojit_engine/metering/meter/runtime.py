@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class RuntimeHost(Protocol):
     """What a run needs of the object that owns the ledger (the ``Engine``): its ledger for node
     calls, and its run reservations (a reserved run holds its estimate at start, and gives
-    back the rest at its end: ``guards/reserve.py``). What those hand back is not read here."""
+    back the rest at its end: ``guards/runs/reserve.py``). What those hand back is not read here."""
 
     @property
     def ledger(self) -> Ledger: ...

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from spojit_engine.engine import Engine
-from spojit_engine.guards.webhooks import Receipt
+from spojit_engine.guards.deployments.webhooks import Receipt
 from spojit_engine.web.api.openapi import CLIENT_ERRORS, error_responses
 from spojit_engine.web.auth import engine_of
 

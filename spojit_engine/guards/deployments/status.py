@@ -1,18 +1,15 @@
 """What ``spojit deployments`` shows: each bound deployment's workspace, schedules and whether it
-is paused — by the guard (with the reason), by a person, or not at all — and its webhook queue.
-Credits are ``Decimal`` here (the facade)."""
+is paused — by the guard (with the reason), by a person, or not at all — and its webhook queue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING
 
 from spojit_engine.guards import prefect_api, store
-from spojit_engine.guards.budgets import Budget
 from spojit_engine.guards.errors import PrefectUnavailable
-from spojit_engine.money import ucr_to_credits
+from spojit_engine.guards.store import Binding
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
@@ -31,28 +28,6 @@ UNKNOWN = "unknown (Prefect did not answer)"
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowBudget:
-    workspace_id: str
-    workflow: str
-    max_credits_per_run: Decimal | None
-    max_credits_per_day: Decimal | None
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, b: Budget) -> WorkflowBudget:
-        def credits(ucr: int | None) -> Decimal | None:
-            return None if ucr is None else ucr_to_credits(ucr)
-
-        return cls(
-            b.workspace_id,
-            b.workflow,
-            credits(b.max_per_run_ucr),
-            credits(b.max_per_day_ucr),
-            b.updated_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class DeploymentStatus:
     deployment_id: str
     name: str
@@ -66,6 +41,7 @@ class DeploymentStatus:
 
 
 def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[DeploymentStatus]:
+    """Every deployment bound to ``workspace_id`` (None: to any workspace), as it stands."""
     bindings = store.bindings(guard.sa, workspace_id, limit=guard.settings.page_size_max)
     pauses = store.latest_pauses(guard.sa, [b.deployment_id for b in bindings])
     hooks = {
@@ -73,42 +49,13 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
         for ws in {b.workspace_id for b in bindings}
         for h in guard.hooks.hooks_of(ws)
     }
-    known: dict[tuple[str, str], bool] = {}
-
-    def pending(workspace_id: str, scope: str) -> bool:
-        if (workspace_id, scope) not in known:
-            known[workspace_id, scope] = guard.resume_pending(workspace_id, scope)
-        return known[workspace_id, scope]
-
-    infos: dict[str, prefect_api.DeploymentInfo | None] = {}
-    reachable = True
-    try:
-        with prefect_api.client() as prefect:
-            for b in bindings:
-                infos[b.deployment_id] = prefect_api.read_deployment(prefect, b.deployment_id)
-    except PrefectUnavailable:
-        reachable = False
+    pending = cache(guard.resume_pending)  # one read per (workspace, scope)
+    infos, reachable = _read_deployments(bindings)
     out = []
     for b in bindings:
         info = infos.get(b.deployment_id)
         mine = pauses.get(b.deployment_id, [])
-        schedules = (
-            []
-            if info is None
-            else [s.text + ("" if s.active else " (off)") for s in info.schedules]
-        )
-        if not reachable:
-            status = PAUSED_BY_GUARD if mine else UNKNOWN
-        elif info is None:
-            status = DELETED
-        elif mine:
-            status = PAUSED_BY_GUARD
-        elif info.paused or (info.schedules and not any(s.active for s in info.schedules)):
-            status = PAUSED_BY_PERSON
-        elif not info.schedules:
-            status = NO_SCHEDULE
-        else:
-            status = ACTIVE
+        status = _status(info, bool(mine), reachable=reachable)
         reason = mine[0].reason if mine else None
         if status == PAUSED_BY_GUARD and pending(b.workspace_id, mine[0].scope):
             status, reason = RESUME_PENDING, PENDING_REASON
@@ -119,7 +66,7 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
                 b.deployment_name,
                 b.workflow,
                 b.workspace_id,
-                schedules,
+                _schedule_texts(info),
                 status,
                 reason,
                 hook,
@@ -127,3 +74,39 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
             )
         )
     return out
+
+
+def _read_deployments(
+    bindings: list[Binding],
+) -> tuple[dict[str, prefect_api.DeploymentInfo | None], bool]:
+    """Each bound deployment as Prefect has it (None: deleted), as far as Prefect answered; and
+    whether it answered to the end."""
+    infos: dict[str, prefect_api.DeploymentInfo | None] = {}
+    try:
+        with prefect_api.client() as prefect:
+            for b in bindings:
+                infos[b.deployment_id] = prefect_api.read_deployment(prefect, b.deployment_id)
+    except PrefectUnavailable:
+        return infos, False
+    return infos, True
+
+
+def _schedule_texts(info: prefect_api.DeploymentInfo | None) -> list[str]:
+    if info is None:
+        return []
+    return [s.text + ("" if s.active else " (off)") for s in info.schedules]
+
+
+def _status(info: prefect_api.DeploymentInfo | None, guard_paused: bool, *, reachable: bool) -> str:
+    """One of the constants above (``RESUME_PENDING`` is decided by the caller)."""
+    if not reachable:
+        return PAUSED_BY_GUARD if guard_paused else UNKNOWN
+    if info is None:
+        return DELETED
+    if guard_paused:
+        return PAUSED_BY_GUARD
+    if info.paused or (info.schedules and not any(s.active for s in info.schedules)):
+        return PAUSED_BY_PERSON
+    if not info.schedules:
+        return NO_SCHEDULE
+    return ACTIVE

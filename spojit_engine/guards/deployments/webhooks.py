@@ -39,7 +39,7 @@ from spojit_engine.jsonbody import parse_json
 from spojit_engine.metering.meter.run_context import TRIGGER_TAG, WORKSPACE_TAG, TriggerKind
 
 if TYPE_CHECKING:
-    from spojit_engine.guards.guard import Guard
+    from spojit_engine.guards.port import GuardPort
 
 HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 QUEUED, STARTED = "queued", "started"
@@ -73,7 +73,7 @@ _DUMMY_HASH = _hash(secrets.token_urlsafe(32))  # what an unknown hook's secret 
 
 
 class Webhooks:
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: GuardPort) -> None:
         self.guard = guard
         self.engine = guard.sa
         self.clock = guard.clock
@@ -273,7 +273,6 @@ class Webhooks:
         return started
 
     def _drain_pass(self, hook: Hook, owner: str, ttl: timedelta) -> int:
-        q, h = webhook_queue.c, workflow_hooks.c
         started = 0
         if self.guard.stopped_reason(hook.workspace_id, hook.workflow, check_balance=True):
             return 0
@@ -281,45 +280,53 @@ class Webhooks:
             for _ in range(self.queue_max * 2):  # bounded: the queue holds at most queue_max
                 if self.guard.stopped_reason(hook.workspace_id, hook.workflow):
                     break
-                with read_transaction(self.engine) as conn:
-                    row = conn.execute(
-                        select(q.id, q.body, q.attempts)
-                        .where(q.hook == hook.name, q.state == QUEUED)
-                        .order_by(q.id)
-                        .limit(1)
-                    ).one_or_none()
+                row = self._oldest_waiting(hook.name)
                 if row is None:
                     break
-                attempt = row.attempts + 1
-                run_id = prefect_api.create_run(
-                    prefect,
-                    hook.deployment_id,
-                    parameters={"payload": json.loads(row.body)},
-                    tags=[
-                        TRIGGER_TAG + TriggerKind.WEBHOOK.value,
-                        f"{HOOK_REQUEST_TAG}{row.id}",
-                        WORKSPACE_TAG + hook.workspace_id,
-                    ],
-                    idempotency_key=f"spojit-hook:{row.id}:{attempt}",
-                )
-                with write_transaction(self.engine) as conn:
-                    conn.execute(
-                        update(webhook_queue)
-                        .where(q.id == row.id, q.state == QUEUED, q.attempts == row.attempts)
-                        .values(
-                            state=STARTED,
-                            attempts=attempt,
-                            flow_run_id=run_id,
-                            started_at=self.clock(),
-                        )
-                    )
-                    conn.execute(
-                        update(workflow_hooks)
-                        .where(h.name == hook.name, h.lease_owner == owner)
-                        .values(lease_until=self.clock() + ttl)
-                    )
+                self._start(prefect, hook, row, owner, ttl)
                 started += 1
         return started
+
+    def _oldest_waiting(self, hook_name: str) -> Any:
+        """The hook's oldest waiting request (id, body, attempts), or None."""
+        q = webhook_queue.c
+        with read_transaction(self.engine) as conn:
+            return conn.execute(
+                select(q.id, q.body, q.attempts)
+                .where(q.hook == hook_name, q.state == QUEUED)
+                .order_by(q.id)
+                .limit(1)
+            ).one_or_none()
+
+    def _start(self, prefect: Any, hook: Hook, row: Any, owner: str, ttl: timedelta) -> None:
+        """Start one waiting request as a run of the hook's deployment (its attempt's key makes
+        a retry return the same run), mark it started, and extend the drainer's lease."""
+        q, h = webhook_queue.c, workflow_hooks.c
+        attempt = row.attempts + 1
+        run_id = prefect_api.create_run(
+            prefect,
+            hook.deployment_id,
+            parameters={"payload": json.loads(row.body)},
+            tags=[
+                TRIGGER_TAG + TriggerKind.WEBHOOK.value,
+                f"{HOOK_REQUEST_TAG}{row.id}",
+                WORKSPACE_TAG + hook.workspace_id,
+            ],
+            idempotency_key=f"spojit-hook:{row.id}:{attempt}",
+        )
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(webhook_queue)
+                .where(q.id == row.id, q.state == QUEUED, q.attempts == row.attempts)
+                .values(
+                    state=STARTED, attempts=attempt, flow_run_id=run_id, started_at=self.clock()
+                )
+            )
+            conn.execute(
+                update(workflow_hooks)
+                .where(h.name == hook.name, h.lease_owner == owner)
+                .values(lease_until=self.clock() + ttl)
+            )
 
     def requeue(self, request_id: int, flow_run_id: str, reason: str) -> bool:
         """Put a webhook request whose run was refused at its start back in the queue."""

@@ -1,7 +1,7 @@
 """Incomplete runs: a run stopped part-way for credits is kept, and resumes from the refused node.
 
 A run whose metered node is refused (``InsufficientCredits``) ends ``Cancelled`` named
-``OutOfCredits`` (see ``nodes/workflow.py``) and leaves one row here, keyed by the **original**
+``OutOfCredits`` (``guards/flow_run.py``) and leaves one row here, keyed by the **original**
 flow run. Its status runs ``incomplete -> resuming -> resumed`` (and back to ``incomplete`` when a
 resumed run is refused again), or ``incomplete -> abandoned``:
 

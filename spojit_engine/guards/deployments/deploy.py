@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import InvalidInput
 from spojit_engine.guards import prefect_api
-from spojit_engine.guards.webhooks import HOOK_NAME
+from spojit_engine.guards.deployments.webhooks import HOOK_NAME
 from spojit_engine.metering.meter.run_context import RESERVE_TAG, WORKSPACE_TAG
 
 if TYPE_CHECKING:
@@ -122,24 +122,7 @@ def deploy_workflow(guard: Guard, request: DeployRequest) -> Deployed:
     pool = guard.settings.work_pool
     with prefect_api.client() as prefect:
         ensure_work_pool(prefect, pool)
-        flow_id = prefect.create_flow_from_name(request.workflow)
-        deployment_id = str(
-            prefect.create_deployment(
-                flow_id=flow_id,
-                name=request.name,
-                entrypoint=request.entrypoint,
-                path=request.directory,
-                pull_steps=_pull_steps(request.directory),
-                work_pool_name=pool,
-                schedules=schedules,
-                tags=[WORKSPACE_TAG + request.workspace_id]
-                + ([RESERVE_TAG + request.reserve] if request.reserve else []),
-                parameters=request.parameters or {},
-                parameter_openapi_schema=PAYLOAD_SCHEMA,
-                enforce_parameter_schema=False,
-                description=request.description,
-            )
-        )
+        deployment_id = _create_deployment(prefect, request, pool, schedules)
         renewals_id = ensure_renewals_deployment(prefect, pool, guard.settings)
         info = prefect_api.read_deployment(prefect, deployment_id)
     guard.bind(
@@ -167,6 +150,30 @@ def deploy_workflow(guard: Guard, request: DeployRequest) -> Deployed:
         f"/hooks/{request.name}" if request.webhook else None,
         secret,
         renewals_id,
+    )
+
+
+def _create_deployment(
+    prefect: Any, request: DeployRequest, pool: str, schedules: list[Any]
+) -> str:
+    """Create (or update in place: same flow and name) the workflow's deployment; its id."""
+    flow_id = prefect.create_flow_from_name(request.workflow)
+    return str(
+        prefect.create_deployment(
+            flow_id=flow_id,
+            name=request.name,
+            entrypoint=request.entrypoint,
+            path=request.directory,
+            pull_steps=_pull_steps(request.directory),
+            work_pool_name=pool,
+            schedules=schedules,
+            tags=[WORKSPACE_TAG + request.workspace_id]
+            + ([RESERVE_TAG + request.reserve] if request.reserve else []),
+            parameters=request.parameters or {},
+            parameter_openapi_schema=PAYLOAD_SCHEMA,
+            enforce_parameter_schema=False,
+            description=request.description,
+        )
     )
 
 

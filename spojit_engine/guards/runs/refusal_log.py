@@ -4,6 +4,7 @@ traceback — and a run refused for credits ends in a Cancelled state that raise
 Task runs whose metered node was refused log the same way. This filter, on Prefect's run
 loggers, rewrites exactly those records (the exception is an ``InsufficientCredits``, or caused
 by one) as one WARNING line with the reason and no traceback; every other record passes as is.
+``warn`` is how the gate itself writes a line to a run's log.
 """
 
 from __future__ import annotations
@@ -44,3 +45,14 @@ def install() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def warn(message: str, *args: object) -> None:
+    """A WARNING in the current run's log (the gate's one way to write there); outside a run
+    there is no run logger, and the run's state message says it all."""
+    try:
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning(message, *args)
+    except Exception:  # no run logger outside a run
+        pass

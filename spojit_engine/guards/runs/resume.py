@@ -1,14 +1,14 @@
-"""Stopping a run for credits, and resuming it (the shell around ``guards/incomplete.py``).
+"""Stopping a run for credits, and resuming it (the shell around ``runs/incomplete.py``).
 
-- ``stopped_for_credits`` (in the flow, when a node was refused): a test run that reached its own
-  cap ends ``Cancelled`` named ``CapReached`` (it did what was asked; it is not kept). Otherwise
-  keep the run as incomplete and
-  end it ``Cancelled`` named ``OutOfCredits`` with the refusal as its one-line message — a state
-  of its own, not ``Failed`` with a traceback. ``Cancelled`` rather than ``Paused``: a Prefect
+- When a node was refused (``flow_run.stopped_for_credits`` asks here): a test run that reached
+  its own cap ends ``Cancelled`` named ``CapReached`` (``cap_reached``: it did what was asked; it
+  is not kept). Otherwise ``keep_incomplete`` keeps the run as incomplete and it ends
+  ``Cancelled`` named ``OutOfCredits`` with the refusal as its one-line message — a state of its
+  own, not ``Failed`` with a traceback. ``Cancelled`` rather than ``Paused``: a Prefect
   ``Paused`` run waits in its process (or is suspended and re-run by its deployment) and fails
   when its pause times out; a run stopped for credits may wait days, and resumes as a new run
   that reads the finished nodes from Prefect's result store (written at the refusal). A
-  webhook run refused before any node ran is already back in its hook's queue (``admission``)
+  webhook run refused before any node ran is already back in its hook's queue (``requeued``)
   and is not kept twice.
 - ``Resumer`` starts resumes: by itself for schedule- and webhook-triggered runs of deployments
   when credits return (the ledger's ``credits_added``, and the renewals flow's reconcile), on
@@ -25,17 +25,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spojit_engine.errors import Conflict, InsufficientCredits, InvalidInput
-from spojit_engine.guards import incomplete, prefect_api, store
+from spojit_engine.guards import prefect_api, store
 from spojit_engine.guards.errors import PrefectUnavailable
-from spojit_engine.guards.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
-from spojit_engine.guards.policy import REFUSED_STATE_NAME, Cause, hook_request_id
+from spojit_engine.guards.policy import Cause, hook_request_id
+from spojit_engine.guards.runs import incomplete, refusal_log
+from spojit_engine.guards.runs.incomplete import AUTO_RESUMED, IncompleteRun, Refusal, RunStatus
+from spojit_engine.guards.runs.refusals import RunFacts
 from spojit_engine.guards.schema import WORKSPACE_SCOPE
-from spojit_engine.metering.meter.run_context import RESUME_TAG, TriggerKind
+from spojit_engine.metering.meter.run_context import TriggerKind
 from spojit_engine.metering.store.usage import read_usage
 from spojit_engine.money import credits_to_ucr_exact
 
 if TYPE_CHECKING:
-    from spojit_engine.guards.guard import Guard
+    from spojit_engine.guards.port import GuardPort
     from spojit_engine.metering.meter.runtime import RuntimeHost
 
 log = logging.getLogger(__name__)
@@ -74,99 +76,69 @@ class ResumeStarted:
     state: str | None  # the new run's final state name when it ran here; None when queued
 
 
-def _refused_node(guard: Guard, flow_run_id: str) -> str | None:
+def _refused_node(guard: GuardPort, flow_run_id: str) -> str | None:
     rows = read_usage(guard.sa, flow_run_id=flow_run_id, limit=guard.settings.page_size_max)
     return next((r.node_name for r in rows if r.status == "refused"), None)
 
 
-def _requeued(guard: Guard, tags: frozenset[str], kind: TriggerKind) -> bool:
-    """A webhook run refused before anything of it ran went back to its hook's queue."""
-    request_id = hook_request_id(tags)
+def requeued(guard: GuardPort, run: RunFacts) -> bool:
+    """A webhook run refused before anything of it ran went back to its hook's queue (it is
+    not kept twice)."""
+    request_id = hook_request_id(run.tags)
     return (
-        kind is TriggerKind.WEBHOOK and request_id is not None and guard.hooks.is_queued(request_id)
+        run.kind is TriggerKind.WEBHOOK
+        and request_id is not None
+        and guard.hooks.is_queued(request_id)
     )
 
 
-def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any = None) -> Any:
-    """In a flow run whose node was refused: keep it as incomplete; return its final state
-    (``final``, else ``Cancelled`` named ``OutOfCredits``)."""
-    from prefect.context import FlowRunContext
+def cap_reached(error: InsufficientCredits) -> Any | None:
+    """A test run that reached its own cap did what was asked: its final state ``CapReached``
+    (it is not kept). None for any other refusal."""
+    if getattr(error, "cause", None) != Cause.TEST_CAP.value:
+        return None
     from prefect.states import Cancelled
 
-    from spojit_engine.guards.admission import RunFacts
-    from spojit_engine.metering.meter.run_billing import billed_workspace
-    from spojit_engine.metering.meter.run_context import current_run
-    from spojit_engine.metering.meter.runtime import current_runtime
+    refusal_log.warn("%s", str(error))
+    return Cancelled(name=CAP_REACHED_STATE, message=str(error), data=error)
 
-    if getattr(error, "cause", None) == Cause.TEST_CAP.value:  # stopped as asked: not kept
-        _log(str(error))
-        return Cancelled(name=CAP_REACHED_STATE, message=str(error), data=error)
-    state: Any = final or Cancelled(name=REFUSED_STATE_NAME, message=str(error), data=error)
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return state
-    from spojit_engine.guards.guard import Guard
 
-    runtime = current_runtime()
-    guard = Guard.of(runtime.engine.ledger)
-    facts = RunFacts.of(context.flow_run)
-    if _requeued(guard, facts.tags, facts.kind):
-        return state
-    try:
-        kept = incomplete.record(
-            guard.sa,
-            Refusal(
-                flow_run_id=facts.flow_run_id,
-                workspace_id=billed_workspace(runtime, current_run())[0],
-                workflow=workflow,
-                deployment_id=facts.deployment_id,
-                trigger=facts.kind.value,
-                parameters=dict(context.parameters or {}),
-                tags=sorted(facts.tags),
-                refused_node=_refused_node(guard, facts.flow_run_id),
-                reason=str(error),
-                needed_ucr=credits_to_ucr_exact(error.needed, allow_zero=True),
-                source=_source.get(),
-            ),
-            guard.clock(),
-        )
-    except InvalidInput as exc:  # parameters that are not JSON: the run cannot be kept
-        log.warning("Run %s stopped for credits and cannot resume: %s", facts.flow_run_id, exc)
-        return state
+def keep_incomplete(
+    guard: GuardPort, workspace_id: str, workflow: str, run: RunFacts, error: InsufficientCredits,
+    *, parameters: dict[str, Any],
+) -> IncompleteRun:  # fmt: skip
+    """Keep a run whose node was refused as incomplete (``InvalidInput`` when its parameters
+    are not JSON: it cannot be kept), and say in its log how it resumes."""
+    kept = incomplete.record(
+        guard.sa,
+        Refusal(
+            flow_run_id=run.flow_run_id,
+            workspace_id=workspace_id,
+            workflow=workflow,
+            deployment_id=run.deployment_id,
+            trigger=run.kind.value,
+            parameters=parameters,
+            tags=sorted(run.tags),
+            refused_node=_refused_node(guard, run.flow_run_id),
+            reason=str(error),
+            needed_ucr=credits_to_ucr_exact(error.needed, allow_zero=True),
+            source=_source.get(),
+        ),
+        guard.clock(),
+    )
     how = (
         "it resumes from there by itself when credits return"
         if kept.trigger in AUTO_RESUMED and kept.deployment_id
         else f"resume it from there with `spojit executions resume {kept.flow_run_id}`"
     )
-    _log(f"Stopped for credits at node {kept.refused_node}: {error} Kept as incomplete; {how}.")
-    return state
-
-
-def refused_at_start(workflow: str, state: Any) -> Any:
-    """A run refused before it started (admission, or its reservation): if it was a resume,
-    its original goes back to ``incomplete`` (else that resume would be lost); returns ``state``."""
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    tags = (context.flow_run.tags or ()) if context and context.flow_run else ()
-    if not any(t.startswith(RESUME_TAG) for t in tags) or not isinstance(
-        state.data, InsufficientCredits
-    ):
-        return state
-    return stopped_for_credits(workflow, state.data, final=state)
-
-
-def _log(message: str) -> None:
-    try:
-        from prefect.logging import get_run_logger
-
-        get_run_logger().warning("%s", message)
-    except Exception:  # no run logger: the state's message says it
-        pass
+    refusal_log.warn(
+        "Stopped for credits at node %s: %s Kept as incomplete; %s.", kept.refused_node, error, how
+    )
+    return kept
 
 
 class Resumer:
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: GuardPort) -> None:
         self.guard = guard
         self.sa = guard.sa
         self.clock = guard.clock
