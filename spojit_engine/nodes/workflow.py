@@ -72,7 +72,7 @@ class Workflow:
     def __init__(self, name: str, steps: Sequence[Node], *, description: str = "",
                  reserve: str | None = None) -> None:  # fmt: skip
         """``reserve`` (``"p95"`` or ``"max"``): each run holds that estimate at start
-        (``guards/reserve.py``); a deployment's ``--reserve`` overrides it."""
+        (``guards/runs/reserve.py``); a deployment's ``--reserve`` overrides it."""
         if not steps:
             raise InvalidInput(f"Workflow {name!r} needs at least one step.")
         if reserve not in (None, "p95", "max"):
@@ -173,7 +173,7 @@ class Workflow:
     def reservation(
         self, workspace_id: str, policy: str, *, inputs: Any, test: bool, sample: int | None
     ) -> Decimal:
-        """Credits one run reserves at start under ``policy`` (``guards/reserve.py``): its p95
+        """Credits one run reserves at start under ``policy`` (``guards/runs/reserve.py``): its p95
         or max estimate."""
         credits = self.estimate(
             workspace=workspace_id, inputs=inputs, test=test, sample=sample

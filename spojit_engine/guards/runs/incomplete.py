@@ -271,11 +271,6 @@ def _move(
         )
 
 
-def stale_resuming(engine: SAEngine, workspace_id: str, *, limit: int) -> list[IncompleteRun]:
-    """Claimed resumes never marked started (their resumer died): retried with the same key."""
-    return listing(engine, workspace_id, statuses=(RunStatus.RESUMING,), limit=limit)
-
-
 def waiting_workspaces(engine: SAEngine, limit: int) -> list[str]:
     """Workspaces with schedule- or webhook-triggered runs waiting to resume."""
     r = incomplete_runs.c
