@@ -98,10 +98,15 @@ def _workflow(name: str) -> str:
     return check_line(name, what="A workflow name", chars_max=WORKFLOW_LENGTH_MAX)
 
 
-def _run_id(flow_run_id: str | None) -> str | None:
-    if flow_run_id is None:
-        return None
+def _run_id(flow_run_id: str) -> str:
     return check_lookup(flow_run_id, what="A flow run id", chars_max=RUN_ID_LENGTH_MAX)
+
+
+def _reason(reason: str | None) -> str | None:
+    """Why credits moved, as a person wrote it (kept with the grant or the clawback)."""
+    if reason is None:
+        return None
+    return check_line(reason, what="The reason", chars_max=REASON_LENGTH_MAX)
 
 
 class Engine:
@@ -223,8 +228,6 @@ class Engine:
         """Add a block of credits. ``by`` is the admin granting it (None: the local operator);
         the grant records who and ``reason`` says why."""
         accounts.require_admin(self.ledger, workspace_id, by, "grant credits")
-        if reason is not None:
-            check_line(reason, what="The reason", chars_max=REASON_LENGTH_MAX)
         record = self.ledger.grant(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
@@ -233,7 +236,7 @@ class Engine:
             expires_at=expires_at,
             priority=priority,
             effective_at=effective_at,
-            reason=reason,
+            reason=_reason(reason),
             granted_by=by or "operator",
         )
         return Grant.of(record)
@@ -256,7 +259,7 @@ class Engine:
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
             usage=_usage(workflow, node_type, member_id, test_run),
-            run_id=_run_id(flow_run_id),
+            run_id=None if flow_run_id is None else _run_id(flow_run_id),
         )
         return Entry.of(record)
 
@@ -279,7 +282,7 @@ class Engine:
             key=_check_key(key),
             ttl=ttl if ttl is not None else timedelta(seconds=self.settings.hold_ttl_seconds),
             usage=_usage(workflow, node_type, member_id, test_run),
-            run_id=_run_id(flow_run_id),
+            run_id=None if flow_run_id is None else _run_id(flow_run_id),
         )
         return Hold.of(record)
 
@@ -301,7 +304,7 @@ class Engine:
         record = self.ledger.reserve(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
-            key=_check_key(reservation_key(str(_run_id(flow_run_id)))),
+            key=_check_key(reservation_key(_run_id(flow_run_id))),
             ttl=ttl if ttl is not None else timedelta(seconds=seconds),
             usage=_usage(workflow, None, None, False),
         )
@@ -448,7 +451,7 @@ class Engine:
         record = read_execution(
             self.sa_engine,
             workspace_id,
-            str(_run_id(flow_run_id)),
+            _run_id(flow_run_id),
             member_id=member_id,
             records_max=self.settings.page_size_max * 20,
         )
@@ -632,9 +635,7 @@ class Engine:
             grant_key=_check_key(grant_key),
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
-            reason=None
-            if reason is None
-            else check_line(reason, what="The reason", chars_max=REASON_LENGTH_MAX),
+            reason=_reason(reason),
         )
         return Entry.of(record)
 
@@ -748,19 +749,19 @@ class Engine:
         """The incomplete run ``flow_run_id`` names (the original run, or one of its resumes)."""
         from spojit_engine.guards.runs import incomplete
 
-        return incomplete.get(self.sa_engine, str(_run_id(flow_run_id)), workspace_id)
+        return incomplete.get(self.sa_engine, _run_id(flow_run_id), workspace_id)
 
     def resume_run(
         self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None
     ) -> ResumeStarted:
         """Resume a run stopped for credits from the node that was refused (once): a new run of
         its deployment, or ``workflow`` run here for a run made outside a deployment."""
-        run_id = str(_run_id(flow_run_id))
+        run_id = _run_id(flow_run_id)
         return self.guard.resumer.resume(workspace_id, run_id, workflow=workflow, host=self)
 
     def abandon_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
         """Give up an incomplete run: it never resumes."""
         from spojit_engine.guards.runs import incomplete
 
-        run = incomplete.get(self.sa_engine, str(_run_id(flow_run_id)), workspace_id)
+        run = incomplete.get(self.sa_engine, _run_id(flow_run_id), workspace_id)
         return incomplete.abandon(self.sa_engine, run, self.ledger.clock())
