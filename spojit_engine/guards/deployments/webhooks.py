@@ -375,6 +375,8 @@ class Webhooks:
         failures = row.failures + 1
         dead = kind == prefect_api.REFUSED or failures >= self.failures_max
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        # the payload may be quoted in it: keep it storable (no surrogate, no NUL)
+        detail = detail.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
         error = f"Prefect {kind} ({type(exc).__name__}: {detail}), after {failures} tries"
         q = webhook_queue.c
         with write_transaction(self.engine) as conn:
