@@ -19,6 +19,7 @@ from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop
 from spojit_engine import Engine
 from spojit_engine.errors import InvalidInput
 from spojit_engine.web.app import create_app
+from spojit_engine.web.pages.signin import COOKIE
 
 BEYOND_INT64 = 2**63  # 9223372036854775808: SQLite's OverflowError, PostgreSQL's bigint range
 
@@ -26,7 +27,9 @@ BEYOND_INT64 = 2**63  # 9223372036854775808: SQLite's OverflowError, PostgreSQL'
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Shop]]:
     fake = FakeStripe()
-    settings = billing_settings(tmp_path, page_size_max=50, timeline_days_max=90)
+    settings = billing_settings(
+        tmp_path, page_size_max=50, timeline_days_max=90, public_url="http://testserver"
+    )
     engine = Engine(database_url, settings=settings, stripe_http_client=fake)
     shop = open_shop(engine, fake)
     with TestClient(create_app(engine)) as client:
@@ -187,3 +190,28 @@ def test_api_bodies_with_a_lone_surrogate_are_refused(client: TestClient, acme: 
         headers={**headers(acme), "Content-Type": "application/json"},
     )
     assert answer.status_code == 400 and "lone surrogate" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"kind": "run_above", "workflow": "w" * 300, "above": "5"}, "1-128 characters"),
+        ({"kind": "regression", "workflow": "leads", "factor": "Infinity"}, "factor"),
+        ({"kind": "regression", "workflow": "leads", "factor": "NaN"}, "factor"),
+        ({"kind": "run_above", "workflow": "le\x00ads", "above": "5"}, "U+0000"),
+        ({"kind": "run_above", "workflow": "no_such_wf", "above": "5"}, "not run or deployed"),
+    ],
+)
+def test_the_notifications_form_refuses_what_postgresql_would_the_same_on_both(
+    served: tuple[TestClient, Shop], fields: dict[str, str], says: str
+) -> None:
+    client, shop = served
+    engine = shop.engine
+    engine.debit(shop.workspace_id, "1", key="leads-known", workflow="leads")
+    link = engine.login_link(shop.workspace_id, member_id=shop.admin.email)
+    assert client.get("/login/" + link.url.rsplit("/", 1)[1]).status_code == 200  # /billing
+    csrf = engine.session_member(client.cookies[COOKIE]).csrf_token
+    form = {"csrf_token": csrf, "channel": "webhook", "target": "https://93.184.215.14/x", **fields}
+    answer = client.post("/settings/notifications", data=form)
+    assert answer.status_code == 400 and says in answer.text
+    assert engine.notification_rules(shop.workspace_id) == []
