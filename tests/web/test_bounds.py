@@ -21,6 +21,7 @@ from spojit_engine.errors import InvalidInput
 from spojit_engine.web.app import create_app
 from spojit_engine.web.pages.signin import COOKIE
 
+FACTOR = "The factor must be a number above 1 and at most 1000."
 BEYOND_INT64 = 2**63  # 9223372036854775808: SQLite's OverflowError, PostgreSQL's bigint range
 
 
@@ -196,8 +197,8 @@ def test_api_bodies_with_a_lone_surrogate_are_refused(client: TestClient, acme: 
     ("fields", "says"),
     [
         ({"kind": "run_above", "workflow": "w" * 300, "above": "5"}, "1-128 characters"),
-        ({"kind": "regression", "workflow": "leads", "factor": "Infinity"}, "factor"),
-        ({"kind": "regression", "workflow": "leads", "factor": "NaN"}, "factor"),
+        ({"kind": "regression", "workflow": "leads", "factor": "Infinity", "runs": "5"}, FACTOR),
+        ({"kind": "regression", "workflow": "leads", "factor": "NaN", "runs": "5"}, FACTOR),
         ({"kind": "run_above", "workflow": "le\x00ads", "above": "5"}, "U+0000"),
         ({"kind": "run_above", "workflow": "no_such_wf", "above": "5"}, "not run or deployed"),
     ],
