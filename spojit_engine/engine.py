@@ -26,7 +26,14 @@ from spojit_engine.metering.reads.reports import (
     read_grants,
 )
 from spojit_engine.metering.reads.verify import verify_workspace
-from spojit_engine.metering.store.schema import KEY_LENGTH_MAX
+from spojit_engine.metering.store.schema import (
+    ID_LENGTH_MAX,
+    KEY_LENGTH_MAX,
+    NAME_LENGTH_MAX,
+    REASON_LENGTH_MAX,
+    RUN_ID_LENGTH_MAX,
+    WORKFLOW_LENGTH_MAX,
+)
 from spojit_engine.money import credits_to_ucr_exact
 from spojit_engine.results import (
     Balance,
@@ -45,6 +52,7 @@ from spojit_engine.results import (
     Workspace,
 )
 from spojit_engine.settings import Settings, get_settings
+from spojit_engine.text import check_line, check_lookup
 
 if TYPE_CHECKING:
     from spojit_engine.billing.checkout import CheckoutStarted
@@ -64,9 +72,41 @@ if TYPE_CHECKING:
 
 
 def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not 0 < len(key) <= KEY_LENGTH_MAX:
+    if not isinstance(key, str) or not key:
         raise InvalidInput(f"An idempotency key must be 1-{KEY_LENGTH_MAX} characters.")
-    return key
+    return check_lookup(key, what="An idempotency key", chars_max=KEY_LENGTH_MAX)
+
+
+def _usage(
+    workflow: str | None, node_type: str | None, member_id: str | None, test_run: bool
+) -> Usage:
+    """Who and what a charge is for, each checked as its column will hold it (the same on
+    SQLite, which would store anything, and PostgreSQL, which would refuse it)."""
+    return Usage(
+        None if workflow is None else _workflow(workflow),
+        None if node_type is None else check_line(
+            node_type, what="node_type", chars_max=NAME_LENGTH_MAX
+        ),
+        None if member_id is None else check_lookup(
+            member_id, what="member_id", chars_max=ID_LENGTH_MAX
+        ),
+        test_run,
+    )  # fmt: skip
+
+
+def _workflow(name: str) -> str:
+    return check_line(name, what="A workflow name", chars_max=WORKFLOW_LENGTH_MAX)
+
+
+def _run_id(flow_run_id: str) -> str:
+    return check_lookup(flow_run_id, what="A flow run id", chars_max=RUN_ID_LENGTH_MAX)
+
+
+def _reason(reason: str | None) -> str | None:
+    """Why credits moved, as a person wrote it (kept with the grant or the clawback)."""
+    if reason is None:
+        return None
+    return check_line(reason, what="The reason", chars_max=REASON_LENGTH_MAX)
 
 
 class Engine:
@@ -119,6 +159,7 @@ class Engine:
         return Workspace(workspace_id, name, plan)
 
     def workspace_id(self, name_or_id: str) -> str:
+        check_lookup(name_or_id, what="A workspace name or id", chars_max=NAME_LENGTH_MAX)
         return accounts.find_workspace(self.ledger, name_or_id)
 
     def workspaces(self) -> list[Workspace]:
@@ -195,7 +236,7 @@ class Engine:
             expires_at=expires_at,
             priority=priority,
             effective_at=effective_at,
-            reason=reason,
+            reason=_reason(reason),
             granted_by=by or "operator",
         )
         return Grant.of(record)
@@ -217,8 +258,8 @@ class Engine:
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
-            usage=Usage(workflow, node_type, member_id, test_run),
-            run_id=flow_run_id,
+            usage=_usage(workflow, node_type, member_id, test_run),
+            run_id=None if flow_run_id is None else _run_id(flow_run_id),
         )
         return Entry.of(record)
 
@@ -240,8 +281,8 @@ class Engine:
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
             ttl=ttl if ttl is not None else timedelta(seconds=self.settings.hold_ttl_seconds),
-            usage=Usage(workflow, node_type, member_id, test_run),
-            run_id=flow_run_id,
+            usage=_usage(workflow, node_type, member_id, test_run),
+            run_id=None if flow_run_id is None else _run_id(flow_run_id),
         )
         return Hold.of(record)
 
@@ -263,9 +304,9 @@ class Engine:
         record = self.ledger.reserve(
             workspace_id,
             amount_ucr=credits_to_ucr_exact(amount),
-            key=_check_key(reservation_key(flow_run_id)),
+            key=_check_key(reservation_key(_run_id(flow_run_id))),
             ttl=ttl if ttl is not None else timedelta(seconds=seconds),
-            usage=Usage(workflow=workflow),
+            usage=_usage(workflow, None, None, False),
         )
         forget_run(flow_run_id)  # its next node call in this process batches against it
         return Hold.of(record)
@@ -362,10 +403,7 @@ class Engine:
         from spojit_engine.metering.reads.executions import read_executions
 
         self.workspace_id(workspace_id)
-        if not 1 <= limit <= self.settings.page_size_max:
-            raise InvalidInput(f"limit must be 1-{self.settings.page_size_max}, not {limit}.")
-        if offset < 0:
-            raise InvalidInput(f"offset must be 0 or more, not {offset}.")
+        self._check_page(limit, offset)
         records = read_executions(
             self.sa_engine,
             workspace_id,
@@ -381,6 +419,15 @@ class Engine:
         stopped = statuses_of(self.sa_engine, workspace_id, [r.flow_run_id for r in records])
         records = [replace(r, status=stopped.get(r.flow_run_id, r.status)) for r in records]
         return [Execution.of(r) for r in records]
+
+    def _check_page(self, limit: int, offset: int = 0) -> None:
+        """A page of a listing: 1-``page_size_max`` rows after skipping 0-``page_offset_max``
+        (a bound both databases can hold: an offset past 2**63 is refused, never a 500)."""
+        size_max, offset_max = self.settings.page_size_max, self.settings.page_offset_max
+        if not 1 <= limit <= size_max:
+            raise InvalidInput(f"limit must be 1-{size_max}, not {limit}.")
+        if not 0 <= offset <= offset_max:
+            raise InvalidInput(f"offset must be 0-{offset_max}, not {offset}.")
 
     def usage_records(
         self, workspace_id: str, *, flow_run_id: str | None = None,
@@ -404,7 +451,7 @@ class Engine:
         record = read_execution(
             self.sa_engine,
             workspace_id,
-            flow_run_id,
+            _run_id(flow_run_id),
             member_id=member_id,
             records_max=self.settings.page_size_max * 20,
         )
@@ -485,26 +532,38 @@ class Engine:
         ``thresholds`` (75/90/100 % of the period's credits, out of credits, resumed — each once
         a period), ``run_above`` (a live run of ``workflow`` above ``above`` credits) or
         ``regression`` (a live run above ``factor`` x the median of its last ``runs``)."""
-        from spojit_engine.notify.rules import add_rule, check_rule
+        from spojit_engine.notify.rules import add_rule, check_rule, regression_factor
 
         workspace_id = self.workspace_id(workspace_id)
         if (webhook is None) == (block is None):
             raise InvalidInput("Name one target: a webhook URL or a Prefect block.")
-        try:
-            exact_factor = None if factor is None else Decimal(str(factor))
-        except ArithmeticError:
-            raise InvalidInput(f"factor must be a number, not {factor!r}.") from None
         fields: dict[str, Any] = {
             "kind": kind, "workflow": workflow,
             "limit_ucr": None if above is None else credits_to_ucr_exact(above),
-            "factor": exact_factor, "runs": runs if kind == "regression" else None,
+            "factor": regression_factor(factor), "runs": runs if kind == "regression" else None,
             "channel": "webhook" if webhook is not None else "block",
             "target": webhook if webhook is not None else block,
         }  # fmt: skip
-        check_rule(**fields, runs_max=self.settings.notify_regression_runs_max)
+        check_rule(**fields, runs_max=self.settings.notify_regression_runs_max,
+                   allow_private=self.settings.notify_allow_private_targets)  # fmt: skip
+        if workflow is not None and not self.knows_workflow(workspace_id, workflow):
+            raise InvalidInput(
+                f"Workspace has not run or deployed a workflow named {workflow!r}; "
+                "name one it runs (spojit usage --breakdown, spojit deployments)."
+            )
         record = add_rule(self.sa_engine, workspace_id, now=self.ledger.clock(), **fields)
         self.notifier.forget_rules(workspace_id)
         return NotificationRule.of(record)
+
+    def knows_workflow(self, workspace_id: str, workflow: str) -> bool:
+        """The workspace has run ``workflow`` (in any period) or deployed it."""
+        from spojit_engine.guards.store import bindings
+        from spojit_engine.metering.reads.rollup import workflow_ran
+
+        with read_transaction(self.sa_engine) as conn:
+            if workflow_ran(conn, workspace_id, workflow):
+                return True
+        return bool(bindings(self.sa_engine, workspace_id, workflow, limit=1))
 
     def remove_notification(self, workspace_id: str, rule_id: str) -> None:
         from spojit_engine.notify.rules import remove_rule
@@ -546,7 +605,7 @@ class Engine:
     def orders(self, workspace_id: str, *, limit: int = 50) -> list[TopupOrder]:
         """The workspace's top-up orders, newest first."""
         self.workspace_id(workspace_id)
-        limit = max(1, min(limit, self.settings.page_size_max))
+        self._check_page(limit)
         return [TopupOrder.of(r) for r in self.billing.orders(workspace_id, limit=limit)]
 
     def handle_stripe_webhook(self, payload: bytes, signature: str | None) -> WebhookResult:
@@ -576,7 +635,7 @@ class Engine:
             grant_key=_check_key(grant_key),
             amount_ucr=credits_to_ucr_exact(amount),
             key=_check_key(key),
-            reason=reason,
+            reason=_reason(reason),
         )
         return Entry.of(record)
 
@@ -601,7 +660,7 @@ class Engine:
 
         budget = self.guard.budgets.set(
             workspace_id,
-            workflow,
+            _workflow(workflow),
             max_per_run_ucr=ucr(max_credits_per_run),
             max_per_day_ucr=ucr(max_credits_per_day),
         )
@@ -690,18 +749,19 @@ class Engine:
         """The incomplete run ``flow_run_id`` names (the original run, or one of its resumes)."""
         from spojit_engine.guards.runs import incomplete
 
-        return incomplete.get(self.sa_engine, flow_run_id, workspace_id)
+        return incomplete.get(self.sa_engine, _run_id(flow_run_id), workspace_id)
 
     def resume_run(
         self, workspace_id: str, flow_run_id: str, *, workflow: Workflow | None = None
     ) -> ResumeStarted:
         """Resume a run stopped for credits from the node that was refused (once): a new run of
         its deployment, or ``workflow`` run here for a run made outside a deployment."""
-        return self.guard.resumer.resume(workspace_id, flow_run_id, workflow=workflow, host=self)
+        run_id = _run_id(flow_run_id)
+        return self.guard.resumer.resume(workspace_id, run_id, workflow=workflow, host=self)
 
     def abandon_run(self, workspace_id: str, flow_run_id: str) -> IncompleteRun:
         """Give up an incomplete run: it never resumes."""
         from spojit_engine.guards.runs import incomplete
 
-        run = incomplete.get(self.sa_engine, flow_run_id, workspace_id)
+        run = incomplete.get(self.sa_engine, _run_id(flow_run_id), workspace_id)
         return incomplete.abandon(self.sa_engine, run, self.ledger.clock())

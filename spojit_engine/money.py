@@ -19,6 +19,18 @@ MAX_AMOUNT_UCR = 10**9 * UCR_PER_CREDIT
 
 _ONE_UCR = Decimal(1).scaleb(-CREDIT_DECIMALS)
 
+# ``credits_to_ucr_exact``'s rule for a positive amount written as a decimal string, as a
+# regular expression (ECMA and Python alike) for the OpenAPI schema: more than zero, at most
+# the largest single amount, at most six places; no sign, exponent or leading zero.
+_LARGEST_CREDITS = MAX_AMOUNT_UCR // UCR_PER_CREDIT
+_NONZERO_FRACTION = "|".join(
+    f"0{{{zeros}}}[1-9][0-9]{{0,{CREDIT_DECIMALS - zeros - 1}}}" for zeros in range(CREDIT_DECIMALS)
+)
+POSITIVE_CREDITS_PATTERN = (
+    rf"^(?:[1-9][0-9]{{0,{len(str(_LARGEST_CREDITS)) - 2}}}(?:\.[0-9]{{1,{CREDIT_DECIMALS}}})?"
+    rf"|{_LARGEST_CREDITS}(?:\.0{{1,{CREDIT_DECIMALS}}})?|0\.(?:{_NONZERO_FRACTION}))$"
+)
+
 
 def credits_to_ucr_exact(value: Decimal | int | str, *, allow_zero: bool = False) -> int:
     """Credits -> µcr with no rounding at all; anything inexact or out of range is refused.

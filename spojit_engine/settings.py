@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     renewal_catch_up_periods_max: int = Field(default=120, gt=0)
     sweep_holds_batch_max: int = Field(default=1000, gt=0)
     webhook_queue_max: int = Field(default=1000, gt=0)
+    webhook_start_failures_max: int = Field(default=5, gt=0, le=100)  # then a dead letter
     request_body_max_bytes: int = Field(default=1024 * 1024, gt=0)
     # Every JSON body (API, workflow webhooks, Stripe): nesting of arrays/objects, and digits in
     # one number, checked on the raw bytes before parsing (jsonbody.py).
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     json_number_digits_max: int = Field(default=100, ge=20, le=4000)
     loop_concurrency_max: int = Field(default=8, gt=0)
     page_size_max: int = Field(default=500, gt=0)
+    page_offset_max: int = Field(default=10_000_000, ge=0, le=2**62)  # rows a page may skip
     timeline_days_max: int = Field(default=366, gt=0)  # days `spojit usage --timeline` spans
     # Notifications (spojit_engine/notify): a bounded queue of workspaces to evaluate, a
     # bounded batch per delivery pass, a timeout per delivery, retries with doubling backoff.
@@ -62,8 +64,12 @@ class Settings(BaseSettings):
     notify_backoff_seconds: float = Field(default=5.0, gt=0, le=3600)
     notify_rules_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     notify_regression_runs_max: int = Field(default=100, gt=0)
+    notify_allow_private_targets: bool = False  # webhooks to private hosts (notify/targets.py)
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
     stripe_network_retries_max: int = Field(default=2, ge=0, le=10)
+    # A repeated "Buy credits" within this gets the same open order and Checkout (Stripe's
+    # sessions live 24 h, so it stays below that).
+    topup_checkout_reuse_minutes: int = Field(default=60, gt=0, le=23 * 60)
     # Credit guards (spojit_engine/guards): leases serialise pausing and resuming across
     # processes; a cap set in one process applies in the others within budget_cache_seconds.
     guard_lease_seconds: int = Field(default=120, gt=0, le=3600)

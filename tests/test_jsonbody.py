@@ -28,7 +28,10 @@ values = st.recursive(
     | st.integers(min_value=-(10**DIGITS_MAX - 1), max_value=10**DIGITS_MAX - 1)
     | st.text(alphabet='[]{}\\"0123456789ab', max_size=8),
     lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(st.characters(exclude_characters="\x00"), max_size=3), inner, max_size=3
+        )
     ),
     max_leaves=30,
 )
@@ -53,3 +56,29 @@ def test_long_numbers_are_refused_but_long_digit_strings_are_not() -> None:
     for bad in (b"", b"  ", b"\xff", b"{", b"[" * 100_000 + b"]" * 100_000):
         with pytest.raises(InvalidInput):
             parse_json(bad, depth_max=64, digits_max=20)
+
+
+texts = st.text(st.characters(exclude_categories=()), max_size=6)  # surrogates and NUL included
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.recursive(texts, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(texts, inner, max_size=3), max_leaves=10))  # fmt: skip
+def test_a_string_with_a_nul_or_a_lone_surrogate_is_refused_and_only_that(value: object) -> None:
+    """JSON escapes both (``"\\u0000"``, ``"\\ud800"``); neither is text a database stores."""
+    data = json.dumps(value).encode()
+
+    def bad(item: object) -> bool:
+        if isinstance(item, str):
+            return "\x00" in item or any(0xD800 <= ord(c) <= 0xDFFF for c in item)
+        if isinstance(item, dict):
+            return any(bad(k) or bad(v) for k, v in item.items())
+        return isinstance(item, list) and any(bad(v) for v in item)
+
+    for check in (check_json_shape, parse_json):
+        if bad(value):
+            with pytest.raises(InvalidInput, match=r"NUL|lone surrogate"):
+                check(data, depth_max=64, digits_max=DIGITS_MAX)
+        else:
+            check(data, depth_max=64, digits_max=DIGITS_MAX)
+    assert parse_json(b'["\\ud83d\\ude00"]', depth_max=8, digits_max=20) == ["\U0001f600"]

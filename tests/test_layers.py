@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "spojit_engine.errors": 0,
     "spojit_engine.db": 0,
     "spojit_engine.jsonbody": 0,
+    "spojit_engine.text": 0,  # what outside text may hold before it is stored or looked up
     "spojit_engine.lazy": 0,  # how package faces re-export, lazily
     "spojit_engine.metering.core": 1,  # pure: money rules, burn order, periods, prices
     "spojit_engine.metering.store": 2,  # tables, driver SQL, retries

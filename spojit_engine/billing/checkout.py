@@ -1,19 +1,30 @@
 """Buying a pack: a PENDING order, then a Stripe Checkout Session for it (payment mode, the pack's
 price, our ids in ``metadata`` and ``payment_intent_data.metadata``, one idempotency key per order).
 
+One open order per member and pack at a time: a repeated click (or ten at once) within
+``SPOJIT_TOPUP_CHECKOUT_REUSE_MINUTES`` gets the same order and the same Checkout. The order is
+found or made under the workspace's lock (``Ledger.locked``), so concurrent clicks agree on one;
+a click that finds it still without its session asks Stripe again with the order's idempotency
+key, and Stripe answers with the same session. After the window, or once a payment has begun on
+it, a click starts a new order (the old Checkout still expires at Stripe, which reports it).
+
 ``session_params`` is pure, so a test can pin every form field Stripe receives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from spojit_engine.billing.orders import (
+    OrderRecord,
     OrderState,
     find_order,
     insert_order,
+    load_order,
     new_order_id,
+    open_order,
     transition,
     update_order,
 )
@@ -71,25 +82,18 @@ def session_params(
     }
 
 
-def start_checkout(
-    ledger: Ledger,
-    client: Any,
-    *,
-    workspace_id: str,
-    pack: Pack,
-    member_id: str | None,
-    currency: str,
-    public_url: str,
-) -> CheckoutStarted:
-    """Record the PENDING order, create its session, keep the session's id and URL.
-
-    If Stripe refuses, the order is FAILED with Stripe's reason and the error is raised.
-    """
-    order_id = new_order_id()
-    now = ledger.clock()
-    with write_transaction(ledger.engine) as conn:
+def _open_order(
+    ledger: Ledger, *, workspace_id: str, pack: Pack, member_id: str | None, currency: str,
+    reuse: timedelta,
+) -> OrderRecord:  # fmt: skip
+    """The member's open order for ``pack`` (made within ``reuse``), or a new PENDING one."""
+    with ledger.locked(workspace_id) as tx:
+        found = open_order(tx.conn, workspace_id, member_id, pack.id, since=tx.now - reuse)
+        if found is not None:
+            return found
+        order_id = new_order_id()
         insert_order(
-            conn,
+            tx.conn,
             id=order_id,
             workspace_id=workspace_id,
             member_id=member_id,
@@ -100,9 +104,33 @@ def start_checkout(
             state=OrderState.PENDING.value,
             refunded_cents=0,
             clawed_back_ucr=0,
-            created_at=now,
-            updated_at=now,
+            created_at=tx.now,
+            updated_at=tx.now,
         )
+        return load_order(tx.conn, order_id)
+
+
+def start_checkout(
+    ledger: Ledger,
+    client: Any,
+    *,
+    workspace_id: str,
+    pack: Pack,
+    member_id: str | None,
+    currency: str,
+    public_url: str,
+    reuse: timedelta,
+) -> CheckoutStarted:
+    """The member's open order for the pack and its session, or a new PENDING order, its
+    session created, its id and URL kept.
+
+    If Stripe refuses, the order is FAILED with Stripe's reason and the error is raised.
+    """
+    order = _open_order(ledger, workspace_id=workspace_id, pack=pack, member_id=member_id,
+                        currency=currency, reuse=reuse)  # fmt: skip
+    if order.session_id is not None and order.checkout_url is not None:
+        return CheckoutStarted(order.id, order.session_id, order.checkout_url)
+    order_id = order.id
     params = session_params(
         order_id=order_id,
         workspace_id=workspace_id,
@@ -121,7 +149,7 @@ def start_checkout(
     except PaymentProviderError as exc:
         _fail(ledger, workspace_id, order_id, str(exc))
         raise
-    with write_transaction(ledger.engine) as conn:
+    with write_transaction(ledger.engine) as conn:  # a twin click may have kept the same already
         update_order(
             conn,
             order_id,

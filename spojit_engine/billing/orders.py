@@ -135,6 +135,29 @@ def load_order(conn: Connection, order_id: str) -> OrderRecord:
     return found
 
 
+def open_order(
+    conn: Connection, workspace_id: str, member_id: str | None, pack_id: str, *, since: datetime
+) -> OrderRecord | None:
+    """The newest PENDING order of this member (None: the operator) for this pack created at or
+    after ``since`` whose Checkout has not begun a payment (no payment intent yet), else None."""
+    o = schema.topup_orders.c
+    member = o.member_id.is_(None) if member_id is None else o.member_id == member_id
+    row = conn.execute(
+        select(*_COLUMNS)
+        .where(
+            o.workspace_id == workspace_id,
+            member,
+            o.pack_id == pack_id,
+            o.state == OrderState.PENDING.value,
+            o.payment_intent_id.is_(None),
+            o.created_at >= since,
+        )
+        .order_by(o.created_at.desc(), o.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else OrderRecord(*row)
+
+
 def list_orders(conn: Connection, workspace_id: str, *, limit: int) -> list[OrderRecord]:
     o = schema.topup_orders.c
     rows = conn.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import timedelta
 from typing import Any
 
 from spojit_engine.accounts import find_workspace, require_admin
@@ -68,6 +69,7 @@ class Billing:
             member_id=by,
             currency=self.ledger.catalog.currency,
             public_url=self.settings.public_url,
+            reuse=timedelta(minutes=self.settings.topup_checkout_reuse_minutes),
         )
 
     def orders(self, workspace_id: str, *, limit: int) -> list[OrderRecord]:

@@ -17,6 +17,7 @@ applies them together with the event id. Delivery order does not matter.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,8 +82,12 @@ class WebhookResult:
 def verify_signature(
     payload: bytes, signature: str | None, *, secret: str | None, tolerance_seconds: int
 ) -> None:
-    """``InvalidSignature`` unless Stripe signed exactly these bytes with ``secret``. Nothing is
-    parsed before this: what fails here was not sent by Stripe, and is not recorded."""
+    """``InvalidSignature`` unless Stripe signed exactly these bytes with ``secret``, at a time
+    within ``tolerance_seconds`` of now — either way: stripe-python refuses a signature older
+    than that, and this refuses one from further in the future (Stripe signs when it sends, so
+    only clock skew puts a timestamp ahead, and the same tolerance covers it; a signature dated
+    years ahead would otherwise stay replayable for as long). Nothing is parsed before this:
+    what fails here was not sent by Stripe, and is not recorded."""
     if not secret:
         raise BillingUnavailable(
             "Stripe webhooks are not configured: set SPOJIT_STRIPE_WEBHOOK_SECRET."
@@ -98,6 +103,19 @@ def verify_signature(
     except stripe.SignatureVerificationError as exc:
         reason = " ".join(str(exc.user_message or exc).split()).rstrip(".")
         raise InvalidSignature(f"The Stripe signature was refused: {reason}.") from None
+    ahead = _signed_at(signature) - time.time()
+    if ahead > tolerance_seconds:
+        raise InvalidSignature(
+            f"The Stripe signature was refused: it is dated {int(ahead)} s in the future, "
+            f"more than the {tolerance_seconds} s tolerance."
+        )
+
+
+def _signed_at(signature: str) -> int:
+    """The ``t=`` timestamp of a header stripe-python has verified, read as it reads it (so it
+    is there and a number)."""
+    items = [item.split("=", 2) for item in signature.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
 
 
 def parse_event(payload: bytes, *, depth_max: int, digits_max: int) -> Any:

@@ -208,6 +208,24 @@ def create_run(
     return str(run.id)
 
 
+UNREACHABLE, SERVER_ERROR, REFUSED = "unreachable", "server error", "refused"
+
+
+def start_failure(exc: BaseException) -> str:
+    """Why a run could not be started: ``UNREACHABLE`` (no answer: Prefect is down, so nothing
+    can start; wait), ``SERVER_ERROR`` (Prefect answered 5xx, 408 or 429: try again, a few
+    times), or ``REFUSED`` (Prefect refused this very request — a 4xx, a deleted deployment —
+    or it could not even be sent: it never will start)."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return SERVER_ERROR if status >= 500 or status in (408, 429) else REFUSED
+    if isinstance(exc, httpx.RequestError | OSError):
+        return UNREACHABLE
+    return REFUSED
+
+
 def emit(
     event: str,
     *,

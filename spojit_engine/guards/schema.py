@@ -81,6 +81,11 @@ webhook_queue = Table(
     Column("received_at", UTCDateTime(), nullable=False),
     Column("started_at", UTCDateTime()),
     Column("flow_run_id", String(36)),
+    # 0012_hardening: the random key its runs' idempotency keys are made of (None: queued before
+    # it, keyed by id), failed starts counted, and why it became a dead letter.
+    Column("run_key", String(32)),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
 )
 
 workflow_budgets = Table(

@@ -18,9 +18,11 @@ from typing import Any, ClassVar
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.meter.decorator import node_call
+from spojit_engine.metering.store.schema import WORKFLOW_LENGTH_MAX
 from spojit_engine.nodes import kept_results
 from spojit_engine.nodes.calls import cache_key, call_identity, current_flow_run, result_key
 from spojit_engine.settings import get_settings
+from spojit_engine.text import check_line
 
 NODE_TYPE_TAG = "spojit:node-type="
 
@@ -47,8 +49,7 @@ class Node:
 
     def __init__(self, name: str, *, mode: str | None = None, retries: int = 0,
                  retry_delay_seconds: float = 0) -> None:  # fmt: skip
-        if not name or len(name) > 128:
-            raise InvalidInput("A node needs a name of 1-128 characters.")
+        check_line(name, what="A node's name", chars_max=WORKFLOW_LENGTH_MAX)
         if self.modes and mode not in self.modes:
             raise InvalidInput(
                 f"{type(self).__name__} {name!r}: mode must be one of {', '.join(self.modes)}."

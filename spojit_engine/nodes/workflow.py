@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.meter.run_context import MEMBER_TAG, TEST_TAG, WORKSPACE_TAG
+from spojit_engine.metering.store.schema import WORKFLOW_LENGTH_MAX
 from spojit_engine.nodes.base import Node
 from spojit_engine.nodes.nominal import Trigger
 from spojit_engine.nodes.scope import RunScope
+from spojit_engine.text import check_line
 
 if TYPE_CHECKING:
     from spojit_engine.estimation.results import Estimate
@@ -73,6 +75,7 @@ class Workflow:
                  reserve: str | None = None) -> None:  # fmt: skip
         """``reserve`` (``"p95"`` or ``"max"``): each run holds that estimate at start
         (``guards/runs/reserve.py``); a deployment's ``--reserve`` overrides it."""
+        check_line(name, what="A workflow's name", chars_max=WORKFLOW_LENGTH_MAX)
         if not steps:
             raise InvalidInput(f"Workflow {name!r} needs at least one step.")
         if reserve not in (None, "p95", "max"):

@@ -12,7 +12,13 @@ from sqlalchemy.engine import Engine as SAEngine
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import InvalidInput, NotFound
-from spojit_engine.notify.schema import CHANNELS, notification_rules
+from spojit_engine.metering.store.schema import WORKFLOW_LENGTH_MAX
+from spojit_engine.notify.schema import CHANNELS, TARGET_LENGTH_MAX, notification_rules
+from spojit_engine.notify.targets import check_webhook_target
+from spojit_engine.text import check_line
+
+FACTOR_MAX = Decimal(1000)  # a regression of more than 1000x the median is not a regression rule
+FACTOR_PLACES = 3  # the column keeps three decimal places
 
 
 class UnknownNotification(NotFound):
@@ -37,6 +43,23 @@ class RuleRecord:
     created_at: datetime
 
 
+def regression_factor(value: Decimal | int | str | None) -> Decimal | None:
+    """A regression rule's factor: a number above 1 and at most ``FACTOR_MAX``, with at most
+    ``FACTOR_PLACES`` decimal places (``Infinity``, ``NaN`` and ``1e9`` are refused here, the same
+    on both databases, rather than by PostgreSQL's column)."""
+    if value is None:
+        return None
+    try:
+        factor = Decimal(str(value).strip())
+    except (ArithmeticError, ValueError):
+        raise InvalidInput(f"The factor must be a number, not {value!r}.") from None
+    if not factor.is_finite() or not 1 < factor <= FACTOR_MAX:
+        raise InvalidInput(f"The factor must be a number above 1 and at most {FACTOR_MAX}.")
+    if factor != round(factor, FACTOR_PLACES):
+        raise InvalidInput(f"The factor has at most {FACTOR_PLACES} decimal places.")
+    return factor
+
+
 def check_rule(
     *,
     kind: str,
@@ -47,18 +70,22 @@ def check_rule(
     factor: Decimal | None,
     runs: int | None,
     runs_max: int,
+    allow_private: bool,
 ) -> None:
     """Raise ``InvalidInput`` (one sentence) unless the rule makes sense."""
     if channel not in CHANNELS:
         raise InvalidInput(f"A notification goes to a webhook or a block, not {channel!r}.")
+    check_line(target, what="The notification's target", chars_max=TARGET_LENGTH_MAX)
     if channel == "webhook" and not target.startswith(("http://", "https://")):
         raise InvalidInput(f"A webhook must be an http(s) URL, not {target!r}.")
     if channel == "block" and (target.count("/") != 1 or not all(target.split("/"))):
         raise InvalidInput(
             f"A Prefect block is named TYPE/NAME (e.g. slack-webhook/alerts), not {target!r}."
         )
-    if len(target) > 2048:
-        raise InvalidInput("A notification target is at most 2048 characters.")
+    if channel == "webhook":
+        check_webhook_target(target, allow_private=allow_private, resolve_required=False)
+    if workflow is not None:
+        check_line(workflow, what="The workflow", chars_max=WORKFLOW_LENGTH_MAX)
     if kind == "thresholds":
         if workflow is not None:
             raise InvalidInput("Workspace thresholds are for the whole workspace, not a workflow.")

@@ -9,6 +9,7 @@ from spojit_engine.metering.store import schema
 RULE_KINDS = ("thresholds", "run_above", "regression")
 CHANNELS = ("webhook", "block")
 OUTBOX_STATES = ("pending", "sending", "sent", "failed")
+TARGET_LENGTH_MAX = 2048  # a URL, or a Prefect block's TYPE/NAME
 
 notification_rules = Table(
     "notification_rules",
@@ -16,12 +17,12 @@ notification_rules = Table(
     Column("id", String(32), primary_key=True),
     Column("workspace_id", String(32), ForeignKey("workspaces.id"), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("workflow", String(schema.NAME_LENGTH_MAX * 2), nullable=True),
+    Column("workflow", String(schema.WORKFLOW_LENGTH_MAX), nullable=True),
     Column("limit_ucr", BigInteger, nullable=True),  # run_above: credits per run
     Column("factor", Numeric(10, 3), nullable=True),  # regression: k x the median
     Column("runs", Integer, nullable=True),  # regression: over the last N live runs
     Column("channel", String(16), nullable=False),
-    Column("target", String(2048), nullable=False),  # a URL, or a Prefect block's slug/name
+    Column("target", String(TARGET_LENGTH_MAX), nullable=False),
     Column("created_at", schema.UTCDateTime(), nullable=False),
     Index("ix_notification_rules_workspace", "workspace_id"),
 )

@@ -118,9 +118,9 @@ class Notifier:
         s, sa = self.settings, self.sa
         try:
             rule = get_rule(sa, row.workspace_id, row.rule_id)
-            deliver(
-                rule.channel, rule.target, row.message, timeout_seconds=s.notify_timeout_seconds
-            )
+            deliver(rule.channel, rule.target, row.message,
+                    timeout_seconds=s.notify_timeout_seconds,
+                    allow_private=s.notify_allow_private_targets)  # fmt: skip
         except (DeliveryFailed, UnknownNotification) as exc:
             retry = mark_failed(sa, row, str(exc), self.clock(),
                                 attempts_max=s.notify_attempts_max,

@@ -1,5 +1,6 @@
 """``create_app``: the FastAPI app ``spojit serve`` runs — the JSON API and webhooks (``api/``) and
-the signed-in pages (``pages/``) behind one body limit and one error shape. Routes are thin
+the signed-in pages (``pages/``) behind one body limit and one error shape, with an OpenAPI schema
+that states the app's own bounds, and sign-in tokens kept out of the access log. Routes are thin
 callers of ``Engine``."""
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 
 from spojit_engine.engine import Engine
+from spojit_engine.web.access_log import keep_tokens_out_of_access_log
+from spojit_engine.web.api.openapi import state_bounds
 from spojit_engine.web.errors import install_error_handlers
 from spojit_engine.web.limits import BodyLimit
 
@@ -28,6 +32,8 @@ def create_app(engine: Engine | None = None, *, reconcile: bool = False) -> Fast
     install_error_handlers(app)
     _limit_request_bodies(app, engine)
     _mount_routes(app)
+    state_bounds(app, engine.settings, lambda: engine.now().date())
+    keep_tokens_out_of_access_log()
     return app
 
 
@@ -82,6 +88,11 @@ def _mount_routes(app: FastAPI) -> None:
         hooks.router,  # POST /hooks/{name}: workflow webhooks (guards)
     ):
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """People who open the server's address land on Billing (or its sign-in page)."""
+        return RedirectResponse("/billing", status_code=303)
 
     @app.exception_handler(signin.PageRefused)
     async def page_refused(_: Request, exc: signin.PageRefused) -> Response:

@@ -1,7 +1,10 @@
 """Every error leaves as JSON ``{"error": "<one sentence>", "code": …}`` with the right status:
-our errors through ``errors.HTTP_STATUS``, FastAPI's validation and routing errors rephrased."""
+our errors through ``errors.HTTP_STATUS``, FastAPI's validation and routing errors rephrased
+(a 405 keeps Starlette's ``Allow`` header, which names the methods the route takes)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,8 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from spojit_engine.errors import SpojitError, http_status
 
 
-def error_response(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse({"error": message, "code": code}, status_code=status)
+def error_response(
+    status: int, message: str, code: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -35,5 +40,8 @@ def install_error_handlers(app: FastAPI) -> None:
         messages = {404: "No such route.", 405: "Method not allowed on this route."}
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail.endswith(".") else None
         return error_response(
-            exc.status_code, detail or messages.get(exc.status_code, "Request refused."), "http"
+            exc.status_code,
+            detail or messages.get(exc.status_code, "Request refused."),
+            "http",
+            headers=exc.headers,
         )

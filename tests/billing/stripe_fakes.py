@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ class FakeStripe(stripe.HTTPClient):
     by_idempotency_key: dict[str, str] = field(default_factory=dict)
     fail_with: tuple[int, str] | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _lock: Any = field(default_factory=threading.Lock)  # Stripe's keys are atomic
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -80,6 +82,10 @@ class FakeStripe(stripe.HTTPClient):
         return json.dumps({"error": {"message": f"unexpected {method} {url}"}}), 404, {}
 
     def _create(self, request: Request) -> tuple[str, int, dict[str, str]]:
+        with self._lock:
+            return self._create_once(request)
+
+    def _create_once(self, request: Request) -> tuple[str, int, dict[str, str]]:
         key = request.headers.get("Idempotency-Key", "")
         if key in self.by_idempotency_key:
             return json.dumps(self.sessions[self.by_idempotency_key[key]]), 200, {}

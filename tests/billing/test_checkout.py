@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from settable_clock import SettableClock
 from sqlalchemy import func, select
 from stripe_fakes import (
     API_BASE,
@@ -90,6 +92,33 @@ def test_each_order_is_its_own_session(shop: Shop) -> None:
         second.order_id,
         first.order_id,
     ]
+
+
+def test_a_new_order_once_the_open_one_is_old_or_being_paid(
+    sqlite_engine: Engine, tmp_path: Path, fake_stripe: FakeStripe
+) -> None:
+    clock = SettableClock(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    settings = billing_settings(tmp_path, topup_checkout_reuse_minutes=30)
+    engine = Engine(sqlite_engine.database_url, settings=settings, clock=clock,
+                    stripe_http_client=fake_stripe)  # fmt: skip
+    shop = open_shop(engine, fake_stripe)
+    first = engine.topup(shop.workspace_id, "small", by=shop.admin.id)
+    clock.now += timedelta(minutes=29)
+    assert engine.topup(shop.workspace_id, "small", by=shop.admin.id) == first
+    clock.now += timedelta(minutes=2)  # past the window: its Checkout may be about to expire
+    later = engine.topup(shop.workspace_id, "small", by=shop.admin.id)
+    assert later.order_id != first.order_id
+    with engine.sa_engine.begin() as conn:  # Stripe reported a payment begun on it
+        conn.execute(
+            schema.topup_orders.update()
+            .where(schema.topup_orders.c.id == later.order_id)
+            .values(payment_intent_id="pi_async")
+        )
+    assert engine.topup(shop.workspace_id, "small", by=shop.admin.id).order_id not in {
+        first.order_id,
+        later.order_id,
+    }
+    engine.close()
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,7 @@ def test_the_success_redirect_waits_for_an_unpaid_session_and_refuses_strangers(
 
 
 def test_async_payments_land_on_success_and_fail_cleanly(shop: Shop) -> None:
-    good, bad = buy(shop), buy(shop)
+    good, bad = buy(shop), buy(shop, "medium")  # one open order per member and pack
     for purchase in (good, bad):
         result = deliver(shop.engine, purchase.completed(f"evt_c_{purchase.order_id}", paid=False))
         assert result.outcome == "awaiting_payment"
@@ -381,11 +381,16 @@ def test_bad_signatures_are_refused_and_write_nothing(bought: Bought) -> None:
     body, header = signed(bought.completed())
     tampered = body.replace(b'"paid"', b'"PAID"', 1)
     old_body, old_header = signed(bought.completed(), timestamp=int(time.time()) - 301)
+    ten_years = 10 * 365 * 24 * 3600
+    future_body, future_header = signed(bought.completed(), timestamp=int(time.time()) + ten_years)
+    ahead_body, ahead_header = signed(bought.completed(), timestamp=int(time.time()) + 400)
     wrong_body, wrong_header = signed(bought.completed(), secret="whsec_someone_else")
     cases = [
         (tampered, header, "No signatures found matching the expected signature"),
         (wrong_body, wrong_header, "No signatures found matching the expected signature"),
         (old_body, old_header, "Timestamp outside the tolerance zone"),
+        (future_body, future_header, "dated [0-9]+ s in the future"),
+        (ahead_body, ahead_header, "more than the 300 s tolerance"),
         (body, None, "no Stripe-Signature header"),
         (body, "t=1,v0=abc", "No signatures found with expected scheme v1"),
         (body, "garbage", "Unable to extract timestamp and signatures from header"),
@@ -399,6 +404,8 @@ def test_bad_signatures_are_refused_and_write_nothing(bought: Bought) -> None:
         engine.handle_stripe_webhook(not_json, not_json_header)
     assert count(engine, schema.stripe_events) == 0
     assert bought.topup_credits() == 0 and bought.order().state == "pending"
+    skewed_body, skewed_header = signed(bought.completed(), timestamp=int(time.time()) + 60)
+    assert engine.handle_stripe_webhook(skewed_body, skewed_header).outcome == "granted"
 
 
 def stripe_header(payload: bytes) -> str:

@@ -137,7 +137,8 @@ def test_a_refused_webhook_run_goes_back_to_its_queue_and_replays_once(bound: En
     assert (row.state, row.attempts) == ("started", 2) and row.flow_run_id != receipt.flow_run_id
     replayed = flow_run(row.flow_run_id)
     assert replayed.parameters == {"payload": {"lead": 7}}
-    assert replayed.idempotency_key == f"spojit-hook:{receipt.request_id}:2"
+    assert replayed.idempotency_key == f"spojit-hook:{row.run_key}:2"  # its own key, 2nd try
+    assert len(row.run_key) == 32
 
 
 def test_a_schedule_a_person_touched_while_paused_stays_paused(bound: Engine) -> None:

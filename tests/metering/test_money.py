@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from spojit_engine.errors import InvalidInput
 from spojit_engine.money import (
     MAX_AMOUNT_UCR,
+    POSITIVE_CREDITS_PATTERN,
     credits_to_ucr_exact,
     format_credits,
     ucr_to_credits,
@@ -87,3 +89,17 @@ def test_zero_is_allowed_only_where_asked() -> None:
 )
 def test_credits_read_with_two_decimals_or_more(ucr: int, text: str) -> None:
     assert format_credits(ucr) == text
+
+
+@settings(max_examples=500)
+@given(ucr=st.integers(min_value=-10, max_value=MAX_AMOUNT_UCR + 10), places=st.integers(0, 7))
+def test_the_schema_pattern_says_what_credits_to_ucr_exact_accepts(ucr: int, places: int) -> None:
+    """The OpenAPI schema's pattern for an amount (``POSITIVE_CREDITS_PATTERN``) matches a
+    decimal written plainly with at most six places exactly when ``credits_to_ucr_exact`` takes
+    it (a seventh place, even a zero, is never promised by the schema)."""
+    text = f"{Decimal(ucr).scaleb(-6 - (places == 7)):.{places}f}"
+    try:
+        accepted = credits_to_ucr_exact(text) > 0 and places <= 6
+    except InvalidInput:
+        accepted = False
+    assert bool(re.fullmatch(POSITIVE_CREDITS_PATTERN, text)) == accepted, text

@@ -1,4 +1,7 @@
-"""A local HTTP receiver (a thread on 127.0.0.1) that records every JSON body posted to it."""
+"""A local HTTP receiver (a thread on 127.0.0.1) that records every JSON body posted to it. It
+listens on loopback, which alerts are refused by default (``notify/targets.py``), so every test
+here allows private targets, as an operator with a receiver on the same machine would; the tests
+of the refusal build their own settings."""
 
 from __future__ import annotations
 
@@ -9,6 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from spojit_engine.settings import get_settings
+
+ALLOW_PRIVATE = "SPOJIT_NOTIFY_ALLOW_PRIVATE_TARGETS"
 
 
 class Receiver:
@@ -45,3 +52,10 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.server.shutdown()
     r.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def loopback_receivers_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SPOJIT_NOTIFY_ALLOW_PRIVATE_TARGETS=true`` for this process's settings and the CLI's."""
+    monkeypatch.setenv(ALLOW_PRIVATE, "true")
+    monkeypatch.setattr(get_settings(), "notify_allow_private_targets", True)

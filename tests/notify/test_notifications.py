@@ -80,6 +80,7 @@ def test_a_regression_fires_when_cost_per_run_jumps_and_not_before(
 ) -> None:
     engine, _ = clocked
     ws = engine.create_workspace("acme", plan="starter", period_start=START).id
+    engine.debit(ws, "0.000001", key="leads-known", workflow="leads")  # a rule names a known one
     engine.add_notification(ws, kind="regression", workflow="leads", factor="2", runs=3,
                             webhook=receiver.url)  # fmt: skip
     engine.add_notification(ws, kind="run_above", workflow="leads", above="5",
@@ -156,6 +157,7 @@ def test_two_processes_crossing_a_threshold_at_once_send_one_alert(
 
 def test_rules_are_checked_and_removed(sqlite_engine: Engine, receiver: Any) -> None:
     ws = sqlite_engine.create_workspace("acme").id
+    sqlite_engine.debit(ws, "1", key="leads-known", workflow="leads")
     for bad in (
         {"webhook": "ftp://x"},
         {"block": "no-slash"},
@@ -163,6 +165,7 @@ def test_rules_are_checked_and_removed(sqlite_engine: Engine, receiver: Any) -> 
         {"webhook": receiver.url, "kind": "regression", "workflow": "leads", "factor": "1"},
         {"webhook": receiver.url, "kind": "run_above", "above": "5"},
         {"webhook": receiver.url, "kind": "weekly"},
+        {"webhook": receiver.url, "kind": "run_above", "workflow": "no_such_wf", "above": "5"},
     ):
         with pytest.raises(InvalidInput):
             sqlite_engine.add_notification(ws, **bad)
@@ -205,10 +208,10 @@ def test_a_dead_receiver_never_fails_a_prefect_run(
     from spojit_engine.nodes import Response, Variable, Workflow
 
     ws = sqlite_engine.create_workspace("acme", plan="free").id
+    sqlite_engine.debit(ws, D("99.98"), key="almost-all", workflow="tiny")  # the run: the rest
     sqlite_engine.add_notification(ws, webhook=_dead_url())
     sqlite_engine.add_notification(ws, kind="run_above", workflow="tiny", above="0.000001",
                                    webhook=_dead_url())  # fmt: skip
-    sqlite_engine.debit(ws, D("99.98"), key="almost-all")  # the run spends the rest
     with use_runtime(Runtime.create(sqlite_engine)):
         result = Workflow("tiny", [Variable("stage", "new"), Response("reply", "ok {stage}")]).run(
             {"id": 1}, workspace="acme"

@@ -5,6 +5,7 @@ refund claws back its share, plans change as DESIGN §3 says; the ledger verifie
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -114,3 +115,29 @@ def test_plan_changes_upgrade_now_and_downgrade_at_the_reset(
     plans = client.get("/api/v1/plans", headers=admin).json()
     assert [p["id"] for p in plans] == ["free", "starter", "pro", "business"]
     engine.verify(shop.workspace_id)
+
+
+def test_ten_clicks_at_once_open_one_order_and_one_checkout(
+    ledger_client: tuple[TestClient, Engine], fake_stripe: FakeStripe
+) -> None:
+    client, engine = ledger_client
+    shop = open_shop(engine, fake_stripe)
+    admin = {"Authorization": f"Bearer {shop.admin.token}"}
+
+    def click(pack: str) -> dict[str, str]:
+        with TestClient(client.app) as own:  # a browser tab of its own, at the same time
+            answer = own.post("/api/v1/topups", json={"pack": pack}, headers=admin)
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(click, ["small"] * 10))
+    assert len({(a["order_id"], a["session_id"], a["checkout_url"]) for a in answers}) == 1
+    assert len(fake_stripe.sessions) == 1
+    assert click("small") == answers[0]  # a repeated click returns the same Checkout
+    other_pack = click("medium")
+    assert other_pack["order_id"] != answers[0]["order_id"] and len(fake_stripe.sessions) == 2
+    orders = client.get("/api/v1/topups", headers=admin).json()
+    assert sorted(o["pack"] for o in orders) == ["medium", "small"]
+    assert all(o["state"] == "pending" for o in orders)
+    engine.verify()

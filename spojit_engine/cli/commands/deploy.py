@@ -251,7 +251,9 @@ def deployments_table(rows: list[Any], names: dict[str, str]) -> Any:
         table.add_column(column, overflow="fold", min_width=8 if column != "status" else 12)
     for r in rows:
         status = r.status + (f": {r.reason}" if r.reason else "")
-        hook = f"/hooks/{r.webhook} ({r.queued} queued)" if r.webhook else "-"
+        hook = (
+            f"/hooks/{r.webhook} ({r.queued} queued, {r.dead_letters} failed)" if r.webhook else "-"
+        )
         table.add_row(
             r.name,
             r.workflow,

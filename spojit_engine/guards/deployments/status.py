@@ -38,6 +38,8 @@ class DeploymentStatus:
     reason: str | None  # why the guard paused it
     webhook: str | None  # the hook's name, if it has one
     queued: int  # webhook requests waiting
+    dead_letters: int = 0  # webhook requests that failed for good (kept for the operator)
+    dead_letter_reason: str | None = None  # the latest one's: "request 12: Prefect refused (…)"
 
 
 def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[DeploymentStatus]:
@@ -60,6 +62,7 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
         if status == PAUSED_BY_GUARD and pending(b.workspace_id, mine[0].scope):
             status, reason = RESUME_PENDING, PENDING_REASON
         hook = hooks.get(b.deployment_id)
+        dead, dead_reason = guard.hooks.dead_letters(hook) if hook else (0, None)
         out.append(
             DeploymentStatus(
                 b.deployment_id,
@@ -71,6 +74,8 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
                 reason,
                 hook,
                 guard.hooks.queued_count(hook=hook) if hook else 0,
+                dead,
+                dead_reason,
             )
         )
     return out

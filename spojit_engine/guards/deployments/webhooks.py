@@ -8,10 +8,19 @@ no request is lost and none runs twice:
   waits there, at most ``SPOJIT_WEBHOOK_QUEUE_MAX`` per hook; past that it is refused (402).
 - ``drain`` starts waiting requests oldest first, one drainer per hook at a time (a lease on the
   hook's row). Each start is ``create_flow_run_from_deployment`` with the idempotency key
-  ``spojit-hook:{request}:{attempt}``: a drainer that dies between starting the run and marking
-  the row started retries the same key, and Prefect returns the same run.
+  ``spojit-hook:{run_key}:{attempt}``, ``run_key`` being random per request (made when it is
+  queued): a drainer that dies between starting the run and marking the row started retries the
+  same key, and Prefect returns the same run — while no other ledger on the same Prefect server,
+  nor this one restored from a backup, can ever present the same key for another request.
+- A request that cannot start for good becomes a dead letter (state ``dead``, with the reason,
+  logged as a WARNING and counted in ``spojit deployments``) and the ones behind it start: one
+  Prefect refuses (a 4xx, a deleted deployment) or that cannot be sent at once, one Prefect
+  answers with a server error after ``SPOJIT_WEBHOOK_START_FAILURES_MAX`` tries. While Prefect
+  does not answer at all, nothing is counted: the queue waits.
 - A webhook run the guard refuses at its start (nothing ran) goes back to the queue under its own
   id, so it replays before anything that arrived later.
+- A body that holds a NUL or a lone surrogate (valid JSON, but no database nor Prefect takes it)
+  is refused at the door (``jsonbody.parse_json``), before anything is queued.
 """
 
 from __future__ import annotations
@@ -19,13 +28,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import is_sqlite, read_transaction, write_transaction
@@ -42,7 +52,12 @@ if TYPE_CHECKING:
     from spojit_engine.guards.port import GuardPort
 
 HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
-QUEUED, STARTED = "queued", "started"
+QUEUED, STARTED, DEAD = "queued", "started", "dead"
+log = logging.getLogger(__name__)
+DEAD_LETTER_REASON = (
+    "Prefect refused to start this run; the request is kept as a dead letter for the operator "
+    "(spojit deployments) and is not retried."
+)
 _DRAIN_PASSES_MAX = 3  # a pass picks up what arrived while the previous one held the lease
 
 
@@ -58,7 +73,7 @@ class Hook:
 class Receipt:
     """What ``POST /hooks/{name}`` answers (202)."""
 
-    status: str  # started or queued
+    status: str  # started, queued, or failed (a dead letter: it will not start)
     request_id: int
     flow_run_id: str | None = None
     position: int | None = None  # 1 = next to start
@@ -78,6 +93,7 @@ class Webhooks:
         self.engine = guard.sa
         self.clock = guard.clock
         self.queue_max = guard.settings.webhook_queue_max
+        self.failures_max = guard.settings.webhook_start_failures_max
 
     # -- registration ------------------------------------------------------------------------------
 
@@ -197,6 +213,7 @@ class Webhooks:
                     body=payload_text,
                     state=QUEUED,
                     attempts=0,
+                    run_key=secrets.token_hex(16),
                     queued_reason=reason,
                     received_at=self.clock(),
                 )
@@ -214,6 +231,8 @@ class Webhooks:
             ).one()
             if row.state == STARTED:
                 return Receipt(STARTED, request_id, flow_run_id=row.flow_run_id)
+            if row.state == DEAD:  # the details are the operator's (log, spojit deployments)
+                return Receipt("failed", request_id, reason=DEAD_LETTER_REASON)
             position = conn.execute(
                 select(func.count()).where(
                     q.hook == hook.name, q.state == QUEUED, q.id <= request_id
@@ -232,6 +251,17 @@ class Webhooks:
         if hook is not None:
             where.append(q.hook == hook)
         return count_rows(self.engine, webhook_queue, *where)
+
+    def dead_letters(self, hook: str) -> tuple[int, str | None]:
+        """How many of the hook's requests failed for good, and the latest one's reason."""
+        q = webhook_queue.c
+        where = (q.hook == hook, q.state == DEAD)
+        with read_transaction(self.engine) as conn:
+            count = conn.execute(select(func.count()).where(*where)).scalar_one()
+            latest = conn.execute(
+                select(q.id, q.error).where(*where).order_by(q.id.desc()).limit(1)
+            ).one_or_none()
+        return int(count), None if latest is None else f"request {latest.id}: {latest.error}"
 
     def waiting_hooks(self, *, limit: int) -> list[str]:
         """Hooks with requests waiting, oldest request first."""
@@ -283,37 +313,44 @@ class Webhooks:
                 row = self._oldest_waiting(hook.name)
                 if row is None:
                     break
-                self._start(prefect, hook, row, owner, ttl)
-                started += 1
+                started += self._start(prefect, hook, row, owner, ttl)
         return started
 
     def _oldest_waiting(self, hook_name: str) -> Any:
-        """The hook's oldest waiting request (id, body, attempts), or None."""
+        """The hook's oldest waiting request (id, body, attempts, run_key, failures), or None."""
         q = webhook_queue.c
         with read_transaction(self.engine) as conn:
             return conn.execute(
-                select(q.id, q.body, q.attempts)
+                select(q.id, q.body, q.attempts, q.run_key, q.failures)
                 .where(q.hook == hook_name, q.state == QUEUED)
                 .order_by(q.id)
                 .limit(1)
             ).one_or_none()
 
-    def _start(self, prefect: Any, hook: Hook, row: Any, owner: str, ttl: timedelta) -> None:
+    def _start(self, prefect: Any, hook: Hook, row: Any, owner: str, ttl: timedelta) -> int:
         """Start one waiting request as a run of the hook's deployment (its attempt's key makes
-        a retry return the same run), mark it started, and extend the drainer's lease."""
+        a retry return the same run), mark it started, and extend the drainer's lease; 1 when
+        it started, 0 when it failed for good (a dead letter now). While Prefect cannot be
+        reached, or after a server error it may recover from, the error goes on up (the request
+        waits, first in line)."""
         q, h = webhook_queue.c, workflow_hooks.c
         attempt = row.attempts + 1
-        run_id = prefect_api.create_run(
-            prefect,
-            hook.deployment_id,
-            parameters={"payload": json.loads(row.body)},
-            tags=[
-                TRIGGER_TAG + TriggerKind.WEBHOOK.value,
-                f"{HOOK_REQUEST_TAG}{row.id}",
-                WORKSPACE_TAG + hook.workspace_id,
-            ],
-            idempotency_key=f"spojit-hook:{row.id}:{attempt}",
-        )
+        try:
+            run_id = prefect_api.create_run(
+                prefect,
+                hook.deployment_id,
+                parameters={"payload": json.loads(row.body)},
+                tags=[
+                    TRIGGER_TAG + TriggerKind.WEBHOOK.value,
+                    f"{HOOK_REQUEST_TAG}{row.id}",
+                    WORKSPACE_TAG + hook.workspace_id,
+                ],
+                idempotency_key=f"spojit-hook:{row.run_key or row.id}:{attempt}",
+            )
+        except Exception as exc:
+            if not self._failed(hook, row, exc):
+                raise
+            return 0
         with write_transaction(self.engine) as conn:
             conn.execute(
                 update(webhook_queue)
@@ -327,6 +364,34 @@ class Webhooks:
                 .where(h.name == hook.name, h.lease_owner == owner)
                 .values(lease_until=self.clock() + ttl)
             )
+        return 1
+
+    def _failed(self, hook: Hook, row: Any, exc: Exception) -> bool:
+        """Count a failed start; True when the request is a dead letter now (it failed for
+        good), False when it waits to be tried again (Prefect down, or a server error)."""
+        kind = prefect_api.start_failure(exc)
+        if kind == prefect_api.UNREACHABLE:
+            return False
+        failures = row.failures + 1
+        dead = kind == prefect_api.REFUSED or failures >= self.failures_max
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        # the payload may be quoted in it: keep it storable (no surrogate, no NUL)
+        detail = detail.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+        error = f"Prefect {kind} ({type(exc).__name__}: {detail}), after {failures} tries"
+        q = webhook_queue.c
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(webhook_queue)
+                .where(q.id == row.id, q.state == QUEUED, q.attempts == row.attempts)
+                .values(failures=failures, error=error, state=DEAD if dead else QUEUED)
+            )
+        if dead:
+            log.warning(
+                "Webhook %s: request %s will not start and was set aside as a dead letter "
+                "(the requests behind it go on): %s.",
+                hook.name, row.id, error,
+            )  # fmt: skip
+        return dead
 
     def requeue(self, request_id: int, flow_run_id: str, reason: str) -> bool:
         """Put a webhook request whose run was refused at its start back in the queue."""
@@ -347,11 +412,12 @@ class Webhooks:
         return state == QUEUED
 
     def prune(self, before: Any) -> int:
-        """Forget started requests older than ``before`` (waiting ones are never pruned)."""
+        """Forget started requests and dead letters received before ``before`` (waiting ones
+        are never pruned)."""
         q = webhook_queue.c
+        done = or_(
+            and_(q.state == STARTED, q.started_at < before),
+            and_(q.state == DEAD, q.received_at < before),
+        )
         with write_transaction(self.engine) as conn:
-            return int(
-                conn.execute(
-                    delete(webhook_queue).where(and_(q.state == STARTED, q.started_at < before))
-                ).rowcount
-            )
+            return int(conn.execute(delete(webhook_queue).where(done)).rowcount)

@@ -197,3 +197,12 @@ def read_model_days(
         (_as_dimension("day", day), models): int(credits_ucr)
         for day, models, credits_ucr in conn.execute(query.group_by(r.day, r.models))
     }
+
+
+def workflow_ran(conn: Connection, workspace_id: str, workflow: str) -> bool:
+    """Has the workspace ever been charged for ``workflow`` (its rollups keep every day)?"""
+    u = usage_daily.c
+    found = conn.execute(
+        select(u.day).where(u.workspace_id == workspace_id, u.workflow == workflow).limit(1)
+    )
+    return found.first() is not None

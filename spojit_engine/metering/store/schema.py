@@ -32,6 +32,10 @@ from spojit_engine.metering.core.records import GrantRecord
 KEY_LENGTH_MAX = 200
 NAME_LENGTH_MAX = 64
 RUN_NAME_LENGTH_MAX = 128  # Prefect's generated names ("crimson-otter") are far shorter
+WORKFLOW_LENGTH_MAX = NAME_LENGTH_MAX * 2  # workflow and node names
+ID_LENGTH_MAX = 32  # our ids: ws_…, mem_…
+RUN_ID_LENGTH_MAX = 36  # a Prefect flow or task run's UUID
+REASON_LENGTH_MAX = 500  # why credits were granted or clawed back (kept as text)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

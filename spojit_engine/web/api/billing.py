@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from spojit_engine.display import credits_exact
 from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import TopupOrder
-from spojit_engine.web.api.openapi import Credits, error_responses, member_router
+from spojit_engine.web.api.openapi import (
+    Credits,
+    error_responses,
+    member_router,
+    setting_maximum,
+)
 from spojit_engine.web.auth import Admin, EngineDep, Member
 
 router = member_router()
@@ -127,7 +132,9 @@ def create_topup(body: TopupRequest, admin: Admin, engine: EngineDep) -> Checkou
     responses=error_responses(403),
 )
 def list_topups(
-    admin: Admin, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    admin: Admin,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, json_schema_extra=setting_maximum("page_size_max"))] = 50,
 ) -> list[OrderItem]:
     orders: list[TopupOrder] = engine.orders(admin.workspace_id, limit=limit)
     return [

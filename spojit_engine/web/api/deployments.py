@@ -25,6 +25,11 @@ class DeploymentItem(BaseModel):
     reason: str | None = Field(description="Why the guard paused it, or what is pending.")
     webhook: str | None = Field(description="Its webhook's name: POST /hooks/{webhook}.")
     queued: int = Field(description="Webhook requests waiting to start.")
+    dead_letters: int = Field(
+        description="Webhook requests that will not start (Prefect refused them); kept and "
+        "logged for the operator, they hold nothing up."
+    )
+    dead_letter_reason: str | None = Field(description="Why the latest one failed.")
 
 
 @router.get(

@@ -11,8 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spojit_engine.display import credits_exact
 from spojit_engine.errors import InvalidInput
+from spojit_engine.metering.store.schema import REASON_LENGTH_MAX
+from spojit_engine.money import POSITIVE_CREDITS_PATTERN
 from spojit_engine.results import Grant
-from spojit_engine.web.api.openapi import Credits, error_responses, member_router
+from spojit_engine.web.api.openapi import (
+    Credits,
+    Line,
+    error_responses,
+    in_the_future,
+    member_router,
+)
 from spojit_engine.web.auth import Admin, EngineDep
 
 router = member_router()
@@ -21,12 +29,14 @@ router = member_router()
 class GrantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: str = Field(
-        pattern=r"^[0-9]{1,12}(\.[0-9]{1,6})?$", examples=["50"], description="Credits to add."
+        pattern=POSITIVE_CREDITS_PATTERN, examples=["50"], description="Credits to add."
     )
-    reason: str = Field(min_length=1, max_length=500, description="Why; kept with the grant.")
+    reason: Line = Field(max_length=REASON_LENGTH_MAX, description="Why; kept with the grant.")
     kind: Literal["promo", "adjustment"] = "promo"
     expires_at: datetime | None = Field(
-        default=None, description="When the credits expire (ISO 8601 with a time zone)."
+        default=None,
+        description="When the credits expire (ISO 8601 with a time zone), in the future.",
+        json_schema_extra=in_the_future(),
     )
 
 
@@ -73,9 +83,7 @@ def _grant_item(g: Grant) -> GrantItem:
 def create_grant(body: GrantRequest, admin: Admin, engine: EngineDep) -> GrantCreated:
     if body.expires_at is not None and body.expires_at.tzinfo is None:
         raise InvalidInput("expires_at needs a time zone, e.g. 2027-01-31T00:00:00Z.")
-    reason = " ".join(body.reason.split())
-    if not reason or not reason.isprintable():
-        raise InvalidInput("reason must say why in printable text.")
+    reason = " ".join(body.reason.split())  # the Engine checks what is left (text.py)
     with engine.watch_resumes() as watch:
         granted = engine.grant(
             admin.workspace_id,

@@ -3,9 +3,10 @@
 Authenticated by the hook's own secret (``Authorization: Bearer <secret>`` or
 ``X-Spojit-Secret: <secret>``), never by a member token. Answers 202 with
 ``{"status": "started", "flow_run_id"}`` or, while the workspace is out of credits,
-``{"status": "queued", "position", "reason"}``; 402 when the queue is full. Bad input is refused
-before anything is queued or charged: 413 too large (``BodyLimit``), 404 unknown hook, 401 wrong
-secret, 400 malformed JSON.
+``{"status": "queued", "position", "reason"}``, or ``{"status": "failed", "reason"}`` when
+Prefect refused to start it (a dead letter); 402 when the queue is full. Bad input is refused
+before anything is queued or charged: 413 too large (``BodyLimit``), 401 unknown hook or wrong
+secret, 400 malformed JSON, or JSON holding a NUL or a lone surrogate.
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ def _receive(engine: Engine, name: str, secret: str | None, body: bytes) -> Rece
 
 
 class HookReceipt(BaseModel):
-    status: str = Field(description="started, or queued while the workspace is stopped.")
+    status: str = Field(
+        description="started; queued while the workspace is stopped; or failed: Prefect refused "
+        "to start it (kept as a dead letter for the operator, not retried)."
+    )
     request_id: int
     flow_run_id: str | None = Field(default=None, description="The run, once started.")
     position: int | None = Field(default=None, description="1 = the next to start.")
-    reason: str | None = Field(default=None, description="Why it waits.")
+    reason: str | None = Field(default=None, description="Why it waits, or why it failed.")
 
 
 _HOOK_BODY = {
@@ -70,5 +74,6 @@ async def receive_hook(name: str, request: Request) -> JSONResponse:
         out["flow_run_id"] = receipt.flow_run_id
     if receipt.position is not None:
         out["position"] = receipt.position
+    if receipt.reason is not None:
         out["reason"] = receipt.reason
     return JSONResponse(out, status_code=202)

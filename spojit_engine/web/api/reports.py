@@ -17,10 +17,18 @@ from pydantic import BaseModel, Field
 
 from spojit_engine.display import credits_exact
 from spojit_engine.results import Execution
-from spojit_engine.web.api.openapi import Credits, error_responses, member_router
+from spojit_engine.web.api.openapi import (
+    Credits,
+    error_responses,
+    member_router,
+    setting_maximum,
+)
 from spojit_engine.web.auth import EngineDep, Member, member_emails
 
 router = member_router()
+
+_DIMENSION = "(workflow|node_type|member|test_run)"
+BY_PATTERN = rf"^ *{_DIMENSION} *(, *{_DIMENSION} *)*$"
 
 
 class UsageCard(BaseModel):
@@ -120,7 +128,9 @@ def breakdown(
     by: Annotated[
         str,
         Query(
-            max_length=100, description="Comma-separated: workflow, node_type, member, test_run."
+            max_length=100,
+            pattern=BY_PATTERN,
+            description="Comma-separated: workflow, node_type, member, test_run.",
         ),
     ] = "workflow,node_type",
 ) -> Breakdown:
@@ -160,7 +170,12 @@ def timeline(
     member: Member,
     engine: EngineDep,
     days: Annotated[
-        int | None, Query(ge=1, description="The last N days (default: this period).")
+        int | None,
+        Query(
+            ge=1,
+            description="The last N days (default: this period); at most SPOJIT_TIMELINE_DAYS_MAX.",
+            json_schema_extra=setting_maximum("timeline_days_max"),
+        ),
     ] = None,
 ) -> list[TimelineItem]:
     only = None if member.is_admin else member.id
@@ -194,8 +209,15 @@ def timeline(
 def executions(
     member: Member,
     engine: EngineDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 20,
-    offset: Annotated[int, Query(ge=0, description="Runs to skip (paging).")] = 0,
+    limit: Annotated[int, Query(ge=1, json_schema_extra=setting_maximum("page_size_max"))] = 20,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            description="Runs to skip (paging); at most SPOJIT_PAGE_OFFSET_MAX.",
+            json_schema_extra=setting_maximum("page_offset_max"),
+        ),
+    ] = 0,
 ) -> list[ExecutionItem]:
     only = None if member.is_admin else member.id
     runs: list[Execution] = engine.executions(
