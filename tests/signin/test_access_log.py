@@ -5,6 +5,7 @@ info), and a real uvicorn on a loopback port logs the request lines."""
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ def test_sign_in_tokens_never_reach_the_access_log(
         assert client.get("/api/v1/plans").status_code == 401
     logged = "\n".join(lines.lines)
     assert '"GET /login/… HTTP/1.1" 303' in logged
-    assert '"GET /login?token=… HTTP/1.1" 303' in logged
+    # Once litellm is imported, its own filter on this logger may hide the whole query first.
+    assert re.search(r'"GET /login\?(token=…|REDACTED) HTTP/1.1" 303', logged)
     assert '"GET /login/…?x=1 HTTP/1.1" 401' in logged
     assert '"GET /api/v1/plans HTTP/1.1" 401' in logged  # other lines are left as they were
     assert used not in logged and unused not in logged and "not-a-real-token" not in logged
