@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from spojit_engine.metering.meter.runtime import Runtime
     from spojit_engine.metering.store.usage import UsageRow
     from spojit_engine.nodes.workflow import Workflow
+    from spojit_engine.notify.decide import WorkspaceStop
 
 
 def _check_key(key: str) -> str:
@@ -139,8 +140,16 @@ class Engine:
         self.guard = Guard(self.ledger, self.settings)
         from spojit_engine.notify.service import Notifier
 
-        # hears committed spends and grants; sends in background
-        self.notifier = Notifier(self.ledger, self.settings)
+        # hears committed spends and grants, and the guard's pauses and resumes; sends in background
+        self.notifier = Notifier(self.ledger, self.settings, stop_of=self._workspace_stop)
+        self.guard.on_change(self.notifier.poke)
+
+    def _workspace_stop(self, workspace_id: str) -> WorkspaceStop | None:
+        """The guard's pause of a workspace, as the notifier reads it."""
+        from spojit_engine.notify.decide import WorkspaceStop
+
+        stop = self.guard.workspace_stop(workspace_id)
+        return None if stop is None else WorkspaceStop(*stop)
 
     def close(self) -> None:
         self.notifier.stop()

@@ -29,7 +29,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -101,6 +101,27 @@ class Guard:
         observers.add_spend_limit(self.budgets.limit, applies=self.budgets.applies)
         _guards[ledger] = self
         self._local = threading.local()  # this thread's open ResumeWatch, if any
+        self._changed: list[Callable[[str], None]] = []
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(workspace_id)`` after this guard stopped or resumed a scope of it (the
+        notifier re-reads the workspace then; the guard never imports who listens)."""
+        self._changed.append(listener)
+
+    def _tell(self, workspace_id: str) -> None:
+        for listener in list(self._changed):
+            try:
+                listener(workspace_id)
+            except Exception:
+                log.exception("A guard listener failed for workspace %s", workspace_id)
+
+    def workspace_stop(self, workspace_id: str) -> tuple[datetime, str] | None:
+        """Since when, and why, the workspace's scheduled and webhook runs are paused for
+        credits (None while they are not): what the notifier's out-of-credits alert says."""
+        state = self.state(workspace_id)
+        if state is None or not state.stopped or state.since is None:
+            return None
+        return state.since, state.reason or ""
 
     @contextmanager
     def watch(self) -> Iterator[ResumeWatch]:
@@ -267,6 +288,7 @@ class Guard:
             paused = self._apply_pauses(state, self._targets(state))
         if newly:
             self._emit(prefect_api.EVENT_EXHAUSTED, state, paused)
+            self._tell(workspace_id)
         return newly
 
     def _targets(self, state: ScopeState) -> list[Binding]:
@@ -326,6 +348,7 @@ class Guard:
                 pauses_applied_at=None,
             )
         self._emit(prefect_api.EVENT_RESUMED, state, resumed)
+        self._tell(workspace_id)
         workflow = None if scope == WORKSPACE_SCOPE else scope
         for hook in self.hooks.hooks_of(workspace_id, workflow):
             self.hooks.drain(hook.name)
