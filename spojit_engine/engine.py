@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from spojit_engine.guards.budgets import WorkflowBudget
     from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.guards.deployments.reconciler import Reconciler
-    from spojit_engine.guards.deployments.status import DeploymentStatus
+    from spojit_engine.guards.deployments.status import DeploymentStatus, PausedWork
     from spojit_engine.guards.deployments.webhooks import Receipt
     from spojit_engine.guards.runs.incomplete import IncompleteRun
     from spojit_engine.guards.runs.resume import ResumeStarted
@@ -709,6 +709,12 @@ class Engine:
         from spojit_engine.guards.deployments.status import deployment_statuses
 
         return deployment_statuses(self.guard, workspace_id)
+
+    def paused_work(self, workspace_id: str) -> list[PausedWork]:
+        """What the credit guard has paused in the workspace and why (its records; no Prefect)."""
+        from spojit_engine.guards.deployments.status import paused_work
+
+        return paused_work(self.guard, workspace_id)
 
     # -- estimates and cost advice -------------------------------------------------------------
 

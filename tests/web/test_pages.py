@@ -15,7 +15,7 @@ from settable_clock import SettableClock
 from sqlalchemy import select
 from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop
 
-from spojit_engine import Engine
+from spojit_engine import Engine, InsufficientCredits
 from spojit_engine.metering.store.usage import UsageRow, record_usage
 from spojit_engine.signin.schema import browser_sessions, login_links
 from spojit_engine.web.app import create_app
@@ -260,3 +260,32 @@ def test_the_billing_page_tells_an_admin_how_to_spend_less_and_not_a_member(
     browser.cookies.clear()
     sign_in(browser, page_engine, shop, admin=False)
     assert "Spend less" not in browser.get("/billing").text
+
+
+def test_while_the_guard_pauses_work_billing_says_what_why_and_what_fixes_it(
+    browser: TestClient, page_engine: Engine, shop: Shop, prefect_harness: None
+) -> None:
+    """A 1.00-credit step meets 0.41 credits: the guard pauses the workflow's schedule. The page
+    names the deployment and the reason; an admin gets Buy credits and Change plan, a member is
+    told to ask an admin; a top-up takes the banner away."""
+    from guard_helpers import deploy, interval, paid_workflow, unique
+
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+
+    ws = shop.workspace_id
+    page_engine.debit(ws, page_engine.balance(ws).remaining - Decimal("0.41"), key="drain")
+    workflow = paid_workflow(unique("digest"))
+    deploy(page_engine, workflow, "hourly", ws, [interval(3600)])
+    sign_in(browser, page_engine, shop)
+    assert "data-paused" not in browser.get("/billing").text
+    with use_runtime(Runtime.create(page_engine)), pytest.raises(InsufficientCredits):
+        workflow.run(None, workspace=ws)
+    page = browser.get("/billing").text
+    assert 'data-paused="workspace"' in page and "Scheduled and webhook runs are paused" in page
+    assert "<strong>hourly</strong>" in page and "has 0.41 available" in page
+    assert 'href="#buy">Buy credits</a>' in page and 'href="#plan">Change plan</a>' in page
+    sign_in(browser, page_engine, shop, admin=False)
+    page = browser.get("/billing").text
+    assert "Ask a workspace admin to buy credits" in page and 'href="#buy"' not in page
+    page_engine.grant(ws, Decimal("5"), kind="promo", key="back")
+    assert "data-paused" not in browser.get("/billing").text

@@ -1,9 +1,11 @@
 """What ``spojit deployments`` shows: each bound deployment's workspace, schedules and whether it
-is paused — by the guard (with the reason), by a person, or not at all — and its webhook queue."""
+is paused — by the guard (with the reason), by a person, or not at all — and its webhook queue;
+and what the billing page's banner shows: what the guard has paused in a workspace, and why."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -115,3 +117,39 @@ def _status(info: prefect_api.DeploymentInfo | None, guard_paused: bool, *, reac
     if not info.schedules:
         return NO_SCHEDULE
     return ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class PausedWork:
+    """A scope the guard has stopped: the whole workspace (``workflow`` None) or one workflow."""
+
+    workflow: str | None
+    cause: str | None  # policy.Cause's value: credits, budget_run, budget_day
+    reason: str  # the sentence the guard recorded
+    since: datetime | None
+    deployments: list[str]  # the names of the deployments whose schedules it switched off
+    resume_pending: bool  # what stopped it is gone; the guard is switching them back on
+
+
+def paused_work(guard: Guard, workspace_id: str) -> list[PausedWork]:
+    """What the guard has stopped in ``workspace_id``, from its own records only (no call to
+    Prefect: a page shows it on every load)."""
+    limit = guard.settings.page_size_max
+    names = {
+        b.deployment_id: b.deployment_name
+        for b in store.bindings(guard.sa, workspace_id, limit=limit)
+    }
+    out = []
+    for state in store.stopped_states(guard.sa, workspace_id, limit=limit):
+        pauses = store.open_pauses(guard.sa, workspace_id, state.scope, limit=limit)
+        out.append(
+            PausedWork(
+                state.scope or None,
+                state.cause.value if state.cause else None,
+                state.reason or "The credit guard stopped it.",
+                state.since,
+                sorted({names.get(p.deployment_id, p.deployment_id) for p in pauses}),
+                guard.resume_pending(workspace_id, state.scope),
+            )
+        )
+    return out

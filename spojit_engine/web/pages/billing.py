@@ -1,5 +1,6 @@
-"""Settings → Billing: ``/billing`` (Usage this period, the daily chart, View breakdown, and for
-admins Buy credits and Change plan), ``/billing/success`` (Stripe Checkout returns here), and the
+"""Settings → Billing: ``/billing`` (a banner while the credit guard has paused work: what, why,
+and what fixes it; Usage this period, the daily chart, View breakdown, and for admins Buy credits
+and Change plan), ``/billing/success`` (Stripe Checkout returns here), and the
 two forms ``/billing/topup`` and ``/billing/plan``. Server-rendered (``templates/billing.html``),
 no script; each form POSTs with the session's CSRF token (``signin.checked_form``). A member sees
 the card and only their own consumption; buying and plan changes are for admins.
@@ -145,6 +146,7 @@ def billing_context(engine: Engine, session: BrowserSession) -> dict[str, Any]:
         "day_of_period": min(period.days, (now - balance.period_start).days + 1),
         "chart": chart,
         "breakdowns": _breakdowns(engine, member.workspace_id, only),
+        "paused": engine.paused_work(member.workspace_id),
         "mine_only": only is not None,
         "offers": [],
         "plans": [],
