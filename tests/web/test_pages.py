@@ -3,6 +3,10 @@ Chromium): one-time links, the session cookie's attributes, CSRF on every form, 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -289,3 +293,37 @@ def test_while_the_guard_pauses_work_billing_says_what_why_and_what_fixes_it(
     assert "Ask a workspace admin to buy credits" in page and 'href="#buy"' not in page
     page_engine.grant(ws, Decimal("5"), kind="promo", key="back")
     assert "data-paused" not in browser.get("/billing").text
+
+
+def _fetch(value: object) -> object:
+    return {"fetched": value}
+
+
+def test_a_run_stopped_by_its_test_cap_reads_test_cap_reached_everywhere(
+    browser: TestClient, page_engine: Engine, shop: Shop, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The workspace has credits; the test run's own cap (2.00) stopped it at its third 1.00
+    step: the page, the run's page, the API and the CLI say so — not "out of credits"."""
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+    from spojit_engine.nodes import Connector, Workflow
+
+    ws = shop.workspace_id
+    workflow = Workflow("capped", [Connector(f"n{i}", _fetch) for i in range(1, 5)])
+    with use_runtime(Runtime.create(page_engine)), pytest.raises(InsufficientCredits):
+        workflow.run(None, workspace=ws, test=True, max_credits="2")
+    sign_in(browser, page_engine, shop)
+    listing = browser.get("/executions").text
+    assert '<span class="badge bad">test cap reached</span>' in listing
+    assert "out of credits" not in listing
+    [run] = browser.get(
+        "/api/v1/executions", headers={"Authorization": f"Bearer {shop.admin.token}"}
+    ).json()
+    assert run["status"] == "test cap reached"
+    detail = browser.get(f"/executions/{run['flow_run_id']}").text
+    assert "test cap reached" in detail and "out of credits" not in detail
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOJIT_")}
+    env |= {"SPOJIT_HOME": str(tmp_path / "cli"), "SPOJIT_DATABASE_URL": page_engine.database_url}
+    spojit = str(Path(sys.executable).with_name("spojit"))
+    done = subprocess.run([spojit, "executions", "--workspace", "acme", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert [r["status"] for r in json.loads(done.stdout)] == ["test cap reached"]
