@@ -14,6 +14,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from spojit_engine.db import write_transaction
 from spojit_engine.notify.decide import StopOf
 from spojit_engine.notify.deliver import DeliveryFailed, deliver
 from spojit_engine.notify.evaluate import evaluate_workspace
@@ -116,15 +117,20 @@ class Notifier:
         return len(rows)
 
     def _deliver(self, row: OutboxRow) -> None:
-        from spojit_engine.notify.rules import UnknownNotification, get_rule
+        from spojit_engine.notify.rules import UnknownNotification, drop_undelivered, get_rule
 
         s, sa = self.settings, self.sa
         try:
             rule = get_rule(sa, row.workspace_id, row.rule_id)
+        except UnknownNotification:  # removed while this alert waited: nobody to tell
+            with write_transaction(sa) as conn:
+                drop_undelivered(conn, row.rule_id)
+            return
+        try:
             deliver(rule.channel, rule.target, row.message,
                     timeout_seconds=s.notify_timeout_seconds,
                     allow_private=s.notify_allow_private_targets)  # fmt: skip
-        except (DeliveryFailed, UnknownNotification) as exc:
+        except DeliveryFailed as exc:
             retry = mark_failed(sa, row, str(exc), self.clock(),
                                 attempts_max=s.notify_attempts_max,
                                 backoff=timedelta(seconds=s.notify_backoff_seconds))  # fmt: skip

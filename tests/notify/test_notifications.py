@@ -269,3 +269,24 @@ def test_the_guards_pause_and_resume_alert_once_each(
         workflow.run(None, workspace=ws)  # 2.46 -> 1.46
         workflow.run(None, workspace=ws)  # -> 0.46
         assert events_after(refused_run) == ["out_of_credits", "resumed", "out_of_credits"]
+
+
+def test_removing_a_rule_drops_its_undelivered_alerts_and_keeps_what_was_sent(
+    sqlite_engine: Engine, receiver: Any
+) -> None:
+    """Decided: an alert never delivered goes with its rule (it would name a rule that is gone
+    and retry for nobody); one already sent stays as history."""
+    engine = sqlite_engine
+    ws = engine.create_workspace("acme", plan="free").id
+    delivered = engine.add_notification(ws, webhook=receiver.url)
+    stuck = engine.add_notification(ws, webhook=_dead_url())
+    engine.debit(ws, D("80"), key="d1")
+    engine.notifier.flush()
+    states = sorted((s.rule_id == stuck.id, s.state) for s in engine.notifications_sent(ws))
+    assert states == [(False, "sent"), (True, "pending")]
+    engine.remove_notification(ws, stuck.id)
+    engine.remove_notification(ws, delivered.id)
+    [kept] = engine.notifications_sent(ws)
+    assert (kept.rule_id, kept.state, kept.subject) == (
+        delivered.id, "sent", "acme: 75% of this period's credits used",
+    )  # fmt: skip
