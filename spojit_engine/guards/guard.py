@@ -121,7 +121,18 @@ class Guard:
         state = self.state(workspace_id)
         if state is None or not state.stopped or state.since is None:
             return None
-        return state.since, state.reason or ""
+        return state.since, self.reason_now(state)
+
+    def reason_now(self, state: ScopeState) -> str:
+        """Why a scope is stopped, as a person reads it now. A workspace out of credits is
+        described from the live card: the figure in the refusal it recorded was the balance
+        less the holds of that moment, and goes stale as they settle, so shown beside the card
+        it disagreed with it. Its ``needed`` part is what was refused, which does not change."""
+        if state.scope != WORKSPACE_SCOPE or state.cause is not Cause.CREDITS:
+            return state.reason or "The credit guard stopped it."
+        card = self.balance_record(state.workspace_id, bring_up_to_date=False)
+        return out_of_credits(card.workspace_name, card.remaining_ucr, card.resets_at,
+                              state.needed_ucr)  # fmt: skip
 
     @contextmanager
     def watch(self) -> Iterator[ResumeWatch]:

@@ -255,7 +255,9 @@ def test_the_guards_pause_and_resume_alert_once_each(
     with use_runtime(Runtime.create(engine)):
         assert events_after(refused_run) == ["out_of_credits"]
         out = receiver.bodies[-1]
-        assert out["remaining"] == "0.410000" and "has 0.41 available" in out["text"]
+        assert (
+            out["remaining"] == "0.410000" and "has 0.41 credits, less than the 1.00" in out["text"]
+        )
         assert "paused the scheduled and webhook runs" in out["text"] and out["paused_at"]
         assert events_after(refused_run) == ["out_of_credits"]  # the same pause: told once
         short = lambda: engine.grant(ws, D("0.05"), kind="promo", key="g1")  # noqa: E731

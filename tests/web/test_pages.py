@@ -269,24 +269,32 @@ def test_the_billing_page_tells_an_admin_how_to_spend_less_and_not_a_member(
 def test_while_the_guard_pauses_work_billing_says_what_why_and_what_fixes_it(
     browser: TestClient, page_engine: Engine, shop: Shop, prefect_harness: None
 ) -> None:
-    """A 1.00-credit step meets 0.41 credits: the guard pauses the workflow's schedule. The page
-    names the deployment and the reason; an admin gets Buy credits and Change plan, a member is
-    told to ask an admin; a top-up takes the banner away."""
+    """A 1.00-credit step meets 0.41 available credits (0.43 less a running step's 0.02 hold):
+    the guard pauses the workflow's schedule. The page names the deployment and the reason —
+    in the card's own figure once the hold is gone (0.43, not the 0.41 of that moment); an admin
+    gets Buy credits and Change plan, a member is told to ask an admin; a top-up ends it."""
     from guard_helpers import deploy, interval, paid_workflow, unique
 
     from spojit_engine.metering.meter.runtime import Runtime, use_runtime
 
     ws = shop.workspace_id
-    page_engine.debit(ws, page_engine.balance(ws).remaining - Decimal("0.41"), key="drain")
+    page_engine.debit(ws, page_engine.balance(ws).remaining - Decimal("0.43"), key="drain")
+    hold = page_engine.hold(ws, Decimal("0.02"), key="running-step", ttl=timedelta(minutes=5))
     workflow = paid_workflow(unique("digest"))
     deploy(page_engine, workflow, "hourly", ws, [interval(3600)])
     sign_in(browser, page_engine, shop)
     assert "data-paused" not in browser.get("/billing").text
-    with use_runtime(Runtime.create(page_engine)), pytest.raises(InsufficientCredits):
+    with use_runtime(Runtime.create(page_engine)), pytest.raises(InsufficientCredits) as refused:
         workflow.run(None, workspace=ws)
+    assert "has 0.41 available" in str(refused.value)  # the balance less the hold, then
+    page_engine.release(hold.id)
     page = browser.get("/billing").text
     assert 'data-paused="workspace"' in page and "Scheduled and webhook runs are paused" in page
-    assert "<strong>hourly</strong>" in page and "has 0.41 available" in page
+    assert 'data-figure="remaining"><span class="amount" title="0.430000 credits">' in page
+    assert "<strong>hourly</strong>" in page and "has 0.43 credits, less than the 1.00" in page
+    assert "0.41" not in page
+    [status] = page_engine.deployments(ws)
+    assert status.reason is not None and "has 0.43 credits, less than the 1.00" in status.reason
     assert 'href="#buy">Buy credits</a>' in page and 'href="#plan">Change plan</a>' in page
     sign_in(browser, page_engine, shop, admin=False)
     page = browser.get("/billing").text

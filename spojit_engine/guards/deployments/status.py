@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from spojit_engine.guards import prefect_api, store
@@ -54,13 +54,14 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
         for h in guard.hooks.hooks_of(ws)
     }
     pending = cache(guard.resume_pending)  # one read per (workspace, scope)
+    reason_of = cache(partial(_reason_now, guard))
     infos, reachable = _read_deployments(bindings)
     out = []
     for b in bindings:
         info = infos.get(b.deployment_id)
         mine = pauses.get(b.deployment_id, [])
         status = _status(info, bool(mine), reachable=reachable)
-        reason = mine[0].reason if mine else None
+        reason = reason_of(b.workspace_id, mine[0].scope, mine[0].reason) if mine else None
         if status == PAUSED_BY_GUARD and pending(b.workspace_id, mine[0].scope):
             status, reason = RESUME_PENDING, PENDING_REASON
         hook = hooks.get(b.deployment_id)
@@ -81,6 +82,13 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
             )
         )
     return out
+
+
+def _reason_now(guard: Guard, workspace_id: str, scope: str, recorded: str) -> str:
+    """Why the scope's pause holds, with today's figures (the one the pause recorded when the
+    scope is no longer stopped and another scope holds the schedule)."""
+    state = guard.state(workspace_id, scope)
+    return guard.reason_now(state) if state is not None and state.stopped else recorded
 
 
 def _read_deployments(
@@ -146,7 +154,7 @@ def paused_work(guard: Guard, workspace_id: str) -> list[PausedWork]:
             PausedWork(
                 state.scope or None,
                 state.cause.value if state.cause else None,
-                state.reason or "The credit guard stopped it.",
+                guard.reason_now(state),
                 state.since,
                 sorted({names.get(p.deployment_id, p.deployment_id) for p in pauses}),
                 guard.resume_pending(workspace_id, state.scope),
