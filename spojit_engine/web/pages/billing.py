@@ -21,7 +21,7 @@ from spojit_engine.display import credits_text
 from spojit_engine.engine import Engine
 from spojit_engine.errors import Forbidden, SpojitError, http_status
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.results import BrowserSession
+from spojit_engine.results import BrowserSession, member_label, run_label
 from spojit_engine.web.auth import EngineDep, member_emails
 from spojit_engine.web.pages.charts import daily_chart
 from spojit_engine.web.pages.signin import (
@@ -75,12 +75,13 @@ class PackOffer:
 
 
 def _label(dimension: str, row: Any, emails: dict[str, str]) -> str:
+    """A breakdown line's label: the same words as the CLI's (``results.run_label`` and
+    ``member_label``)."""
     if dimension == "test_run":
-        return "Test runs" if row.test_run else "Live runs"
-    value = getattr(row, dimension)
+        return run_label(row.test_run)
     if dimension == "member":
-        return emails.get(value, value) if value else "(no member: the operator or the API)"
-    return value or "(outside any workflow)"
+        return member_label(row.member, emails)
+    return getattr(row, dimension) or "(outside any workflow)"
 
 
 def _table(
