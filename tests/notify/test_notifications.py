@@ -274,11 +274,10 @@ def test_the_guards_pause_and_resume_alert_once_each(
 
 
 def test_removing_a_rule_drops_its_undelivered_alerts_and_keeps_what_was_sent(
-    sqlite_engine: Engine, receiver: Any
+    engine: Engine, receiver: Any
 ) -> None:
     """Decided: an alert never delivered goes with its rule (it would name a rule that is gone
     and retry for nobody); one already sent stays as history."""
-    engine = sqlite_engine
     ws = engine.create_workspace("acme", plan="free").id
     delivered = engine.add_notification(ws, webhook=receiver.url)
     stuck = engine.add_notification(ws, webhook=_dead_url())
