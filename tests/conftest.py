@@ -15,6 +15,7 @@ from settable_clock import SettableClock
 from spojit_engine import Engine
 from spojit_engine.db import make_engine, migrate
 from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+from spojit_engine.settings import get_settings
 
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -26,9 +27,25 @@ LEDGER_TABLES = (
 )
 
 
+# The suite's own settings, kept when the rest of the caller's SPOJIT_* and PREFECT_* go: where the
+# test PostgreSQL is, and an optional stripe-mock for the contract test.
+KEPT_SETTINGS = ("SPOJIT_TEST_PG_URL", "SPOJIT_STRIPE_API_BASE")
+
+
+def isolate_from_the_caller(cache: Path) -> None:
+    """The suite runs in its own home and databases whatever the caller exported: an operator's
+    ``SPOJIT_HOME``, ``SPOJIT_DATABASE_URL`` or ``PREFECT_API_URL`` would otherwise point the tests
+    (and every ``spojit`` process they start with this environment) at that person's data."""
+    for name in list(os.environ):
+        if name.startswith(("SPOJIT_", "PREFECT_")) and name not in KEPT_SETTINGS:
+            del os.environ[name]
+    os.environ["SPOJIT_HOME"] = str(cache / "spojit_home")
+    get_settings.cache_clear()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     cache = Path(config.rootpath) / ".pytest_cache"
-    os.environ.setdefault("SPOJIT_HOME", str(cache / "spojit_home"))
+    isolate_from_the_caller(cache)
     # Before anything imports Prefect: its own home, no analytics, and LiteLLM's local price map.
     (cache / "prefect_home").mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(cache / "prefect_home")
@@ -47,6 +64,15 @@ def _postgres_reachable() -> str | None:
             return None
     except psycopg.Error as exc:
         return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that sets ``SPOJIT_*`` (monkeypatch) must see its
+    own values, and the next test must not see them."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
