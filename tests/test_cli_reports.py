@@ -112,9 +112,12 @@ def test_breakdown_and_timeline_totals_equal_consumed(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_demo_hints_run_as_printed_beside_another_workspace(home: Path) -> None:
+def test_the_demo_hints_run_as_printed_beside_another_workspace(
+    home: Path, prefect_api_url: str
+) -> None:
+    server = {"PREFECT_API_URL": prefect_api_url}  # the fresh-home demo is test_cli_run's
     assert run(home, "init", "--workspace", "other").returncode == 0
-    demo = run(home, "demo", timeout=900)
+    demo = run(home, "demo", env=server, timeout=900)
     assert demo.returncode == 0, demo.stderr
     hints = demo.stdout.split("Next:", 1)[1].strip().splitlines()
     commands = [line.strip().split("  ")[0] for line in hints if line.strip()]
@@ -122,6 +125,6 @@ def test_the_demo_hints_run_as_printed_beside_another_workspace(home: Path) -> N
     for command in commands:
         argv = shlex.split(command)
         assert argv[0] == "spojit"
-        done = run(home, *argv[1:], timeout=900)
+        done = run(home, *argv[1:], env=server, timeout=900)
         assert done.returncode == 0, (command, done.stderr)
         assert "Traceback" not in done.stderr
