@@ -6,6 +6,7 @@
 #   SPOJIT_SCALE_LEDGER_DB    the ledger's database               (default spojit_ledger)
 #   SPOJIT_SCALE_PREFECT_PORT Prefect API port                    (default 4200)
 #   SPOJIT_SCALE_SERVE_PORT   `spojit serve` port                 (default 8000)
+#   SPOJIT_PUBLIC_URL         where `spojit serve` is reached     (default http://127.0.0.1:SERVE_PORT)
 #   SPOJIT_SCALE_WORKERS      how many process workers            (default 2)
 #   SPOJIT_SCALE_WORKER_LIMIT flow runs each worker runs at once  (default: no limit)
 #   SPOJIT_SCALE_POOL         the process work pool               (default: SPOJIT_WORK_POOL or spojit)
@@ -31,9 +32,11 @@ export PREFECT_HOME="${PREFECT_HOME:-$SPOJIT_SCALE_DIR/prefect}"
 export PREFECT_API_URL="http://127.0.0.1:$SPOJIT_SCALE_PREFECT_PORT/api"
 export PREFECT_SERVER_API_HOST=127.0.0.1
 export PREFECT_SERVER_API_PORT="$SPOJIT_SCALE_PREFECT_PORT"
-export PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://$PG_HOSTPART/$SPOJIT_SCALE_PREFECT_DB"
+export PREFECT_SERVER_DATABASE_CONNECTION_URL="postgresql+asyncpg://$PG_HOSTPART/$SPOJIT_SCALE_PREFECT_DB"
 export SPOJIT_DATABASE_URL="postgresql://$PG_HOSTPART/$SPOJIT_SCALE_LEDGER_DB"
 export SPOJIT_WORK_POOL="$SPOJIT_SCALE_POOL"
+# Where `spojit serve` is reached: the hook URLs `spojit deploy --webhook` prints, sign-in links.
+export SPOJIT_PUBLIC_URL="${SPOJIT_PUBLIC_URL:-http://127.0.0.1:$SPOJIT_SCALE_SERVE_PORT}"
 # Workers and their runs all talk to one server: Prefect's default pool (5 + 10 connections)
 # times out under load and answers 500s; 20 + 20 fits PostgreSQL's default max_connections (100).
 export PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE="${PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE:-20}"
