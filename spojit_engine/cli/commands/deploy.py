@@ -59,7 +59,9 @@ def deploy(
     ] = None,
     input_json: Annotated[
         str | None,
-        typer.Option("--input", help="The payload of every run it starts, as JSON (default: none)."),
+        typer.Option(
+            "--input", help="The payload of every run it starts, as JSON (default: none)."
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
@@ -85,7 +87,9 @@ def deploy(
         deploy_request(ctx, flow, loaded.workflow, name=name, cron=cron, interval=interval,
                        webhook=webhook, parameters=parameters, reserve=reserve)
     )  # fmt: skip
-    budget = set_caps(ctx, loaded.workflow.name, per_run=max_credits_per_run, per_day=max_credits_per_day)
+    budget = set_caps(
+        ctx, loaded.workflow.name, per_run=max_credits_per_run, per_day=max_credits_per_day
+    )
     if json_out:
         print_json(deployed_json(ctx, deployed, budget))
         return

@@ -52,8 +52,9 @@ _SQL = {
         " WHERE w.id = :id"
     ),
     "insert_entry": (
-        "{key_registry}INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr, grant_id, hold_id,"
-        " workflow, node_type, member_id, test_run, node_call, reason, created_at) VALUES"
+        "{key_registry}INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr,"
+        " grant_id, hold_id, workflow, node_type, member_id, test_run, node_call, reason,"
+        " created_at) VALUES"
         " (:workspace_id, :key, :kind, :amount_ucr, :held_ucr, :grant_id, :hold_id, :workflow,"
         " :node_type, :member_id, :test_run, :node_call, :reason, :created_at){returning_id}"
     ),

@@ -124,12 +124,16 @@ def _rollup_statements(lean: ModuleType, rollups: ModuleType, *, pruned: bool) -
     revision."""
     function = lean.function_sql()
     (rule,) = [r for r in rollups.RULES if r.name == "spojit_rollup_usage_daily"]
-    (ddl_function, _trigger) = [s for s in rollups.create_statements("postgresql") if rule.name in s]
+    (ddl_function, _trigger) = [
+        s for s in rollups.create_statements("postgresql") if rule.name in s
+    ]
     if pruned:
         on = _NODE_CALL_IN_WORKSPACE
         function = function.replace(_NODE_CALL_LOOKUP.replace("NEW.", "new_entry."),
                                     on.replace("NEW.", "new_entry."))  # fmt: skip
-        function = function.replace("    INSERT INTO entries (workspace_id, key, kind,", _KEY_INSERT)
+        function = function.replace(
+            "    INSERT INTO entries (workspace_id, key, kind,", _KEY_INSERT
+        )
         function = function.replace(*_POSTING_INSERT)
         ddl_function = ddl_function.replace(_NODE_CALL_LOOKUP, on)
     return [
@@ -193,9 +197,10 @@ def _downgrade_postgresql() -> None:
     for index in INDEXES:
         op.execute(f"DROP INDEX {index.split()[2]}")
     op.execute(
-        f"CREATE TABLE entries (LIKE entries_partitioned INCLUDING DEFAULTS, PRIMARY KEY (id),"
+        "CREATE TABLE entries (LIKE entries_partitioned INCLUDING DEFAULTS, PRIMARY KEY (id),"
         " UNIQUE (key), FOREIGN KEY (workspace_id) REFERENCES workspaces (id),"
-        " FOREIGN KEY (grant_id) REFERENCES grants (id), FOREIGN KEY (hold_id) REFERENCES holds (id))"
+        " FOREIGN KEY (grant_id) REFERENCES grants (id),"
+        " FOREIGN KEY (hold_id) REFERENCES holds (id))"
     )
     op.execute(
         "CREATE TABLE postings (id integer NOT NULL DEFAULT nextval('postings_id_seq') PRIMARY KEY,"
