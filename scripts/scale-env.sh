@@ -10,6 +10,9 @@
 #   SPOJIT_SCALE_WORKERS      how many process workers            (default 2)
 #   SPOJIT_SCALE_WORKER_LIMIT flow runs each worker runs at once  (default: no limit)
 #   SPOJIT_SCALE_POOL         the process work pool               (default: SPOJIT_WORK_POOL or spojit)
+#   SPOJIT_SCALE_HEARTBEAT_SECONDS  a flow run's heartbeat (Prefect's minimum, 30, is the default)
+#   SPOJIT_SCALE_ZOMBIE_SECONDS     no heartbeat for this long: Prefect marks the run Crashed (90)
+#   SPOJIT_SCALE_STOP_SECONDS       scale-down's wait before it presses harder (default 5)
 #   SPOJIT_SCALE_BIN          where `prefect` and `spojit` are    (default: this checkout's .venv/bin, else PATH)
 
 SCALE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +44,10 @@ export SPOJIT_PUBLIC_URL="${SPOJIT_PUBLIC_URL:-http://127.0.0.1:$SPOJIT_SCALE_SE
 # times out under load and answers 500s; 20 + 20 fits PostgreSQL's default max_connections (100).
 export PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE="${PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE:-20}"
 export PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW="${PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW:-20}"
+# Flow runs send heartbeats; the "Crash zombie flows" automation (scale-up.sh) marks a run whose
+# heartbeats stop Crashed, and spojit-renewals then releases what it held (guards/runs/crashed.py).
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${SPOJIT_SCALE_HEARTBEAT_SECONDS:-30}"
+SPOJIT_SCALE_ZOMBIE_SECONDS="${SPOJIT_SCALE_ZOMBIE_SECONDS:-90}"
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
 
 pidfile() { echo "$SPOJIT_SCALE_DIR/$1.pid"; }
