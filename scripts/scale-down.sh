@@ -4,7 +4,8 @@
 # seconds. A worker is stopped as Prefect stops one: SIGINT (it stops taking runs), and if it
 # has not exited after SPOJIT_SCALE_STOP_SECONDS (default 5), a second SIGINT (Prefect's worker
 # then kills itself); its flow runs get SIGTERM (Prefect marks them crashed), then SIGKILL.
-# The other processes: SIGTERM, SIGKILL after the same wait. Idempotent; the databases are kept.
+# The other processes: SIGTERM, SIGKILL after the same wait ("killed" in the output: something
+# did not stop as asked). Idempotent; the databases are kept.
 set -euo pipefail
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0
@@ -33,14 +34,15 @@ stop() {
   [[ -f "$file" ]] || return 0
   pid="$(cat "$file")"
   if kill -0 "$pid" 2>/dev/null; then
+    local how=stopped
     if [[ "$kind" == worker ]]; then
       kill -INT "$pid" 2>/dev/null || true
       gone "$pid" "$STOP_SECONDS" || kill -INT "$pid" 2>/dev/null || true
-      gone "$pid" "$STOP_SECONDS" || kill -KILL "$pid" 2>/dev/null || true
+      gone "$pid" "$STOP_SECONDS" || { how=killed; kill -KILL "$pid" 2>/dev/null || true; }
     fi
     kill -TERM -- "-$pid" 2>/dev/null || true
-    group_gone "$pid" "$STOP_SECONDS" || kill -KILL -- "-$pid" 2>/dev/null || true
-    echo "  $name: stopped (pid $pid)"
+    group_gone "$pid" "$STOP_SECONDS" || { how=killed; kill -KILL -- "-$pid" 2>/dev/null || true; }
+    echo "  $name: $how (pid $pid)"
   fi
   rm -f "$file"
 }
