@@ -3,15 +3,17 @@
 # Stops what scripts/scale-up.sh started, workers and their flow runs first, the server last, in
 # seconds. A worker is stopped as Prefect stops one: SIGINT (it stops taking runs), and if it
 # has not exited after SPOJIT_SCALE_STOP_SECONDS (default 5), a second SIGINT (Prefect's worker
-# then kills itself); its flow runs get SIGTERM (Prefect marks them crashed), then SIGKILL.
-# The other processes: SIGTERM, SIGKILL after the same wait ("killed" in the output: something
-# did not stop as asked). Idempotent; the databases are kept.
+# then kills itself); its flow runs get SIGTERM (Prefect marks them crashed) and, if still there
+# after SPOJIT_SCALE_RUN_STOP_SECONDS (default 30), SIGKILL. The other processes: SIGTERM, SIGKILL
+# after that wait ("killed" in the output says which did not stop as asked). Idempotent; the
+# databases are kept.
 set -euo pipefail
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0
 fi
 source "$(dirname "$0")/scale-env.sh"
 STOP_SECONDS="${SPOJIT_SCALE_STOP_SECONDS:-5}"
+RUN_STOP_SECONDS="${SPOJIT_SCALE_RUN_STOP_SECONDS:-30}"  # a flow run reports its crash first
 
 # gone PID SECONDS: wait until PID has exited (true) or SECONDS have passed (false).
 gone() {
@@ -38,10 +40,11 @@ stop() {
     if [[ "$kind" == worker ]]; then
       kill -INT "$pid" 2>/dev/null || true
       gone "$pid" "$STOP_SECONDS" || kill -INT "$pid" 2>/dev/null || true
-      gone "$pid" "$STOP_SECONDS" || { how=killed; kill -KILL "$pid" 2>/dev/null || true; }
+      gone "$pid" "$STOP_SECONDS" || { how="killed (it ignored SIGINT)"; kill -KILL "$pid" || true; }
     fi
     kill -TERM -- "-$pid" 2>/dev/null || true
-    group_gone "$pid" "$STOP_SECONDS" || { how=killed; kill -KILL -- "-$pid" 2>/dev/null || true; }
+    group_gone "$pid" "$RUN_STOP_SECONDS" \
+      || { how="killed (a process of its group ignored SIGTERM)"; kill -KILL -- "-$pid" || true; }
     echo "  $name: $how (pid $pid)"
   fi
   rm -f "$file"

@@ -12,7 +12,8 @@
 #   SPOJIT_SCALE_POOL         the process work pool               (default: SPOJIT_WORK_POOL or spojit)
 #   SPOJIT_SCALE_HEARTBEAT_SECONDS  a flow run's heartbeat (Prefect's minimum, 30, is the default)
 #   SPOJIT_SCALE_ZOMBIE_SECONDS     no heartbeat for this long: Prefect marks the run Crashed (90)
-#   SPOJIT_SCALE_STOP_SECONDS       scale-down's wait before it presses harder (default 5)
+#   SPOJIT_SCALE_STOP_SECONDS       scale-down: a worker's grace after SIGINT (default 5)
+#   SPOJIT_SCALE_RUN_STOP_SECONDS   scale-down: flow runs' and servers' grace after SIGTERM (30)
 #   SPOJIT_SCALE_BIN          where `prefect` and `spojit` are    (default: this checkout's .venv/bin, else PATH)
 
 SCALE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

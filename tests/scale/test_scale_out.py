@@ -301,7 +301,7 @@ def _scenario(scale: Scale, cluster: PrivateCluster, engine: Engine) -> None:
     began = time.monotonic()
     out = scale.script("scale-down.sh")
     print(f"scale-down.sh took {time.monotonic() - began:.1f} s")
-    assert "killed" not in out and out.count(": stopped") == 4, out  # 2 workers, serve, server
+    assert "killed" not in out and out.count(": stopped") == 4, out + scale.logs()
     for i in (1, 2):
         log = (scale.state / f"worker-{i}.log").read_text(errors="replace")
         assert "Received SIGINT" in log.rsplit("Worker 'spojit-worker", 1)[-1]
