@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from spojit_engine.display import credits_column, credits_text
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import Balance, BreakdownRow, TimelineDay
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def usage_card(balance: Balance) -> Panel:
 def breakdown_total(rows: list[BreakdownRow]) -> dict[str, Any]:
     """The total row of a breakdown: it equals the period's consumed (member's own: theirs)."""
     return {
-        "credits": sum((r.credits for r in rows), Decimal(0)),
+        "credits": sum((r.credits for r in rows), ucr_to_credits(0)),  # six places, even empty
         "calls": sum(r.calls for r in rows),
     }
 
