@@ -18,7 +18,7 @@ from rich.table import Table
 
 from spojit_engine.display import credits_column, credits_text
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.results import Balance, BreakdownRow, TimelineDay
+from spojit_engine.results import Balance, BreakdownRow, TimelineDay, member_label
 
 if TYPE_CHECKING:
     from spojit_engine.cli.runner import RunReport
@@ -110,7 +110,7 @@ def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
     table.add_column("calls", justify="right", footer=str(total["calls"]))
     table.add_column("credits", justify="right", footer=total_text)
     for row, credits in zip(rows, cells, strict=True):
-        dims = [escape(str(getattr(row, dim) or "—")) for dim in by]
+        dims = [escape(row.label(dim)) for dim in by]
         table.add_row(*dims, "test" if row.test_run else "live", str(row.calls), credits)
     return table
 
@@ -206,7 +206,7 @@ def executions_table(runs: list[Execution], members: dict[str, str]) -> Table:
     table.add_column("credits", justify="right")
     for run, credits in zip(runs, credits_column(r.credits for r in runs), strict=True):
         status = run.status if run.status == "ok" else f"[red]{escape(run.status)}[/]"
-        member = members.get(run.member_id, run.member_id) if run.member_id else "operator"
+        member = member_label(run.member_id, members)
         table.add_row(
             f"{run.started_at:%Y-%m-%d %H:%M:%S}", escape(run.workflow or "—"),
             escape(run.run_name or run.flow_run_id), escape(run.trigger or "—"), status,

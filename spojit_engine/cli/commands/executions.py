@@ -126,10 +126,9 @@ def incomplete_table(runs: list[Any]) -> Table:
         table.add_column(name)
     table.add_column("resuming needs", justify="right")
     for run in runs:
-        auto = run.trigger in ("schedule", "webhook") and run.deployment_id
         table.add_row(
             run.flow_run_id, escape(run.workflow), run.trigger, f"{run.updated_at:%Y-%m-%d %H:%M}",
-            escape(run.refused_node or "—"), "when credits return" if auto else "on request",
+            escape(run.refused_node or "—"), run.resumes,
             f"≥ {credits_text(ucr_to_credits(run.needed_ucr))}",
         )  # fmt: skip
     return table
