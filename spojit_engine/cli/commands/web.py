@@ -29,13 +29,15 @@ def serve(
     """Serve the JSON API, the Stripe webhook and the billing and executions pages."""
     import uvicorn
 
+    from spojit_engine.db import masked
     from spojit_engine.web.app import create_app
 
     engine = open_engine()
     settings = engine.settings
     console.print(
         f"Serving http://{host}:{port}  (API /api/v1, docs /docs, pages /billing and "
-        f"/executions, Stripe webhook /webhooks/stripe; database {engine.database_url})",
+        f"/executions, Stripe webhook /webhooks/stripe; database {masked(engine.database_url)})",
+        markup=False,
         highlight=False,
         soft_wrap=True,
     )
