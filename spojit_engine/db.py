@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,6 +57,9 @@ MASK = "***"
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
+# Set while a wait is under way in this context: a wait nested in it (a retried operation's
+# connect) says nothing more — one "waiting" line per wait, not one per attempt.
+_waiting: ContextVar[bool] = ContextVar("spojit_waiting_for_database", default=False)
 
 
 def masked(text: str) -> str:
@@ -194,21 +198,30 @@ def wait_while_unavailable(
     """``attempt()``, made again while it fails with an error ``retry_on`` accepts, until
     ``SPOJIT_LEDGER_RETRY_SECONDS_MAX`` has passed since the first try (so waits nested in one
     another end together, not one after the other); then its error goes up. Waits double from
-    ``SPOJIT_LEDGER_RETRY_BACKOFF_SECONDS`` up to ``RETRY_WAIT_SECONDS_MAX``."""
+    ``SPOJIT_LEDGER_RETRY_BACKOFF_SECONDS`` up to ``RETRY_WAIT_SECONDS_MAX``. The first retry
+    logs one WARNING ("Waiting for the database…"); the others, and nested waits, only DEBUG."""
     from spojit_engine.settings import get_settings
 
     settings = get_settings()
     deadline = time.monotonic() + settings.ledger_retry_seconds_max
     wait = settings.ledger_retry_backoff_seconds
-    while True:
-        try:
-            return attempt()
-        except Exception as exc:
-            if not retry_on(exc) or time.monotonic() + wait > deadline:
-                raise
-            _log.warning("%s Retrying %s in %.1f s.", reason(exc), what, wait)
-        time.sleep(wait)
-        wait = min(wait * 2, RETRY_WAIT_SECONDS_MAX)
+    said = _waiting.get()
+    token = _waiting.set(True)
+    try:
+        while True:
+            try:
+                return attempt()
+            except Exception as exc:
+                if not retry_on(exc) or time.monotonic() + wait > deadline:
+                    raise
+                _log.log(logging.DEBUG if said else logging.WARNING,
+                         "Waiting for the database (%s) for up to %g s: retrying %s.",
+                         reason(exc), settings.ledger_retry_seconds_max, what)  # fmt: skip
+                said = True
+            time.sleep(wait)
+            wait = min(wait * 2, RETRY_WAIT_SECONDS_MAX)
+    finally:
+        _waiting.reset(token)
 
 
 def connect(engine: SAEngine) -> Connection:
