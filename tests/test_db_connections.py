@@ -175,3 +175,29 @@ def test_the_password_is_masked_in_what_init_prints(fresh_pg_database: str, tmp_
     assert done.returncode == 0, done.stderr
     assert f"{user.split(':')[0]}:***@" in done.stdout, done.stdout
     assert PASSWORD not in done.stdout + done.stderr
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SPOJIT_")}
+    env = {**clean, "SPOJIT_HOME": str(tmp_path), "SPOJIT_DATABASE_URL": url}
+    serve = subprocess.Popen([SPOJIT, "serve", "--port", str(free_port())], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        banner = serve.stdout.readline()
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+    assert banner.startswith("Serving http://") and ":***@" in banner, banner
+    assert PASSWORD not in banner
+
+
+def test_the_worker_command_never_prints_a_password() -> None:
+    from spojit_engine.cli.commands.deploy import worker_command
+    from spojit_engine.settings import Settings
+
+    with_password = Settings(database_url=f"postgresql://ana:{PASSWORD}@db/ledger")
+    command = worker_command(with_password, "spojit")
+    assert (
+        command.startswith('SPOJIT_DATABASE_URL="$SPOJIT_DATABASE_URL" ')
+        and PASSWORD not in command
+    )
+    plain = worker_command(Settings(database_url="postgresql://ana@db/ledger"), "spojit")
+    assert plain.startswith("SPOJIT_DATABASE_URL=postgresql://ana@db/ledger ")

@@ -204,7 +204,8 @@ def print_deployed(ctx: CommandContext, deployed: Deployed, budget: WorkflowBudg
 
 def worker_command(settings: Any, pool: str) -> str:
     """The worker's command line with the environment this process uses (the ledger's
-    database, the Prefect API), so its runs bill the same ledger."""
+    database, the Prefect API), so its runs bill the same ledger. A database URL with a
+    password is never printed: the command reads it from this shell's SPOJIT_DATABASE_URL."""
     import shlex
 
     from prefect.settings import PREFECT_API_URL
@@ -212,7 +213,9 @@ def worker_command(settings: Any, pool: str) -> str:
     if settings.database_url:
         from spojit_engine.db import masked
 
-        where = "SPOJIT_DATABASE_URL=" + shlex.quote(masked(settings.database_url))
+        url = settings.database_url
+        shown = shlex.quote(url) if masked(url) == url else '"$SPOJIT_DATABASE_URL"'
+        where = f"SPOJIT_DATABASE_URL={shown}"
     else:
         where = f"SPOJIT_HOME={shlex.quote(str(settings.home))}"
     api = PREFECT_API_URL.value()
