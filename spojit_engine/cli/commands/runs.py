@@ -183,7 +183,7 @@ def _demo_workspace(engine: Engine, workspace: str, plan: str) -> str:
     admin = engine.add_member(ws.id, DEMO_ADMIN, role="admin")
     say("Created workspace [bold]{name}[/] ({id}) on plan {plan}.", name=ws.name, id=ws.id,
         plan=ws.plan)  # fmt: skip
-    console.print(f"Admin {admin.email}; token, shown once:")
+    say("Admin {email}; token, shown once:", email=admin.email)
     print_secret(admin.token)
     return ws.id
 

@@ -15,7 +15,7 @@ import typer
 
 from spojit_engine.cli.context import open_context, open_engine
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json
+from spojit_engine.cli.render import console, print_json, say
 
 app = typer.Typer()
 
@@ -92,6 +92,6 @@ def login_link(
     if json_out:
         print_json({"url": link.url, "expires_at": link.expires_at, "member": link.email})
         return
-    console.print(f"Sign-in link for {link.email} (one use, until "
-                  f"{link.expires_at:%Y-%m-%d %H:%M} UTC):", highlight=False)  # fmt: skip
+    say("Sign-in link for {email} (one use, until {until} UTC):", email=link.email,
+        until=f"{link.expires_at:%Y-%m-%d %H:%M}")  # fmt: skip
     console.print(link.url, markup=False, highlight=False, soft_wrap=True)
