@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from spojit_engine.errors import LedgerUnavailable
+from spojit_engine.errors import InvalidInput, LedgerUnavailable
 
 if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by readers of constants
     from sqlalchemy import Connection
+    from sqlalchemy.engine import URL
     from sqlalchemy.engine import Engine as SAEngine
 
+# The databases (and their drivers) the ledger runs on: what a database URL may name.
+DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
+URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 # The newest migration; a test pins it to Alembic's head so the two never drift.
-SCHEMA_REVISION = "0012_hardening"
+SCHEMA_REVISION = "0013_partitions"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 POOL_SIZE = 5  # PostgreSQL sessions an engine keeps open (its pool may open as many again)
 RETRY_WAIT_SECONDS_MAX = 2.0
@@ -43,8 +49,24 @@ RESTARTING = (
     "too many clients",
 )
 
+# A password in a URL (``scheme://user:PASSWORD@host``) or a libpq connection string
+# (``password=PASSWORD``): what ``masked`` hides in anything we print, log or answer.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+_KEY_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+MASK = "***"
+
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
+# Set while a wait is under way in this context: a wait nested in it (a retried operation's
+# connect) says nothing more — one "waiting" line per wait, not one per attempt.
+_waiting: ContextVar[bool] = ContextVar("spojit_waiting_for_database", default=False)
+
+
+def masked(text: str) -> str:
+    """``text`` (a database URL, an error, a log line) with every password in it as ``***``:
+    the one way a database URL is shown — banners, errors, logs, JSON."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", text)
+    return _KEY_PASSWORD.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
 def normalise_url(url: str) -> str:
@@ -54,14 +76,33 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def parse_url(url: str) -> URL:
+    """``url`` parsed, or ``InvalidInput`` (one sentence, its password masked) when it is no
+    URL or names a database or driver the ledger does not run on."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        raise InvalidInput(
+            f"The database URL {masked(url)!r} is not a URL like {URL_FORMS}."
+        ) from None
+    if parsed.get_driver_name() not in DRIVERS.get(parsed.get_backend_name(), ()):
+        raise InvalidInput(
+            f"The database URL names {parsed.drivername}, which the ledger does not run on; "
+            f"use {URL_FORMS}."
+        )
+    return parsed
+
+
 def make_engine(url: str, *, busy_timeout_seconds: float = 60.0) -> SAEngine:
     """An engine with our SQLite pragmas and transaction begin rules applied."""
     from sqlalchemy import create_engine, event
-    from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
+    parsed = parse_url(url)
     url = normalise_url(url)
-    parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping on every checkout: it costs a round trip per transaction. Only after idling.
         engine = create_engine(url, pool_recycle=1800, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
@@ -157,21 +198,30 @@ def wait_while_unavailable(
     """``attempt()``, made again while it fails with an error ``retry_on`` accepts, until
     ``SPOJIT_LEDGER_RETRY_SECONDS_MAX`` has passed since the first try (so waits nested in one
     another end together, not one after the other); then its error goes up. Waits double from
-    ``SPOJIT_LEDGER_RETRY_BACKOFF_SECONDS`` up to ``RETRY_WAIT_SECONDS_MAX``."""
+    ``SPOJIT_LEDGER_RETRY_BACKOFF_SECONDS`` up to ``RETRY_WAIT_SECONDS_MAX``. The first retry
+    logs one WARNING ("Waiting for the database…"); the others, and nested waits, only DEBUG."""
     from spojit_engine.settings import get_settings
 
     settings = get_settings()
     deadline = time.monotonic() + settings.ledger_retry_seconds_max
     wait = settings.ledger_retry_backoff_seconds
-    while True:
-        try:
-            return attempt()
-        except Exception as exc:
-            if not retry_on(exc) or time.monotonic() + wait > deadline:
-                raise
-            _log.warning("%s Retrying %s in %.1f s.", reason(exc), what, wait)
-        time.sleep(wait)
-        wait = min(wait * 2, RETRY_WAIT_SECONDS_MAX)
+    said = _waiting.get()
+    token = _waiting.set(True)
+    try:
+        while True:
+            try:
+                return attempt()
+            except Exception as exc:
+                if not retry_on(exc) or time.monotonic() + wait > deadline:
+                    raise
+                _log.log(logging.DEBUG if said else logging.WARNING,
+                         "Waiting for the database (%s) for up to %g s: retrying %s.",
+                         reason(exc), settings.ledger_retry_seconds_max, what)  # fmt: skip
+                said = True
+            time.sleep(wait)
+            wait = min(wait * 2, RETRY_WAIT_SECONDS_MAX)
+    finally:
+        _waiting.reset(token)
 
 
 def connect(engine: SAEngine) -> Connection:
@@ -193,7 +243,7 @@ def _restarting(exc: Exception) -> bool:
 def reason(exc: Exception) -> str:
     """The first line of an error, the driver's own where SQLAlchemy wrapped it (``orig``)."""
     text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__
+    return masked(text.splitlines()[0]) if text else type(exc).__name__
 
 
 def current_revision(engine: SAEngine) -> str | None:

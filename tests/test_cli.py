@@ -107,3 +107,41 @@ def test_a_member_token_sees_only_its_own_usage_and_cannot_add_members(home: Pat
     assert "Only a workspace admin may add members; bob@example.com is a member." in refused.stderr
     bad = run(home, "usage", token="spj_not-a-token")
     assert bad.returncode == 1 and "not a member token" in bad.stderr
+
+
+def test_init_after_the_demo_reuses_its_workspace_and_member_add_just_works(home: Path) -> None:
+    """`spojit demo` made a workspace; a plain `spojit init` reports it, creates nothing, and
+    `member add` acts on it without asking which workspace."""
+    engine = Engine(f"sqlite:///{home / 'spojit.db'}")
+    demo = engine.create_workspace("demo", plan="starter")
+    engine.add_member(demo.id, "demo-admin@example.com", role="admin")
+    for _ in range(2):  # idempotent
+        again = run(home, "init")
+        assert again.returncode == 0, again.stderr
+        assert "Workspace demo" in again.stdout and "nothing changed" in again.stdout
+        assert "demo-admin@example.com" in again.stdout
+    assert [w.name for w in engine.workspaces()] == ["demo"]
+    added = run(home, "member", "add", "bob@example.com", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["workspace_id"] == demo.id
+    made = json.loads(run(home, "init", "--workspace", "acme", "--json").stdout)
+    assert made["created"], made
+    beside = json.loads(run(home, "member", "add", "carl@example.com", "--json").stdout)
+    assert beside["workspace_id"] == made["workspace_id"]  # the new one is the default now
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("credits", "grant", "-5", "--reason", "x"), "No such option: -5"),
+        (("estimate", "lead_enrichment", "--items", "abc"), "Invalid value for '--items'"),
+        (("usage", "--days"), "Option '--days' requires an argument"),
+        (("nosuch",), "No such command 'nosuch'"),
+    ],
+)
+def test_what_click_refuses_is_one_sentence(home: Path, args: tuple[str, ...], said: str) -> None:
+    result = run(home, *args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: {said}") and lines[0].endswith("."), lines
+    assert not any(box in result.stderr for box in "╭│╰")

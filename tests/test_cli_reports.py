@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -25,7 +26,8 @@ amounts = st.integers(-(10**15), 10**15).map(lambda ucr: Decimal(ucr) / 10**6)
 @given(amount=amounts)
 def test_a_credit_amount_reads_exactly(amount: Decimal) -> None:
     text = credits_text(amount)
-    assert Decimal(text) == amount  # never rounded
+    assert Decimal(text.replace(",", "")) == amount  # never rounded, thousands grouped
+    assert all(len(group) == 3 for group in text.split(".")[0].lstrip("-").split(",")[1:])
     places = len(text.split(".")[1])
     assert 2 <= places <= 6
     assert places == 2 or not text.endswith("0")  # more places only when the amount has them
@@ -37,7 +39,7 @@ def test_a_credit_amount_reads_exactly(amount: Decimal) -> None:
 @given(column=st.lists(amounts, min_size=1, max_size=8))
 def test_amounts_side_by_side_share_their_places(column: list[Decimal]) -> None:
     texts = credits_column(column)
-    assert [Decimal(t) for t in texts] == column
+    assert [Decimal(t.replace(",", "")) for t in texts] == column
     assert len({len(t.split(".")[1]) for t in texts}) == 1
     assert credits_column([Decimal("5.897728"), Decimal(0)]) == ["5.897728", "0.000000"]
 
@@ -111,17 +113,51 @@ def test_breakdown_and_timeline_totals_equal_consumed(home: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.startswith("Error: days must be")
 
 
+def spojit_command_here() -> str:
+    """How a hint starts when ``SPOJIT`` runs here: ``spojit`` if that is the one on PATH."""
+    on_path = shutil.which("spojit")
+    if on_path is not None and Path(on_path).absolute() == Path(SPOJIT).absolute():
+        return "spojit"
+    return os.path.relpath(SPOJIT) if Path(SPOJIT).is_relative_to(Path.cwd()) else SPOJIT
+
+
+def test_hints_start_with_the_spojit_that_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the README's first command nothing is activated: ``spojit`` is not on PATH, so a
+    hint names the script that runs (``.venv/bin/spojit``), relative to here."""
+    from spojit_engine.cli.default_workspace import spojit_command
+
+    script = tmp_path / ".venv" / "bin" / "spojit"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(script), "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert spojit_command() == ".venv/bin/spojit"
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin")
+    assert spojit_command() == "spojit"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert spojit_command() == str(script)
+
+
 @pytest.mark.slow
-def test_the_demo_hints_run_as_printed_beside_another_workspace(home: Path) -> None:
+def test_the_demo_hints_run_as_printed_beside_another_workspace(
+    home: Path, prefect_api_url: str
+) -> None:
+    server = {"PREFECT_API_URL": prefect_api_url}  # the fresh-home demo is test_cli_run's
     assert run(home, "init", "--workspace", "other").returncode == 0
-    demo = run(home, "demo", timeout=900)
+    demo = run(home, "demo", env=server, timeout=900)
     assert demo.returncode == 0, demo.stderr
     hints = demo.stdout.split("Next:", 1)[1].strip().splitlines()
     commands = [line.strip().split("  ")[0] for line in hints if line.strip()]
     assert len(commands) == 3 and all("--workspace demo" in c for c in commands), commands
     for command in commands:
         argv = shlex.split(command)
-        assert argv[0] == "spojit"
-        done = run(home, *argv[1:], timeout=900)
+        assert argv[0] == spojit_command_here(), argv  # started as this spojit was
+        done = run(home, *argv[1:], env=server, timeout=900)
         assert done.returncode == 0, (command, done.stderr)
         assert "Traceback" not in done.stderr

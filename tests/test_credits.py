@@ -23,7 +23,7 @@ def test_credits_grant_and_list_from_the_command_line(tmp_path: Path) -> None:
     granted = run(home, "credits", "grant", "12.5", "--reason", "conference  voucher",
                   "--expires", "2099-12-31")  # fmt: skip
     assert granted.returncode == 0, granted.stderr
-    assert "Added 12.50 credits (promo, until 2099-12-31)" in granted.stdout, granted.stdout
+    assert "Added 12.50 credits (promo, through 2099-12-31)" in granted.stdout, granted.stdout
     assert "Nothing was paused by the guard." in granted.stdout
     listed = json.loads(run(home, "credits", "list", "--json").stdout)
     promo = [g for g in listed if g["kind"] == "promo"]

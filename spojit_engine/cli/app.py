@@ -2,8 +2,6 @@
 its ``app``: top-level commands join ``spojit`` itself, a named group (``spojit notify …``)
 becomes a subcommand. Nothing else happens here; see README.md for which module holds what."""
 
-import typer
-
 from spojit_engine.cli.commands import (
     billing,
     credits,
@@ -17,8 +15,9 @@ from spojit_engine.cli.commands import (
     web,
     workspaces,
 )
+from spojit_engine.cli.options import SpojitTyper
 
-app = typer.Typer(
+app = SpojitTyper(
     name="spojit",
     help="Cost-aware workflow execution for Prefect: credits, usage and top-ups.",
     no_args_is_help=True,

@@ -5,12 +5,16 @@ Which workspace a command acts on, first match wins: the member's own (``SPOJIT_
 ``--workspace`` / ``SPOJIT_WORKSPACE``; the one ``spojit workspace use NAME`` remembered (a file
 ``workspace`` under ``SPOJIT_HOME``); the only workspace there is. ``context.py`` applies the
 first two; this module the last two. ``hint`` writes a command with ``--workspace NAME`` whenever
-that resolution would pick another workspace than the one meant.
+that resolution would pick another workspace than the one meant, and starts it the way this
+process was started (``spojit_command``).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,11 +71,27 @@ def default_workspace_id(engine: Engine) -> str:
     )
 
 
+def spojit_command() -> str:
+    """``spojit`` as a person can type it again: ``spojit`` when that is the one on PATH, else
+    the path of the running script (``.venv/bin/spojit`` after the README's first command,
+    which activates no environment), relative to here when it is below here."""
+    script = Path(sys.argv[0]).absolute()
+    if script.name != "spojit":  # not the console script (python -m, a test): the plain name
+        return "spojit"
+    on_path = shutil.which("spojit")
+    if on_path is not None and Path(on_path).absolute() == script:
+        return "spojit"
+    shown = script.relative_to(Path.cwd()) if script.is_relative_to(Path.cwd()) else script
+    return shlex.quote(str(shown))
+
+
 def hint(engine: Engine, command: str, workspace_id: str, *, member: bool = False) -> str:
-    """``command`` as a person can run it for ``workspace_id``: the flag added unless the
-    command alone would act on that workspace anyway (a member's token always does)."""
+    """``command`` (``spojit …``) as a person can run it for ``workspace_id``: started as this
+    process was (``spojit_command``), the flag added unless the command alone would act on that
+    workspace anyway (a member's token always does)."""
     from spojit_engine.errors import SpojitError
 
+    command = spojit_command() + command.removeprefix("spojit")
     if member:
         return command
     named = os.environ.get("SPOJIT_WORKSPACE")

@@ -1,5 +1,16 @@
 """Turning results into what a person (Rich) or a program (JSON) reads. Credits in JSON are
-decimal strings and times ISO 8601, as in the HTTP API."""
+decimal strings and times ISO 8601, as in the HTTP API.
+
+Three rules for everything Rich prints, kept here once:
+
+- **User text is literal.** A reason, a workflow, node or member name goes through ``literal``
+  (a table cell, a title) or ``say`` (a sentence with our own markup around it): Rich reads no
+  markup in it, so a reason ``[/x]`` prints as written instead of failing the command.
+- **Numbers are never cut.** Tables come from ``new_table`` with ``text_column`` (wraps, folding
+  a long word) and ``number_column`` (never wraps): at 80 columns a name wraps, ``1,007.25``
+  stays whole.
+- **Commands are printed whole** (``print_command``): never wrapped mid-line, so a copy-paste runs.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +26,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from spojit_engine.display import credits_column, credits_text
+from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import Balance, BreakdownRow, TimelineDay, member_label
 
 if TYPE_CHECKING:
@@ -44,13 +57,51 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def literal(value: object) -> Text:
+    """User text exactly as written (None as empty): Rich reads no markup in it."""
+    if isinstance(value, Text):
+        return value
+    return Text("" if value is None else str(value))
+
+
+def say(template: str, /, *, to: Console | None = None, **values: object) -> None:
+    """Print ``template`` (our Rich markup) with ``values`` (user text) inserted literally."""
+    shown = template.format(**{name: escape(str(v)) for name, v in values.items()})
+    (to or console).print(shown, highlight=False)
+
+
+def print_command(command: str, *, indent: str = "  ") -> None:
+    """A command a person copies: one line however narrow the terminal, exactly as it is."""
+    console.print(indent + command, markup=False, highlight=False, soft_wrap=True)
+
+
+def new_table(title: str | None = None, **options: Any) -> Table:
+    """A table whose title (which may name a workflow or workspace) is literal text."""
+    return Table(title=None if title is None else literal(title), **options)
+
+
+def text_column(table: Table, header: str, *, footer: str = "", **options: Any) -> None:
+    """A column of words: it wraps, and a word longer than the column folds (never cut)."""
+    table.add_column(header, footer=footer, overflow="fold", **options)
+
+
+def number_column(table: Table, header: str, *, footer: str = "") -> None:
+    """A column of numbers, right-aligned: it never wraps, so other columns give way first."""
+    table.add_column(header, footer=footer, justify="right", no_wrap=True)
+
+
+def add_row(table: Table, *cells: object) -> None:
+    """A row whose text cells are literal (a styled ``Text`` keeps its style)."""
+    table.add_row(*(literal(cell) for cell in cells))
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), indent=2, default=str))
 
 
 def print_secret(secret: str | None) -> None:
     """A token or secret on a line of its own, exactly as it is: a person copies it."""
-    console.print(secret, markup=False, highlight=False)
+    console.print(secret, markup=False, highlight=False, soft_wrap=True)
 
 
 def resumed_text(resumed: list[str], pending: bool) -> str:
@@ -81,19 +132,19 @@ def usage_card(balance: Balance) -> Panel:
         lines.append(("Overdraft (paid from the next grant)", balance.overdraft))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
-    grid.add_column(justify="right")
+    grid.add_column(justify="right", no_wrap=True)
     for (label, _), text in zip(lines, credits_column(a for _, a in lines), strict=True):
         grid.add_row(label, text)
     grid.add_row("Allowance resets", f"{balance.resets_at:%Y-%m-%d %H:%M} UTC")
     plan = balance.plan + (f" (-> {balance.pending_plan} at reset)" if balance.pending_plan else "")
-    grid.add_row("Plan", plan)
-    return Panel(grid, title=f"Usage this period — {balance.workspace}", expand=False)
+    add_row(grid, "Plan", plan)
+    return Panel(grid, title=literal(f"Usage this period — {balance.workspace}"), expand=False)
 
 
 def breakdown_total(rows: list[BreakdownRow]) -> dict[str, Any]:
     """The total row of a breakdown: it equals the period's consumed (member's own: theirs)."""
     return {
-        "credits": sum((r.credits for r in rows), Decimal(0)),
+        "credits": sum((r.credits for r in rows), ucr_to_credits(0)),  # six places, even empty
         "calls": sum(r.calls for r in rows),
     }
 
@@ -102,15 +153,15 @@ def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
     """The "View breakdown" table, most expensive first, with its total."""
     total = breakdown_total(rows)
     *cells, total_text = credits_column([*(r.credits for r in rows), total["credits"]])
-    table = Table(title="Breakdown this period", show_footer=True, box=box.SIMPLE_HEAD)
+    table = new_table("Breakdown this period", show_footer=True, box=box.SIMPLE_HEAD)
     for i, dim in enumerate(by):
-        table.add_column(dim.replace("_", " "), footer="Total" if i == 0 else "")
-    table.add_column("run", footer="" if by else "Total")
-    table.add_column("calls", justify="right", footer=str(total["calls"]))
-    table.add_column("credits", justify="right", footer=total_text)
+        text_column(table, dim.replace("_", " "), footer="Total" if i == 0 else "")
+    text_column(table, "run", footer="" if by else "Total")
+    number_column(table, "calls", footer=str(total["calls"]))
+    number_column(table, "credits", footer=total_text)
     for row, credits in zip(rows, cells, strict=True):
-        dims = [escape(row.label(dim)) for dim in by]
-        table.add_row(*dims, "test" if row.test_run else "live", str(row.calls), credits)
+        dims = [row.label(dim) for dim in by]
+        add_row(table, *dims, "test" if row.test_run else "live", str(row.calls), credits)
     return table
 
 
@@ -118,21 +169,19 @@ def timeline_table(days: list[TimelineDay]) -> Table:
     """``spojit usage --timeline``: each day's credits and calls, and what drove it."""
     total = sum((d.credits for d in days), Decimal(0))
     *cells, total_text = credits_column([*(d.credits for d in days), total])
-    table = Table(title="Usage day by day", show_footer=True, box=box.SIMPLE_HEAD)
-    table.add_column("day", footer="Total")
-    table.add_column("calls", justify="right", footer=str(sum(d.calls for d in days)))
-    table.add_column("credits", justify="right", footer=total_text)
+    table = new_table("Usage day by day", show_footer=True, box=box.SIMPLE_HEAD)
+    table.add_column("day", footer="Total", no_wrap=True)
+    number_column(table, "calls", footer=str(sum(d.calls for d in days)))
+    number_column(table, "credits", footer=total_text)
     for name in ("top workflow", "top node type", "top model"):
-        table.add_column(name)
+        text_column(table, name)
 
     def driver(name: str | None, credits: Decimal | None) -> str:
-        return (
-            "" if name is None or credits is None else f"{escape(name)} ({credits_text(credits)})"
-        )
+        return "" if name is None or credits is None else f"{name} ({credits_text(credits)})"
 
     for day, credits in zip(days, cells, strict=True):
-        table.add_row(
-            f"{day.day:%Y-%m-%d}", str(day.calls), credits,
+        add_row(
+            table, f"{day.day:%Y-%m-%d}", str(day.calls), credits,
             driver(day.workflow, day.workflow_credits),
             driver(day.node_type, day.node_type_credits), driver(day.model, day.model_credits),
         )  # fmt: skip
@@ -153,23 +202,23 @@ def run_costs_table(report: RunReport) -> Table:
     run = f"flow run {report.flow_run_name}, " if report.flow_run_name else ""
     models = sorted({m for n in report.nodes if n.models for m in n.models.split(",")})
     title = f"Credits this run — {report.workflow} ({run}{kind})"
-    table = Table(
-        title=title,
-        caption=f"Models: {', '.join(models)}" if models else None,
+    table = new_table(
+        title,
+        caption=literal(f"Models: {', '.join(models)}") if models else None,
         show_footer=True,
         box=box.SIMPLE_HEAD,
         min_width=len(title) + 2,
     )
     *cells, total_text = credits_column([*(n.credits for n in report.nodes), report.credits])
-    table.add_column("node", footer="Total")
-    table.add_column("type")
-    table.add_column("calls", justify="right", footer=str(sum(n.calls for n in report.nodes)))
-    table.add_column("tokens in/out", justify="right")
-    table.add_column("credits", justify="right", footer=total_text)
+    text_column(table, "node", footer="Total")
+    text_column(table, "type")
+    number_column(table, "calls", footer=str(sum(n.calls for n in report.nodes)))
+    number_column(table, "tokens in/out")
+    number_column(table, "credits", footer=total_text)
     for node, credits in zip(report.nodes, cells, strict=True):
         tokens = f"{node.tokens_in}/{node.tokens_out}" if node.tokens_in or node.tokens_out else ""
         name = node.node if node.status == "ok" else f"{node.node} ({node.status})"
-        table.add_row(escape(name), node.node_type, str(node.calls), tokens, credits)
+        add_row(table, name, node.node_type, str(node.calls), tokens, credits)
     return table
 
 
@@ -198,17 +247,17 @@ def executions_table(runs: list[Execution], members: dict[str, str]) -> Table:
     """Executions: flow runs, the latest started first, with what started each and what it
     consumed (Prefect's run name: a run id's first characters are the same for every
     scheduled run of a deployment)."""
-    table = Table(title="Executions")
+    table = new_table("Executions")
     for name in ("started (UTC)", "workflow", "run name", "trigger", "status", "run", "member"):
-        table.add_column(name)
-    table.add_column("node calls", justify="right")
-    table.add_column("credits", justify="right")
+        text_column(table, name)
+    number_column(table, "node calls")
+    number_column(table, "credits")
     for run, credits in zip(runs, credits_column(r.credits for r in runs), strict=True):
-        status = run.status if run.status == "ok" else f"[red]{escape(run.status)}[/]"
+        status = Text(run.status, style="" if run.status == "ok" else "red")
         member = member_label(run.member_id, members)
-        table.add_row(
-            f"{run.started_at:%Y-%m-%d %H:%M:%S}", escape(run.workflow or "—"),
-            escape(run.run_name or run.flow_run_id), escape(run.trigger or "—"), status,
-            "test" if run.test_run else "live", escape(member), str(run.node_calls), credits,
+        add_row(
+            table, f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.workflow or "—",
+            run.run_name or run.flow_run_id, run.trigger or "—", status,
+            "test" if run.test_run else "live", member, str(run.node_calls), credits,
         )  # fmt: skip
     return table

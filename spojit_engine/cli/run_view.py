@@ -153,6 +153,7 @@ class RunView:
         for _ in range(4):
             table.add_column()
         table.columns[2].justify = table.columns[3].justify = "right"
+        table.columns[2].no_wrap = table.columns[3].no_wrap = True  # numbers never wrap
         names = [node.name for _, node, _ in self.tree]
         last_seen = max((i for i, name in enumerate(names) if name in costs), default=-1)
         rows: list[tuple[int, str, str, NodeCost | None]] = [

@@ -132,6 +132,9 @@ def stopped_for_credits(workflow: str, error: InsufficientCredits, *, final: Any
     guard = Guard.of(runtime.engine.ledger)
     facts = RunFacts.of(context.flow_run)
     if resume.requeued(guard, facts):
+        refusal_log.warn(
+            "%s The webhook request is back in its queue; it replays on resume.", error
+        )
         return state
     try:
         workspace_id = billed_workspace(runtime, current_run())[0]

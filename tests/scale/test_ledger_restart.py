@@ -106,7 +106,7 @@ def test_a_flow_run_whose_process_starts_while_the_database_is_down_waits_and_co
                                stdout=stdout, stderr=subprocess.PIPE)  # fmt: skip
     err = _Lines(run)
     try:
-        assert err.wait_for("Retrying connecting", PROCESS_SECONDS), err.text()
+        assert err.wait_for("Waiting for the database", PROCESS_SECONDS), err.text()
     finally:
         cluster.start()
     assert run.wait(timeout=PROCESS_SECONDS) == 0, err.text()

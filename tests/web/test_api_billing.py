@@ -77,7 +77,7 @@ def test_buying_credits_from_checkout_to_refund(
     assert (card["topup_remaining"], card["remaining"]) == ("2500.000000", "2600.000000")
 
     page = client.get("/billing/success", params={"session_id": checkout["session_id"]})
-    assert page.status_code == 200 and "2500.00 credits were added" in page.text
+    assert page.status_code == 200 and "2,500.00 credits were added" in page.text
     assert len([g for g in engine.grants(shop.workspace_id) if g.kind == "topup"]) == 1
 
     refund = refund_event(

@@ -197,7 +197,7 @@ def test_an_admin_buys_credits_and_the_card_shows_them_after_the_webhook(
         "https://checkout.stripe.test/**",
         lambda route: route.fulfill(content_type="text/html", body=_fake_checkout(site)),
     )
-    page.get_by_role("button", name="Buy 2500.00 credits").click()
+    page.get_by_role("button", name="Buy 2,500.00 credits").click()
     page.wait_for_url("https://checkout.stripe.test/c/pay/cs_test_*")
     session_id = page.url.rsplit("/", 1)[1]
     assert site.stripe.sessions[session_id]["metadata"]["pack"] == "medium"
@@ -211,7 +211,7 @@ def test_an_admin_buys_credits_and_the_card_shows_them_after_the_webhook(
     page.get_by_role("link", name="Return to spojit").click()  # a cross-site navigation back
     page.wait_for_url(f"{site.url}/billing/success?session_id={session_id}")
     page.get_by_role("heading", name="Usage this period").wait_for()
-    assert "Payment received: 2500.00 credits were added" in page.inner_text("main")
+    assert "Payment received: 2,500.00 credits were added" in page.inner_text("main")
     assert figure(page, "topup_remaining")[1] == credits_exact(before + 2500)
     snap(page, "admin-after-topup")
 

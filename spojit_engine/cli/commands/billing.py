@@ -12,7 +12,16 @@ import typer
 
 from spojit_engine.cli.context import open_context, open_engine
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json, resumed_text
+from spojit_engine.cli.render import (
+    add_row,
+    console,
+    new_table,
+    number_column,
+    print_json,
+    resumed_text,
+    say,
+    text_column,
+)
 from spojit_engine.display import credits_text
 
 app = typer.Typer()
@@ -33,7 +42,7 @@ def topup(
     if json_out:
         print_json(started)
         return
-    console.print(f"Order {started.order_id}: pay for pack [bold]{pack}[/] at", highlight=False)
+    say("Order {order}: pay for pack [bold]{pack}[/] at", order=started.order_id, pack=pack)
     console.print(started.checkout_url, markup=False, highlight=False, soft_wrap=True)
     console.print("Credits land as soon as Stripe confirms the payment.", style="dim")
 
@@ -109,32 +118,27 @@ def _catalog_json(plans: list[Any], packs: list[Any], currency: str) -> dict[str
 
 
 def _catalog_tables(plans: list[Any], packs: list[Any], currency: str) -> Any:
+    """Plans and packs: their credits are catalog quantities (``500``), prices money."""
     from rich.console import Group
-    from rich.table import Table
 
+    from spojit_engine.display import credits_count, price_text
     from spojit_engine.money import ucr_to_credits
 
-    plan_table = Table(title="Plans", title_justify="left")
-    for column in ("plan", "name", "credits / month", "price / month", "term"):
-        plan_table.add_column(column, justify="right" if column != "name" else "left")
+    plan_table = new_table("Plans", title_justify="left")
+    text_column(plan_table, "plan")
+    text_column(plan_table, "name")
+    for column in ("credits / month", "price / month", "term"):
+        number_column(plan_table, column)
     for p in plans:
-        plan_table.add_row(
-            p.id,
-            p.name,
-            credits_text(ucr_to_credits(p.allowance_ucr)),
-            f"{p.price_cents / 100:.2f} {currency.upper()}",
-            f"{p.term_months} months",
-        )
-    pack_table = Table(title="Top-up packs", title_justify="left")
-    for column in ("pack", "name", "credits", "price", "per credit"):
-        pack_table.add_column(column, justify="right" if column != "name" else "left")
+        add_row(plan_table, p.id, p.name, credits_count(ucr_to_credits(p.allowance_ucr)),
+                price_text(p.price_cents, currency), f"{p.term_months} months")  # fmt: skip
+    pack_table = new_table("Top-up packs", title_justify="left")
+    text_column(pack_table, "pack")
+    text_column(pack_table, "name")
+    for column in ("credits", "price", "per credit"):
+        number_column(pack_table, column)
     for k in packs:
         credits = ucr_to_credits(k.credits_ucr)
-        pack_table.add_row(
-            k.id,
-            k.name,
-            credits_text(credits),
-            f"{k.price_cents / 100:.2f} {currency.upper()}",
-            f"{k.price_cents / credits:.2f}¢",
-        )
+        add_row(pack_table, k.id, k.name, credits_count(credits),
+                price_text(k.price_cents, currency), f"{k.price_cents / credits:.2f}¢")  # fmt: skip
     return Group(plan_table, pack_table)

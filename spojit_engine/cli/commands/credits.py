@@ -7,14 +7,23 @@ holds the database); ``ledger verify`` is the operator's."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
 
 from spojit_engine.cli.context import open_context, open_engine
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json, resumed_text, to_jsonable
+from spojit_engine.cli.render import (
+    add_row,
+    console,
+    new_table,
+    number_column,
+    print_json,
+    resumed_text,
+    text_column,
+    to_jsonable,
+)
 
 REASON_LENGTH_MAX = 500  # characters of a grant's reason
 GRANT_KINDS = ("promo", "adjustment")
@@ -27,7 +36,8 @@ app.add_typer(ledger_app, name="ledger")
 
 
 def expiry_of(day: str | None) -> datetime | None:
-    """``--expires DATE``: the credits last through that UTC day (they expire at its end)."""
+    """``--expires DATE``: the credits last through that UTC day (``display.expiry_of_day``)."""
+    from spojit_engine.display import expiry_of_day
     from spojit_engine.errors import InvalidInput
 
     if day is None:
@@ -36,7 +46,7 @@ def expiry_of(day: str | None) -> datetime | None:
         parsed = date.fromisoformat(day)
     except ValueError:
         raise InvalidInput(f"--expires must be a date like 2027-01-31, not {day!r}.") from None
-    return datetime.combine(parsed + timedelta(days=1), time(), tzinfo=UTC)
+    return expiry_of_day(parsed)
 
 
 def check_grant_request(reason: str, kind: str) -> str:
@@ -90,9 +100,9 @@ def grant(
             }
         )
         return
-    from spojit_engine.display import credits_text
+    from spojit_engine.display import credits_text, expiry_text
 
-    until = f", until {expires_at.date() - timedelta(days=1)}" if expires_at else ""
+    until = f", {expiry_text(expires_at)}" if expires_at else ""
     console.print(
         f"Added {credits_text(granted.amount)} credits ({kind}{until}) to workspace "
         f"{balance.workspace}: {why}. Remaining now {credits_text(balance.remaining)}.",
@@ -137,27 +147,24 @@ def grantor_names(engine: Any, blocks: list[Any]) -> dict[str, str]:
 
 def blocks_table(blocks: list[Any], who: dict[str, str]) -> Any:
     """The credit blocks in burn order: priority, then the soonest expiry."""
-    from rich.table import Table
+    from spojit_engine.display import credits_column, expiry_text
 
-    from spojit_engine.display import credits_text
-
-    table = Table(title="Credit blocks (burn order: priority, then soonest expiry)")
-    for column in ("kind", "amount", "remaining", "prio", "expires", "who", "why"):
-        right = column in ("amount", "remaining", "prio")
-        table.add_column(column, justify="right" if right else "left", overflow="fold")
+    table = new_table("Credit blocks (burn order: priority, then soonest expiry)")
+    text_column(table, "kind")
+    for column in ("amount", "remaining", "prio"):
+        number_column(table, column)
+    for column in ("expires", "who", "why"):
+        text_column(table, column)
     ordered = sorted(
         blocks, key=lambda g: (g.priority, g.expires_at is None, g.expires_at or g.effective_at)
     )
-    for g in ordered:
-        table.add_row(
-            g.kind,
-            credits_text(g.amount),
-            credits_text(g.remaining),
-            str(g.priority),
-            g.expires_at.strftime("%Y-%m-%d %H:%M") if g.expires_at else "never",
-            who.get(g.granted_by or "", g.granted_by or "-"),
-            g.reason or "-",
-        )
+    amounts = credits_column([g.amount for g in ordered])
+    remaining = credits_column([g.remaining for g in ordered])
+    for g, amount, left in zip(ordered, amounts, remaining, strict=True):
+        add_row(
+            table, g.kind, amount, left, str(g.priority), expiry_text(g.expires_at),
+            who.get(g.granted_by or "", g.granted_by or "-"), g.reason or "-",
+        )  # fmt: skip
     return table
 
 

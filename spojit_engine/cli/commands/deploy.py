@@ -15,15 +15,29 @@ import typer
 
 from spojit_engine.cli.context import CommandContext, open_caller, open_context
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json, print_secret, to_jsonable
+from spojit_engine.cli.render import (
+    add_row,
+    console,
+    new_table,
+    print_command,
+    print_json,
+    print_secret,
+    say,
+    text_column,
+    to_jsonable,
+)
 
 if TYPE_CHECKING:
+    from spojit_engine.cli.runner import LoadedFlow
     from spojit_engine.guards.budgets import WorkflowBudget
     from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.nodes import Workflow
-    from spojit_engine.nodes.scope import RunScope
 
 app = typer.Typer()
+InputOpt = Annotated[
+    str | None,
+    typer.Option("--input", help="The payload of every run it starts, as JSON (default: none)."),
+]
 
 
 @app.command("deploy")
@@ -58,6 +72,7 @@ def deploy(
     max_credits: Annotated[
         str | None, typer.Option("--max-credits", help="Test runs: stop at C credits each.")
     ] = None,
+    input_json: InputOpt = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -74,16 +89,26 @@ def deploy(
     check_policy(reserve)
     ctx = open_context(workspace)
     ctx.engine.require_admin(ctx.workspace_id, ctx.actor_id, "deploy workflows")
-    workflow = runner.load_flow(flow).workflow
+    loaded = runner.load_flow(flow)
+    parameters = scope.parameters() | run_payload(loaded, input_json)
     deployed = ctx.engine.deploy(
-        deploy_request(ctx, flow, workflow, name=name, cron=cron, interval=interval,
-                       webhook=webhook, scope=scope, reserve=reserve)
+        deploy_request(ctx, flow, loaded.workflow, name=name, cron=cron, interval=interval,
+                       webhook=webhook, parameters=parameters, reserve=reserve)
     )  # fmt: skip
-    budget = set_caps(ctx, workflow.name, per_run=max_credits_per_run, per_day=max_credits_per_day)
+    budget = set_caps(ctx, loaded.workflow.name, per_run=max_credits_per_run,
+                      per_day=max_credits_per_day)  # fmt: skip
     if json_out:
         print_json(deployed_json(ctx, deployed, budget))
         return
     print_deployed(ctx, deployed, budget)
+
+
+def run_payload(loaded: LoadedFlow, input_json: str | None) -> dict[str, Any]:
+    """``--input`` as the deployment's ``payload`` parameter: a scheduled run has no caller to
+    hand it one. Not JSON: ``InvalidInput``, before anything is deployed."""
+    from spojit_engine.cli import runner
+
+    return {} if input_json is None else {"payload": runner.payload_of(loaded, input_json)}
 
 
 def entrypoint_of(spec: str) -> tuple[str, str]:
@@ -103,8 +128,8 @@ def entrypoint_of(spec: str) -> tuple[str, str]:
 
 
 def deploy_request(ctx: CommandContext, spec: str, workflow: Workflow, *, name: str | None,
-                   cron: str | None, interval: int | None, webhook: bool, scope: RunScope,
-                   reserve: str | None) -> DeployRequest:  # fmt: skip
+                   cron: str | None, interval: int | None, webhook: bool,
+                   parameters: dict[str, Any], reserve: str | None) -> DeployRequest:  # fmt: skip
     """What ``spojit deploy``'s options ask of the guard: the schedule is ``--cron`` or
     ``--interval``, else the workflow's own Trigger cron."""
     from spojit_engine.guards.deployments.deploy import DeployRequest
@@ -121,7 +146,7 @@ def deploy_request(ctx: CommandContext, spec: str, workflow: Workflow, *, name: 
         interval_seconds=interval,
         webhook=webhook,
         description=workflow.description or None,
-        parameters=scope.parameters(),
+        parameters=parameters,
         reserve=reserve,
     )
 
@@ -166,15 +191,13 @@ def print_deployed(ctx: CommandContext, deployed: Deployed, budget: WorkflowBudg
     """What was deployed, its webhook and secret (once), its caps, and how to start a worker."""
     settings = ctx.engine.settings
     workspace = ctx.engine.balance(ctx.workspace_id).workspace
-    console.print(
-        f"Deployed [bold]{deployed.workflow}[/] as [bold]{deployed.name}[/] "
-        f"({deployed.deployment_id}) for workspace {workspace}: "
-        f"{deployed.schedule or 'no schedule'}, work pool {deployed.pool}.",
-        highlight=False,
-    )
+    say("Deployed [bold]{workflow}[/] as [bold]{name}[/] ({id}) for workspace {workspace}: "
+        "{schedule}, work pool {pool}.", workflow=deployed.workflow, name=deployed.name,
+        id=deployed.deployment_id, workspace=workspace,
+        schedule=deployed.schedule or "no schedule", pool=deployed.pool)  # fmt: skip
     url = webhook_url(ctx, deployed)
     if url:
-        console.print(f"Webhook: POST {url}  (Authorization: Bearer <secret>)", highlight=False)
+        print_command(f"Webhook: POST {url}  (Authorization: Bearer <secret>)", indent="")
         if "public_url" not in settings.model_fields_set:
             console.print(
                 "  (the default address; set SPOJIT_PUBLIC_URL to where `spojit serve` is "
@@ -191,22 +214,23 @@ def print_deployed(ctx: CommandContext, deployed: Deployed, budget: WorkflowBudg
             highlight=False,
         )
     console.print("spojit-renewals is deployed too. Start a worker with this environment:")
-    console.print(f"  {worker_command(settings, deployed.pool)}", highlight=False)
+    print_command(worker_command(settings, deployed.pool))
 
 
 def worker_command(settings: Any, pool: str) -> str:
     """The worker's command line with the environment this process uses (the ledger's
-    database, the Prefect API), so its runs bill the same ledger."""
+    database, the Prefect API), so its runs bill the same ledger. A database URL with a
+    password is never printed: the command reads it from this shell's SPOJIT_DATABASE_URL."""
     import shlex
 
     from prefect.settings import PREFECT_API_URL
 
     if settings.database_url:
-        from sqlalchemy.engine import make_url
+        from spojit_engine.db import masked
 
-        where = "SPOJIT_DATABASE_URL=" + shlex.quote(
-            make_url(settings.database_url).render_as_string(hide_password=True)
-        )
+        url = settings.database_url
+        shown = shlex.quote(url) if masked(url) == url else '"$SPOJIT_DATABASE_URL"'
+        where = f"SPOJIT_DATABASE_URL={shown}"
     else:
         where = f"SPOJIT_HOME={shlex.quote(str(settings.home))}"
     api = PREFECT_API_URL.value()
@@ -243,18 +267,17 @@ def deployments(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> No
 
 def deployments_table(rows: list[Any], names: dict[str, str]) -> Any:
     """One row per deployment; names fold, never cut (at 80 columns a name wraps whole)."""
-    from rich.table import Table
-
-    table = Table(title="Deployments", title_justify="left")
+    table = new_table("Deployments", title_justify="left")
     for column in ("deployment", "workflow", "workspace", "schedule", "status", "webhook"):
         # fold, never cut: at 80 columns a name wraps onto the next line whole
-        table.add_column(column, overflow="fold", min_width=8 if column != "status" else 12)
+        text_column(table, column, min_width=8 if column != "status" else 12)
     for r in rows:
         status = r.status + (f": {r.reason}" if r.reason else "")
         hook = (
             f"/hooks/{r.webhook} ({r.queued} queued, {r.dead_letters} failed)" if r.webhook else "-"
         )
-        table.add_row(
+        add_row(
+            table,
             r.name,
             r.workflow,
             names.get(r.workspace_id, r.workspace_id),

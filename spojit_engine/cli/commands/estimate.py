@@ -11,7 +11,14 @@ import typer
 
 from spojit_engine.cli.context import Caller, open_caller
 from spojit_engine.cli.options import FlowArg, JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json
+from spojit_engine.cli.render import (
+    add_row,
+    console,
+    new_table,
+    number_column,
+    print_json,
+    text_column,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -68,33 +75,32 @@ def _estimate_workspace(caller: Caller, name: str | None) -> str | None:
 
 
 def estimate_table(est: Estimate) -> Table:
-    """The estimate per node, with the total as the footer."""
+    """The estimate per node, with the total as the footer; each credits column (and its
+    total) shares one number of places."""
     from rich import box
-    from rich.markup import escape
-    from rich.table import Table
 
-    from spojit_engine.display import credits_text
+    from spojit_engine.display import credits_column
 
     total = est.total
     title = f"Estimate — {est.workflow} (one {'test' if est.test_run else 'live'} run)"
     caption = "measured: from this workspace's runs · static: from prompts and prices"
-    table = Table(title=title, caption=caption, show_footer=True, box=box.SIMPLE_HEAD,
-                  min_width=len(title) + 2)  # fmt: skip
-    table.add_column("node", footer="Total", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("runs", justify="right")
-    table.add_column("source")
+    table = new_table(title, caption=caption, show_footer=True, box=box.SIMPLE_HEAD,
+                      min_width=len(title) + 2)  # fmt: skip
+    text_column(table, "node", footer="Total")
+    text_column(table, "type")
+    number_column(table, "runs")
+    text_column(table, "source")
     calls = total.llm_calls
-    table.add_column(
-        "LLM calls", justify="right", footer=f"{calls.typical}/{calls.p95}/{calls.max}"
-    )
+    number_column(table, "LLM calls", footer=f"{calls.typical}/{calls.p95}/{calls.max}")
+    columns = {}
     for column in ("typical", "p95", "max"):
-        footer = credits_text(getattr(total.credits, column))
-        table.add_column(f"credits {column}", justify="right", footer=footer)
-    for n in est.nodes:
-        table.add_row(
-            escape(n.name), n.node_type, str(n.runs), n.source,
+        amounts = [getattr(n.credits, column) for n in est.nodes]
+        *columns[column], footer = credits_column([*amounts, getattr(total.credits, column)])
+        number_column(table, f"credits {column}", footer=footer)
+    for i, n in enumerate(est.nodes):
+        add_row(
+            table, n.name, n.node_type, str(n.runs), n.source,
             f"{n.llm_calls.typical}/{n.llm_calls.p95}/{n.llm_calls.max}",
-            *(credits_text(getattr(n.credits, c)) for c in ("typical", "p95", "max")),
+            *(columns[c][i] for c in ("typical", "p95", "max")),
         )  # fmt: skip
     return table

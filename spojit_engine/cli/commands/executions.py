@@ -8,12 +8,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from spojit_engine.cli.context import CommandContext, open_context
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, executions_table, print_json, to_jsonable
+from spojit_engine.cli.render import (
+    add_row,
+    console,
+    executions_table,
+    new_table,
+    number_column,
+    print_json,
+    say,
+    text_column,
+    to_jsonable,
+)
 
 RunArg = Annotated[str, typer.Argument(help="The flow run id (the original or a resumed one).")]
 
@@ -104,7 +113,8 @@ def resume(run: RunArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = Fals
         return
     what = f"as flow run {started.flow_run_id}" if started.flow_run_id else ""
     ended = f"; it ended {started.state}" if started.state else "; a worker will run it"
-    console.print(f"Resumed {found.flow_run_id} (attempt {started.attempt}) {what}{ended}.")
+    say("Resumed {run} (attempt {attempt}) {what}{ended}.", run=found.flow_run_id,
+        attempt=started.attempt, what=what, ended=ended)  # fmt: skip
 
 
 @app.command("abandon")
@@ -113,7 +123,7 @@ def abandon(run: RunArg, workspace: WorkspaceOpt = None) -> None:
     """Give up a run stopped for credits: it will never resume."""
     ctx = open_context(workspace)
     done = ctx.engine.abandon_run(ctx.workspace_id, run)
-    console.print(f"Abandoned {done.flow_run_id}; it will not resume.")
+    say("Abandoned {run}; it will not resume.", run=done.flow_run_id)
 
 
 def incomplete_table(runs: list[Any]) -> Table:
@@ -121,14 +131,14 @@ def incomplete_table(runs: list[Any]) -> Table:
     from spojit_engine.display import credits_text
     from spojit_engine.money import ucr_to_credits
 
-    table = Table(title="Incomplete runs (stopped for credits)")
+    table = new_table("Incomplete runs (stopped for credits)")
     for name in ("flow run", "workflow", "trigger", "stopped (UTC)", "refused at", "resumes"):
-        table.add_column(name)
-    table.add_column("resuming needs", justify="right")
+        text_column(table, name)
+    number_column(table, "resuming needs")
     for run in runs:
-        table.add_row(
-            run.flow_run_id, escape(run.workflow), run.trigger, f"{run.updated_at:%Y-%m-%d %H:%M}",
-            escape(run.refused_node or "—"), run.resumes,
+        add_row(
+            table, run.flow_run_id, run.workflow, run.trigger, f"{run.updated_at:%Y-%m-%d %H:%M}",
+            run.refused_node or "—", run.resumes,
             f"≥ {credits_text(ucr_to_credits(run.needed_ucr))}",
         )  # fmt: skip
     return table

@@ -9,7 +9,7 @@ import typer
 
 from spojit_engine.cli.context import open_context
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json, print_secret
+from spojit_engine.cli.render import print_json, print_secret, say
 
 app = typer.Typer(name="member", help="Workspace members.", no_args_is_help=True)
 
@@ -36,5 +36,6 @@ def member_add(
             }
         )
         return
-    console.print(f"Added {member.email} as {member.role} ({member.id}); token, shown once:")
+    say("Added {email} as {role} ({id}); token, shown once:", email=member.email,
+        role=member.role, id=member.id)  # fmt: skip
     print_secret(member.token)

@@ -9,12 +9,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from spojit_engine.cli.context import CommandContext, open_caller
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json
+from spojit_engine.cli.render import (
+    add_row,
+    console,
+    new_table,
+    number_column,
+    print_json,
+    say,
+    text_column,
+)
 from spojit_engine.display import credits_text
 
 RuleArg = Annotated[str, typer.Argument(help="The notification's id (spojit notify list).")]
@@ -87,7 +94,8 @@ def add(
         print_json(rule)
         return
     console.print(
-        f"Added notification {rule.id}: {escape(describe(rule))} -> {escape(rule.target)}.",
+        f"Added notification {rule.id}: {describe(rule)} -> {rule.target}.",
+        markup=False,
         highlight=False,
         soft_wrap=True,
     )
@@ -113,22 +121,24 @@ def list_rules(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> Non
 
 def rules_table(rules: list[Any]) -> Table:
     """Each rule: its id, what it alerts on, where it sends."""
-    table = Table(title="Notifications")
+    table = new_table("Notifications")
     for column in ("id", "when", "to"):
-        table.add_column(column)
+        text_column(table, column)
     for rule in rules:
-        table.add_row(rule.id, escape(describe(rule)), escape(f"{rule.channel} {rule.target}"))
+        add_row(table, rule.id, describe(rule), f"{rule.channel} {rule.target}")
     return table
 
 
 def alerts_table(sent: list[Any]) -> Table:
     """The latest alerts and how their delivery went."""
-    table = Table(title="Latest alerts")
-    for column in ("created (UTC)", "rule", "alert", "state", "attempts", "last error"):
-        table.add_column(column)
+    table = new_table("Latest alerts")
+    for column in ("created (UTC)", "rule", "alert", "state"):
+        text_column(table, column)
+    number_column(table, "attempts")
+    text_column(table, "last error")
     for s in sent:
-        table.add_row(f"{s.created_at:%Y-%m-%d %H:%M:%S}", s.rule_id, escape(s.subject),
-                      s.state, str(s.attempts), escape(s.last_error or ""))  # fmt: skip
+        add_row(table, f"{s.created_at:%Y-%m-%d %H:%M:%S}", s.rule_id, s.subject,
+                s.state, str(s.attempts), s.last_error or "")  # fmt: skip
     return table
 
 
@@ -138,7 +148,7 @@ def remove(rule_id: RuleArg, workspace: WorkspaceOpt = None) -> None:
     """Remove a notification rule."""
     ctx = open_admin_context(workspace)
     ctx.engine.remove_notification(ctx.workspace_id, rule_id)
-    console.print(f"Removed notification {escape(rule_id)}.", highlight=False)
+    say("Removed notification {rule}.", rule=rule_id)
 
 
 @app.command("test")
@@ -154,4 +164,4 @@ def test(rule_id: RuleArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = F
     if sent.state != "sent":
         raise InvalidInput(f"The test alert was not delivered: {sent.last_error}")
     if not json_out:
-        console.print(f"Sent a test alert through {escape(rule_id)}.", highlight=False)
+        say("Sent a test alert through {rule}.", rule=rule_id)

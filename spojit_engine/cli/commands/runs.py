@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.rule import Rule
 
 from spojit_engine.cli.context import CommandContext, open_caller, open_context
@@ -24,6 +23,7 @@ from spojit_engine.cli.render import (
     print_secret,
     run_costs_table,
     run_json,
+    say,
     usage_card,
 )
 
@@ -93,12 +93,9 @@ def _announce(ctx: CommandContext, loaded: LoadedFlow, scope: RunScope) -> None:
     kind += f", Loops on {scope.sample} items" if scope.sample is not None else ""
     kind += f", at most {scope.max_credits} credits" if scope.max_credits is not None else ""
     who = ctx.actor.email if ctx.actor else "operator"
-    console.print(
-        f"Running [bold]{escape(loaded.workflow.name)}[/] ({kind}) · workspace "
-        f"[bold]{escape(ctx.engine.balance(ctx.workspace_id).workspace)}[/] · {escape(who)} · "
-        f"{_llm_mode()}",
-        highlight=False,
-    )
+    say("Running [bold]{workflow}[/] ({kind}) · workspace [bold]{workspace}[/] · {who} · {llm}",
+        workflow=loaded.workflow.name, kind=kind, who=who, llm=_llm_mode(),
+        workspace=ctx.engine.balance(ctx.workspace_id).workspace)  # fmt: skip
 
 
 def _llm_mode() -> str:
@@ -144,7 +141,10 @@ def demo(
 
     runner.prepare_environment(get_settings().home, offline=True)
     ctx = _demo_context(workspace, plan)
-    console.print(f"Database: {ctx.engine.database_url} · mock LLM (offline)", highlight=False)
+    from spojit_engine.db import masked
+
+    console.print(f"Database: {masked(ctx.engine.database_url)} · mock LLM (offline)",
+                  markup=False, highlight=False)  # fmt: skip
     start_prefect(runner)
     for i, (name, test) in enumerate(DEMO_RUNS, start=1):
         loaded = runner.load_flow(name)
@@ -164,9 +164,8 @@ def _demo_context(workspace: str, plan: str) -> CommandContext:
     caller = open_caller()
     if caller.actor is not None:
         ctx = caller.in_workspace(workspace)
-        console.print(
-            f"Using workspace [bold]{escape(workspace)}[/] as {escape(caller.actor.email)}."
-        )
+        say("Using workspace [bold]{workspace}[/] as {who}.", workspace=workspace,
+            who=caller.actor.email)  # fmt: skip
         return ctx
     return CommandContext(caller.engine, None, _demo_workspace(caller.engine, workspace, plan))
 
@@ -179,11 +178,12 @@ def _demo_workspace(engine: Engine, workspace: str, plan: str) -> str:
         ws = engine.create_workspace(workspace, plan=plan)
     except AlreadyExists:
         ws_id = engine.workspace_id(workspace)
-        console.print(f"Reusing workspace [bold]{escape(workspace)}[/] ({ws_id}).")
+        say("Reusing workspace [bold]{workspace}[/] ({id}).", workspace=workspace, id=ws_id)
         return ws_id
     admin = engine.add_member(ws.id, DEMO_ADMIN, role="admin")
-    console.print(f"Created workspace [bold]{escape(ws.name)}[/] ({ws.id}) on plan {ws.plan}.")
-    console.print(f"Admin {admin.email}; token, shown once:")
+    say("Created workspace [bold]{name}[/] ({id}) on plan {plan}.", name=ws.name, id=ws.id,
+        plan=ws.plan)  # fmt: skip
+    say("Admin {email}; token, shown once:", email=admin.email)
     print_secret(admin.token)
     return ws.id
 
@@ -197,4 +197,4 @@ def _demo_summary(ctx: CommandContext) -> None:
     console.print("Next:", style="bold")
     for command, what in DEMO_NEXT:
         runnable = hint(ctx.engine, command, ctx.workspace_id, member=ctx.actor is not None)
-        console.print(f"  [bold]{escape(runnable)}[/]  {what}", highlight=False)
+        say("  [bold]{command}[/]  {what}", command=runnable, what=what)

@@ -15,7 +15,7 @@ import typer
 
 from spojit_engine.cli.context import open_context, open_engine
 from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
-from spojit_engine.cli.render import console, print_json
+from spojit_engine.cli.render import console, print_json, say
 
 app = typer.Typer()
 
@@ -29,13 +29,15 @@ def serve(
     """Serve the JSON API, the Stripe webhook and the billing and executions pages."""
     import uvicorn
 
+    from spojit_engine.db import masked
     from spojit_engine.web.app import create_app
 
     engine = open_engine()
     settings = engine.settings
     console.print(
         f"Serving http://{host}:{port}  (API /api/v1, docs /docs, pages /billing and "
-        f"/executions, Stripe webhook /webhooks/stripe; database {engine.database_url})",
+        f"/executions, Stripe webhook /webhooks/stripe; database {masked(engine.database_url)})",
+        markup=False,
         highlight=False,
         soft_wrap=True,
     )
@@ -90,6 +92,6 @@ def login_link(
     if json_out:
         print_json({"url": link.url, "expires_at": link.expires_at, "member": link.email})
         return
-    console.print(f"Sign-in link for {link.email} (one use, until "
-                  f"{link.expires_at:%Y-%m-%d %H:%M} UTC):", highlight=False)  # fmt: skip
+    say("Sign-in link for {email} (one use, until {until} UTC):", email=link.email,
+        until=f"{link.expires_at:%Y-%m-%d %H:%M}")  # fmt: skip
     console.print(link.url, markup=False, highlight=False, soft_wrap=True)

@@ -1,17 +1,27 @@
 """A refusal for credits is an outcome, not a crash: in a worker, Prefect logs whatever a flow
 run's final state raises as ``ERROR … Engine execution exited with unexpected exception`` with a
 traceback — and a run refused for credits ends in a Cancelled state that raises its refusal.
-Task runs whose metered node was refused log the same way. This filter, on Prefect's run
-loggers, rewrites exactly those records (the exception is an ``InsufficientCredits``, or caused
-by one) as one WARNING line with the reason and no traceback; every other record passes as is.
-``warn`` is how the gate itself writes a line to a run's log.
+Task runs whose metered node was refused log the same way, and then Prefect's task engine logs
+``ERROR Finished in state Failed('… InsufficientCredits: …')`` — every state but Completed
+ends at ERROR there (``task_engine.log_finished_message``), so no state a task could end in
+avoids it. This filter, on Prefect's run loggers, rewrites exactly those records (the exception
+is an ``InsufficientCredits``, or caused by one) without their traceback: a flow run's as one
+WARNING line with the reason; a task run's, and its "Finished in state" line, as INFO — the run
+says it once, as the one WARNING of a refusal (``warn``: "Stopped for credits at node …", a
+test run's cap, a webhook run back in its queue). The task's state (Failed) and the run's
+(``OutOfCredits``) stay as they are; every other record passes as is. ``warn`` is how the gate
+itself writes a line to a run's log.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from spojit_engine.errors import InsufficientCredits
+
+# Prefect's line for a task run's final state; a raised exception shows as "exception Name: …".
+FINISHED = re.compile(r"Finished in state (?P<state>\w+)\(.*\bexception (?P<error>\w+): ", re.S)
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine", "prefect.engine")
 
@@ -25,13 +35,37 @@ def refusal_in(error: BaseException | None) -> InsufficientCredits | None:
     return None
 
 
+def refusal_names() -> set[str]:
+    """``InsufficientCredits`` and every subclass of it (a budget cap, a test run's cap)."""
+    names, todo = set(), [InsufficientCredits]
+    while todo:
+        error = todo.pop()
+        names.add(error.__name__)
+        todo.extend(error.__subclasses__())
+    return names
+
+
+def finished_refused(record: logging.LogRecord) -> str | None:
+    """The state a refused task run finished in, when ``record`` is Prefect's line for it."""
+    if record.exc_info or record.levelno < logging.ERROR or not isinstance(record.msg, str):
+        return None
+    found = FINISHED.match(record.getMessage())
+    return found["state"] if found and found["error"] in refusal_names() else None
+
+
 class QuietRefusals(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        state = finished_refused(record)
+        if state is not None:
+            record.msg, record.args = "Finished in state %s: refused for credits.", (state,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return True
         refusal = refusal_in(record.exc_info[1] if record.exc_info else None)
         if refusal is None:
             return True
         record.msg, record.args = "Out of credits, run not continued: %s", (str(refusal),)
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        level = logging.INFO if record.name.startswith("prefect.task_runs") else logging.WARNING
+        record.levelno, record.levelname = level, logging.getLevelName(level)
         record.exc_info, record.exc_text = None, None
         return True
 
