@@ -1,7 +1,10 @@
 """Workspaces, members and plan changes: who may do what, and the plan a workspace is on.
 
 Member tokens are shown once and stored only as SHA-256 hashes; a token is 32 random bytes, so a
-fast hash is enough (there is nothing to brute-force, unlike a password).
+fast hash is enough (there is nothing to brute-force, unlike a password). Rotating a token
+replaces its hash, so the old token is refused by the next request. Removing a member sets
+``removed_at`` instead of deleting the row: their token is refused from then on, while runs,
+grants and usage keep naming them. A workspace always keeps one admin.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import (
     AdminRequired,
     AlreadyExists,
+    Conflict,
     InvalidInput,
     Unauthorized,
     UnknownMember,
@@ -42,7 +47,9 @@ class MemberRecord:
     workspace_id: str
     email: str
     role: str
-    token: str | None = None  # only on the record add_member returns
+    token: str | None = None  # only on the record add_member and rotate_token return
+    added_at: datetime | None = None
+    removed_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -123,23 +130,42 @@ def list_workspaces(ledger: Ledger) -> list[tuple[str, str]]:
         return [(r.id, r.name) for r in conn.execute(select(w.id, w.name).order_by(w.created_at))]
 
 
+_m = schema.members.c
+_MEMBER_COLUMNS = (_m.id, _m.workspace_id, _m.email, _m.role, _m.created_at, _m.removed_at)
+
+
+def _record(row: Any, token: str | None = None) -> MemberRecord:
+    member_id, workspace_id, email, role, added_at, removed_at = row
+    return MemberRecord(member_id, workspace_id, email, role, token, added_at, removed_at)
+
+
 def get_member(ledger: Ledger, member_id: str) -> MemberRecord:
-    m = schema.members.c
+    """A member by id, removed ones too (history names them)."""
     with read_transaction(ledger.engine) as conn:
-        row = conn.execute(
-            select(m.id, m.workspace_id, m.email, m.role).where(m.id == member_id)
-        ).one_or_none()
+        row = conn.execute(select(*_MEMBER_COLUMNS).where(_m.id == member_id)).one_or_none()
     if row is None:
         raise UnknownMember(member_id)
-    return MemberRecord(*row)
+    return _record(row)
 
 
-def list_members(ledger: Ledger, workspace_id: str) -> list[MemberRecord]:
-    """A workspace's members, by email."""
-    m = schema.members.c
-    query = select(m.id, m.workspace_id, m.email, m.role).where(m.workspace_id == workspace_id)
+def list_members(ledger: Ledger, workspace_id: str, *, removed: bool = False) -> list[MemberRecord]:
+    """A workspace's members, by email; with ``removed``, the removed ones too."""
+    query = select(*_MEMBER_COLUMNS).where(_m.workspace_id == workspace_id)
+    if not removed:
+        query = query.where(_m.removed_at.is_(None))
     with read_transaction(ledger.engine) as conn:
-        return [MemberRecord(*row) for row in conn.execute(query.order_by(m.email))]
+        return [_record(row) for row in conn.execute(query.order_by(_m.email, _m.id))]
+
+
+def _find(conn: Connection, workspace_id: str, who: str) -> MemberRecord:
+    """The member ``who`` (an id or an email) names in this workspace, removed or not."""
+    named = (_m.id == who) | (_m.email == who.strip().lower())
+    row = conn.execute(
+        select(*_MEMBER_COLUMNS).where(_m.workspace_id == workspace_id, named)
+    ).one_or_none()
+    if row is None:
+        raise UnknownMember(who)
+    return _record(row)
 
 
 def require_admin(ledger: Ledger, workspace_id: str, by: str | None, action: str) -> None:
@@ -148,6 +174,8 @@ def require_admin(ledger: Ledger, workspace_id: str, by: str | None, action: str
     if by is None:
         return
     member = get_member(ledger, by)
+    if member.removed_at is not None:
+        raise Unauthorized(f"{member.email} was removed from this workspace.")
     if member.workspace_id != workspace_id:
         raise AdminRequired(action, f"{member.email} (of another workspace)")
     if not member.is_admin:
@@ -164,35 +192,109 @@ def add_member(
         raise InvalidInput(f"{email!r} is not an email address.")
     find_workspace(ledger, workspace_id)
     require_admin(ledger, workspace_id, by, "add members")
-    token = f"spj_{secrets.token_urlsafe(32)}"
-    member_id = _new_id("mem")
+    token = _new_token()
     try:
         with write_transaction(ledger.engine) as conn:
-            conn.execute(
-                schema.members.insert().values(
-                    id=member_id,
-                    workspace_id=workspace_id,
-                    email=email.lower(),
-                    role=role,
-                    token_hash=hash_token(token),
-                    created_at=ledger.clock(),
+            found = conn.execute(
+                select(_m.id, _m.removed_at).where(
+                    _m.workspace_id == workspace_id, _m.email == email.lower()
                 )
-            )
+            ).one_or_none()
+            if found is not None and found.removed_at is None:
+                raise AlreadyExists(f"{email} is already a member of this workspace.")
+            member_id = found.id if found is not None else _new_id("mem")
+            values = {"role": role, "token_hash": hash_token(token), "removed_at": None}
+            if found is not None:  # added back: the same member, so history stays theirs
+                conn.execute(update(schema.members).where(_m.id == member_id).values(**values))
+            else:
+                conn.execute(
+                    schema.members.insert().values(
+                        id=member_id, workspace_id=workspace_id, email=email.lower(),
+                        created_at=ledger.clock(), **values,
+                    )
+                )  # fmt: skip
+            row = conn.execute(select(*_MEMBER_COLUMNS).where(_m.id == member_id)).one()
     except IntegrityError:
         raise AlreadyExists(f"{email} is already a member of this workspace.") from None
-    return MemberRecord(member_id, workspace_id, email.lower(), role, token)
+    return _record(row, token)
+
+
+def _new_token() -> str:
+    return f"spj_{secrets.token_urlsafe(32)}"
+
+
+def remove_member(ledger: Ledger, workspace_id: str, who: str, by: str | None) -> MemberRecord:
+    """Remove ``who`` (an id or an email): their token is refused from now on; the row stays.
+
+    The workspace row is locked first, so two admins removing each other at once cannot leave
+    the workspace without an admin."""
+    require_admin(ledger, workspace_id, by, "remove members")
+    w = schema.workspaces.c
+    with write_transaction(ledger.engine) as conn:
+        conn.execute(select(w.id).where(w.id == workspace_id).with_for_update())
+        member = _find(conn, workspace_id, who)
+        if member.removed_at is not None:
+            raise Conflict(
+                f"{member.email} was already removed on {member.removed_at:%Y-%m-%d %H:%M} UTC."
+            )
+        if member.is_admin and _other_admins(conn, member) == 0:
+            raise Conflict(
+                f"{member.email} is the workspace's last admin; add another admin first."
+            )
+        now = ledger.clock()
+        conn.execute(update(schema.members).where(_m.id == member.id).values(removed_at=now))
+    return MemberRecord(member.id, workspace_id, member.email, member.role, None,
+                        member.added_at, now)  # fmt: skip
+
+
+def _other_admins(conn: Connection, member: MemberRecord) -> int:
+    """How many current admins the member's workspace has besides them."""
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                _m.workspace_id == member.workspace_id,
+                _m.role == "admin",
+                _m.removed_at.is_(None),
+                _m.id != member.id,
+            )
+        ).scalar_one()
+    )
+
+
+def rotate_token(ledger: Ledger, workspace_id: str, who: str, by: str | None) -> MemberRecord:
+    """A new token for ``who`` (an id or an email), returned once; the old one is refused from
+    now on. A member may rotate their own token; anyone else's takes an admin."""
+    with read_transaction(ledger.engine) as conn:
+        target = _find(conn, workspace_id, who)
+    if by != target.id:
+        require_admin(ledger, workspace_id, by, "rotate another member's token")
+    token = _new_token()
+    with write_transaction(ledger.engine) as conn:
+        rotated = conn.execute(
+            update(schema.members)
+            .where(_m.id == target.id, _m.removed_at.is_(None))
+            .values(token_hash=hash_token(token))
+        ).rowcount
+    if rotated != 1:
+        raise Conflict(f"{target.email} was removed; add them again for a new token.")
+    return MemberRecord(target.id, workspace_id, target.email, target.role, token,
+                        target.added_at)  # fmt: skip
 
 
 def authenticate(ledger: Ledger, token: str) -> MemberRecord:
     """The member a bearer token belongs to."""
-    m = schema.members.c
     with read_transaction(ledger.engine) as conn:
         row = conn.execute(
-            select(m.id, m.workspace_id, m.email, m.role).where(m.token_hash == hash_token(token))
+            select(*_MEMBER_COLUMNS).where(
+                _m.token_hash == hash_token(token), _m.removed_at.is_(None)
+            )
         ).one_or_none()
     if row is None:
-        raise Unauthorized("The token is not a member token of any workspace.")
-    return MemberRecord(*row)
+        raise Unauthorized(
+            "The token is not a member token of any workspace (or it was rotated, or its member "
+            "removed)."
+        )
+    return _record(row)
 
 
 def set_plan(ledger: Ledger, workspace_id: str, plan_id: str, by: str | None) -> PlanChange:

@@ -27,6 +27,7 @@ from spojit_engine.metering.reads.reports import (
 )
 from spojit_engine.metering.reads.verify import verify_workspace
 from spojit_engine.metering.store.schema import (
+    EMAIL_LENGTH_MAX,
     ID_LENGTH_MAX,
     KEY_LENGTH_MAX,
     NAME_LENGTH_MAX,
@@ -192,9 +193,26 @@ class Engine:
     def member(self, member_id: str) -> accounts.MemberRecord:
         return accounts.get_member(self.ledger, member_id)
 
-    def members(self, workspace_id: str) -> list[accounts.MemberRecord]:
-        """The workspace's members, by email (no tokens: only their hashes are kept)."""
-        return accounts.list_members(self.ledger, self.workspace_id(workspace_id))
+    def members(self, workspace_id: str, *, removed: bool = False) -> list[accounts.MemberRecord]:
+        """The workspace's members, by email (no tokens: only their hashes are kept); with
+        ``removed``, the removed ones too (to name who ran what)."""
+        return accounts.list_members(self.ledger, self.workspace_id(workspace_id), removed=removed)
+
+    def remove_member(
+        self, workspace_id: str, who: str, *, by: str | None = None
+    ) -> accounts.MemberRecord:
+        """Remove ``who`` (an id or an email; admins only): their token and browser sessions are
+        refused from now on, while history keeps naming them. Not the last admin."""
+        who = check_lookup(who, what="A member id or email", chars_max=EMAIL_LENGTH_MAX)
+        return accounts.remove_member(self.ledger, self.workspace_id(workspace_id), who, by)
+
+    def rotate_token(
+        self, workspace_id: str, who: str, *, by: str | None = None
+    ) -> accounts.MemberRecord:
+        """A new token for ``who`` (an id or an email), on the record returned once; the old token
+        is refused from now on. Their own for a member, anyone's for an admin."""
+        who = check_lookup(who, what="A member id or email", chars_max=EMAIL_LENGTH_MAX)
+        return accounts.rotate_token(self.ledger, self.workspace_id(workspace_id), who, by)
 
     def authenticate(self, token: str) -> accounts.MemberRecord:
         return accounts.authenticate(self.ledger, token)

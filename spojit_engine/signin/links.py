@@ -50,9 +50,12 @@ def csrf_matches(session_token: str, given: str | None) -> bool:
 
 
 def resolve_member(conn: Connection, workspace_id: str, who: str | None) -> MemberRecord:
-    """The member ``who`` names (an id or an email) in this workspace; None: its first admin."""
+    """The current member ``who`` names (an id or an email) in this workspace; None: its first
+    admin. A removed member is unknown here: they cannot sign in, nor keep a session."""
     m = schema.members.c
-    query = select(m.id, m.workspace_id, m.email, m.role).where(m.workspace_id == workspace_id)
+    query = select(m.id, m.workspace_id, m.email, m.role).where(
+        m.workspace_id == workspace_id, m.removed_at.is_(None)
+    )
     if who is None:
         query = query.where(m.role == "admin").order_by(m.created_at).limit(1)
     else:
@@ -137,7 +140,7 @@ def redeem_link(
                 ended_at=None,
             )
         )
-        member = resolve_member(conn, link.workspace_id, link.member_id)
+        member = _signed_in_member(conn, link.workspace_id, link.member_id)
     return SessionRecord(session_token, member, now + session_ttl)
 
 
@@ -152,8 +155,19 @@ def read_session(sa: SAEngine, token: str, *, now: datetime) -> SessionRecord:
         ).one_or_none()
         if found is None:
             raise SignInRefused(f"You are signed out; {_ASK_AGAIN}.")
-        member = resolve_member(conn, found.workspace_id, found.member_id)
+        member = _signed_in_member(conn, found.workspace_id, found.member_id)
     return SessionRecord(token, member, found.expires_at)
+
+
+def _signed_in_member(conn: Connection, workspace_id: str, member_id: str) -> MemberRecord:
+    """The member a link or session signs in; ``SignInRefused`` once they were removed, so a
+    removed member's open session is refused on its next request."""
+    try:
+        return resolve_member(conn, workspace_id, member_id)
+    except UnknownMember:
+        raise SignInRefused(
+            "You are no longer a member of this workspace; ask an admin to add you again."
+        ) from None
 
 
 def end_session(sa: SAEngine, token: str, *, now: datetime) -> bool:

@@ -71,20 +71,31 @@ def _limit_request_bodies(app: FastAPI, engine: Engine) -> None:
 def _mount_routes(app: FastAPI) -> None:
     """Every router, in this order (the OpenAPI schema lists paths as they are mounted), and the
     pages' refusals answered with their own page."""
-    from spojit_engine.web.api import billing, deployments, grants, hooks, reports, stripe_webhook
+    from spojit_engine.web.api import (
+        billing,
+        deployments,
+        grants,
+        hooks,
+        members,
+        reports,
+        stripe_webhook,
+    )
     from spojit_engine.web.pages import billing as billing_page
     from spojit_engine.web.pages import executions, notifications, signin
+    from spojit_engine.web.pages import members as members_page
 
     for router in (
         reports.router,  # /api/v1: usage, breakdown, timeline, executions
         billing.router,  # /api/v1: plans, packs, topups, plan
         grants.router,  # /api/v1/grants (admins)
+        members.router,  # /api/v1/members (admins; rotate: also a member's own token)
         deployments.router,  # /api/v1/deployments
         stripe_webhook.router,  # POST /webhooks/stripe (signed by Stripe)
         signin.router,  # /login/{token}, /logout
         billing_page.router,  # /billing (server-rendered, signed in)
         executions.router,  # /executions, /executions/{run}
         notifications.router,  # /settings/notifications (admins)
+        members_page.router,  # /settings/members (admins)
         hooks.router,  # POST /hooks/{name}: workflow webhooks (guards)
     ):
         app.include_router(router)

@@ -34,6 +34,7 @@ NAME_LENGTH_MAX = 64
 RUN_NAME_LENGTH_MAX = 128  # Prefect's generated names ("crimson-otter") are far shorter
 WORKFLOW_LENGTH_MAX = NAME_LENGTH_MAX * 2  # workflow and node names
 ID_LENGTH_MAX = 32  # our ids: ws_…, mem_…
+EMAIL_LENGTH_MAX = 254  # a member's email (RFC 5321's longest path)
 RUN_ID_LENGTH_MAX = 36  # a Prefect flow or task run's UUID
 REASON_LENGTH_MAX = 500  # why credits were granted or clawed back (kept as text)
 
@@ -90,10 +91,12 @@ class Member(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     workspace_id: str = column(String(32), ForeignKey("workspaces.id"))
-    email: str = column(String(254))
+    email: str = column(String(EMAIL_LENGTH_MAX))
     role: str = column(String(16))
     token_hash: str = column(String(64), unique=True)
     created_at: datetime = column(UTCDateTime())
+    # Set when an admin removes the member: the token is refused, the row stays for history.
+    removed_at: datetime | None = column(UTCDateTime(), nullable=True)
 
 
 class Grant(SQLModel, table=True):
