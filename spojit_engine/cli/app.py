@@ -31,7 +31,7 @@ app.add_typer(billing.app)  # spojit topup PACK, spojit plan set|list
 app.add_typer(web.app)  # spojit serve, spojit login-link
 app.add_typer(deploy.app)  # spojit deploy FLOW, spojit deployments
 app.add_typer(estimate.app)  # spojit estimate FLOW
-app.add_typer(members.app)  # spojit member add EMAIL
+app.add_typer(members.app)  # spojit member add|list|remove|rotate
 app.add_typer(credits.app)  # spojit credits grant|list, spojit ledger verify
 app.add_typer(notify.app)  # spojit notify add|list|remove|test
 app.add_typer(executions.app)  # spojit executions [incomplete|resume RUN|abandon RUN]
