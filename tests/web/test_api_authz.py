@@ -35,6 +35,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("PUT", "/api/v1/plan", {"plan": "starter"}, ADMIN),
     ("POST", "/api/v1/grants", {"amount": "5", "reason": "authz matrix"}, ADMIN),
     ("GET", "/api/v1/grants", None, ADMIN),
+    ("GET", "/api/v1/members", None, ADMIN),
     ("GET", "/api/v1/deployments", None, MEMBER),
     ("POST", "/webhooks/stripe", {"id": "evt_unsigned"}, OPEN),
 ]
@@ -42,7 +43,9 @@ CALLERS = ("admin", "member", "no token", "bad token", "other admin")
 # Workflow webhooks (POST /hooks/{workflow}) authenticate with their own secret; the guards'
 # tests (tests/web/test_hooks*.py) own their matrix. The signed-in pages (/billing, /executions,
 # /login) are not in the API schema; tests/web/test_pages.py and test_browser.py cover them.
-ELSEWHERE = ("/hooks/",)
+# Removing a member or rotating a token acts on one member (an id in the path, gone once removed):
+# tests/web/test_members.py owns that matrix.
+ELSEWHERE = ("/hooks/", "/api/v1/members/")
 
 
 def ours(path: str) -> bool:

@@ -19,10 +19,12 @@ from spojit_engine.web.app import create_app
 FACES = {
     "spojit_engine.web": ["create_app"],
     "spojit_engine.web.api": [
-        "billing", "deployments", "grants", "hooks", "openapi", "reports", "stripe_webhook",
+        "billing", "deployments", "grants", "hooks", "members", "openapi", "reports",
+        "stripe_webhook",
     ],
     "spojit_engine.web.pages": [
-        "PageRefused", "billing", "charts", "executions", "notifications", "signin", "templating",
+        "PageRefused", "billing", "charts", "executions", "members", "notifications", "signin",
+        "templating",
     ],
 }  # fmt: skip
 

@@ -81,6 +81,22 @@ def test_a_removed_member_s_token_is_refused_at_once_and_history_keeps_them(
     assert engine.member(team.bob.id).removed_at is not None
 
 
+def test_each_member_route_refuses_no_token_a_bad_one_and_another_workspace(
+    api: TestClient, engine: Engine, team: Team
+) -> None:
+    routes = [("GET", "/api/v1/members"), ("DELETE", f"/api/v1/members/{team.bob.id}"),
+              ("POST", f"/api/v1/members/{team.bob.id}/rotate")]  # fmt: skip
+    for method, path in routes:
+        assert api.request(method, path).status_code == 401
+        assert api.request(method, path, headers=auth("spj_not-a-token")).status_code == 401
+    for method, path in routes[1:]:
+        foreign = api.request(method, path, headers=auth(team.stranger))
+        assert foreign.status_code == 404 and foreign.json()["code"] == "unknown_member"
+    theirs = api.get("/api/v1/members", headers=auth(team.stranger)).json()
+    assert [m["email"] for m in theirs] == ["zed@beta.io"]
+    assert api.get("/api/v1/usage", headers=auth(team.bob)).status_code == 200
+
+
 def test_removing_twice_an_unknown_id_and_another_workspace_s_member_change_nothing(
     api: TestClient, engine: Engine, team: Team
 ) -> None:
