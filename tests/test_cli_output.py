@@ -55,7 +55,7 @@ def busy_home(tmp_path: Path) -> Path:
 def test_user_text_prints_literally(busy_home: Path) -> None:
     shown = narrow(busy_home, 200, "credits", "list")
     assert MARKUP_REASON in shown  # neither a MarkupError nor eaten as style
-    assert "Added 50,000.00 credits (promo)" in run(busy_home, "credits", "grant", "50000",
+    assert "Added 50,000.00 credits (promo)" in run(busy_home, "credits", "grant", "50,000",
                                                     "--reason", "[/]").stdout  # fmt: skip
 
 
@@ -98,6 +98,14 @@ def test_credits_read_with_thousands_and_packs_as_counts() -> None:
         "0.000001",
     ]
     assert [credits_count(Decimal(a)) for a in ("500", "2500", "12.5")] == ["500", "2,500", "12.5"]
+
+
+def test_an_amount_typed_as_printed_is_read() -> None:
+    from spojit_engine.cli.options import credits_input
+
+    assert [credits_input(t) for t in ("1,000", "12,345.5", " 50 ", "1,00", "1,000,5")] == [
+        "1000", "12345.5", " 50 ", "1,00", "1,000,5",
+    ]  # fmt: skip
 
 
 def test_the_catalog_shows_packs_as_counts(tmp_path: Path) -> None:
