@@ -113,7 +113,9 @@ _SQL_ENTRY = (
     "workflow, node_type, member_id, test_run, reason, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SQL_POSTING = "INSERT INTO postings (entry_id, grant_id, amount_ucr) VALUES (?, ?, ?)"
+_SQL_POSTING = (
+    "INSERT INTO postings (entry_id, workspace_id, grant_id, amount_ucr) VALUES (?, ?, ?, ?)"
+)
 _SQL_GRANT_MOVE = (
     "UPDATE grants SET remaining_ucr=(grants.remaining_ucr + ?) WHERE grants.id = ? "
     "AND grants.remaining_ucr + ? >= ? AND grants.remaining_ucr + ? <= grants.amount_ucr"
@@ -179,7 +181,7 @@ def _raw_debits(conn: sqlite3.Connection, ws_id: str, n: int, prefix: str) -> tu
                 (ws_id, f"{prefix}-{i}", "debit", -AMOUNT_UCR, 0, *_NONE5, 0, None, now),
             )
             entry_id = cur.lastrowid
-            execute(_SQL_POSTING, (entry_id, grant_id, -AMOUNT_UCR))
+            execute(_SQL_POSTING, (entry_id, ws_id, grant_id, -AMOUNT_UCR))
             moved = execute(
                 _SQL_GRANT_MOVE, (-AMOUNT_UCR, grant_id, -AMOUNT_UCR, 0, -AMOUNT_UCR)
             ).rowcount

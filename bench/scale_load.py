@@ -1,7 +1,9 @@
 """Bulk loading for ``bench/simulate_scale.py``: workspaces and their history straight in SQL
-(``generate_series``), secondary indexes dropped during a load and rebuilt after, foreign-key
-triggers off (``session_replication_role = replica``), every posting applied to its grant and to
-the materialised balance so ``verify`` holds. Also the EXPLAIN of the hot path's reads."""
+(``generate_series``), secondary indexes dropped during a load and rebuilt after, triggers off
+(``session_replication_role = replica``: the foreign-key checks, and also the rollup triggers of
+migration 0010, so the loader writes what they would: each key in ``ledger_keys`` and each day's
+usage in ``usage_daily``), every posting applied to its grant and to the materialised balance so
+``verify`` holds. Also the EXPLAIN of the hot path's reads."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ SPAN = "%(first)s::int, %(last)s::int"
 ROWS = "generate_series(1, %(rows)s::int)"
 BASE = "%(base)s::bigint"
 DEBIT = "%(d)s::bigint"
+CREATED = "%(start)s::timestamp + make_interval(secs => n %% 86400)"  # a history debit's time
 
 
 def log(message: str) -> None:
@@ -66,7 +69,7 @@ class Loader:
             log(f"  loaded {self.entries:,} entries")
         for sql in dropped:
             self.conn.execute(sql)
-        for table in ("entries", "postings", "grants", "workspaces"):
+        for table in ("entries", "postings", "ledger_keys", "usage_daily", "grants", "workspaces"):
             self.conn.execute(f"VACUUM ANALYZE {table}")
         return time.perf_counter() - began
 
@@ -95,9 +98,14 @@ class Loader:
             p | {"base": base},
         )
         self.conn.execute(
-            "INSERT INTO postings (entry_id, grant_id, amount_ucr)"
-            f" SELECT {BASE} + i, i, %(g)s FROM generate_series({SPAN}) i",
+            "INSERT INTO postings (entry_id, workspace_id, grant_id, amount_ucr)"
+            f" SELECT {BASE} + i, {ws_id('i')}, i, %(g)s FROM generate_series({SPAN}) i",
             p | {"base": base},
+        )
+        self.conn.execute(
+            "INSERT INTO ledger_keys (key, workspace_id)"
+            f" SELECT 'sim:grant:' || i, {ws_id('i')} FROM generate_series({SPAN}) i",
+            p,
         )
         self.entries += last - first + 1
         self._reset_sequences()
@@ -114,15 +122,20 @@ class Loader:
                 " workflow, node_type, test_run, node_call, created_at)"
                 f" SELECT {BASE} + n, {ws_id(ws)}, 'sim:h:' || ({BASE} + n), 'debit', -{DEBIT},"
                 f" 0, 'simulated', 'transform.map', false, 'sim:h:' || ({BASE} + n),"
-                " %(start)s + make_interval(secs => n %% 86400)"
-                f" FROM {ROWS} n",
+                f" {CREATED} FROM {ROWS} n",
                 p,
             )
             self.conn.execute(
-                "INSERT INTO postings (entry_id, grant_id, amount_ucr)"
-                f" SELECT {BASE} + n, {ws}, -{DEBIT} FROM {ROWS} n",
+                "INSERT INTO postings (entry_id, workspace_id, grant_id, amount_ucr)"
+                f" SELECT {BASE} + n, {ws_id(ws)}, {ws}, -{DEBIT} FROM {ROWS} n",
                 p,
             )
+            self.conn.execute(
+                "INSERT INTO ledger_keys (key, workspace_id)"
+                f" SELECT 'sim:h:' || ({BASE} + n), {ws_id(ws)} FROM {ROWS} n",
+                p,
+            )
+            self._add_daily_usage(p, ws)
             spent = f"SELECT {ws} AS g, count(*) * {DEBIT} AS ucr FROM {ROWS} n GROUP BY 1"
             self.conn.execute(
                 f"UPDATE grants SET remaining_ucr = remaining_ucr - s.ucr FROM ({spent}) s"
@@ -136,6 +149,23 @@ class Loader:
             )
         self.entries += rows
         self._reset_sequences()
+
+    def _add_daily_usage(self, p: dict[str, Any], ws: str) -> None:
+        """The usage_daily rows the rollup trigger would have written for this chunk: each
+        history debit is its own node call (one call) on the day its workspace's reset time
+        (the anchor's, ``start``) begins."""
+        day = (f"CAST({CREATED} - make_interval(secs =>"
+               " floor(extract(epoch FROM %(start)s::timestamp::time))) AS date)")  # fmt: skip
+        self.conn.execute(
+            "INSERT INTO usage_daily (workspace_id, day, workflow, node_type, member_id,"
+            " test_run, credits_ucr, calls)"
+            f" SELECT {ws_id(ws)}, {day}, 'simulated', 'transform.map', '', false,"
+            f" count(*) * {DEBIT}, count(*) FROM {ROWS} n GROUP BY 1, 2"
+            " ON CONFLICT (workspace_id, day, workflow, node_type, member_id, test_run)"
+            " DO UPDATE SET credits_ucr = usage_daily.credits_ucr + excluded.credits_ucr,"
+            " calls = usage_daily.calls + excluded.calls",
+            p,
+        )
 
     def _reset_sequences(self) -> None:
         for table in ("entries", "postings", "grants"):
@@ -171,14 +201,16 @@ class Loader:
             "lock workspace": f"SELECT * FROM workspaces WHERE id = '{w}' FOR UPDATE",
             "load grants": "SELECT id FROM grants"
             f" WHERE workspace_id = '{w}' AND remaining_ucr > 0",
-            "replay by key": "SELECT id FROM entries WHERE key = 'sim:h:5'",
+            "key used?": "SELECT 1 FROM ledger_keys WHERE key = 'sim:h:5'",
+            "replay by key": "SELECT id FROM entries"
+            f" WHERE workspace_id = '{w}' AND key = 'sim:h:5'",
             "move grant": "UPDATE grants SET remaining_ucr = remaining_ucr - 1 WHERE id = 1"
             " AND remaining_ucr - 1 >= 0",
             "update balance": f"UPDATE workspaces SET credits_ucr = credits_ucr WHERE id = '{w}'",
             "hold's workspace": "SELECT workspace_id FROM holds WHERE id = 1",
             "verify: entries": f"SELECT sum(amount_ucr) FROM entries WHERE workspace_id = '{w}'",
-            "verify: postings": "SELECT sum(p.amount_ucr) FROM postings p JOIN entries e ON"
-            f" p.entry_id = e.id WHERE e.workspace_id = '{w}' AND p.grant_id IS NULL",
+            "verify: postings": f"SELECT sum(amount_ucr) FROM postings WHERE workspace_id = '{w}'"
+            " AND grant_id IS NULL",
             "sweeper: due": "SELECT id FROM workspaces WHERE next_due_at <= now()"
             " ORDER BY next_due_at LIMIT 500",
         }

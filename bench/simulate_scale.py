@@ -3,17 +3,21 @@ clients grow across workspaces, on PostgreSQL.
 
     .venv/bin/python bench/simulate_scale.py                       # 10k workspaces, 1 M entries
     .venv/bin/python bench/simulate_scale.py --entries 10000000    # the 10 M case (tens of minutes)
-    .venv/bin/python bench/simulate_scale.py --entries 200000 --workspaces 2000 --seconds 3  # quick
+    .venv/bin/python bench/simulate_scale.py --quick   # small stages, seconds: what CI runs
+    .venv/bin/python bench/simulate_scale.py --database spojit_sim --keep   # a named scratch db
 
 No ledger transaction spans two workspaces, so the ledger partitions by workspace; this checks
 that nothing on the hot path grows with the number of workspaces or the length of history.
 
-A scratch database (created on ``--pg-url``'s server, dropped at the end unless ``--keep``) is
-migrated, then loaded straight in SQL (``generate_series``; secondary indexes dropped during the
-load and rebuilt after; foreign-key triggers off with ``session_replication_role = replica``) in
-stages up to ``--workspaces`` and ``--entries``: 1k workspaces / 100k entries, 10k / 1 M, 10k /
-10 M. Each workspace holds one large adjustment grant (its grant entry and posting) and a history
-of small debits, each an entry with its posting, spread round-robin over the workspaces; grants'
+A scratch database (``--database``, default ``spojit_sim_<random>``, and its baseline
+``<name>_base``, created on ``--pg-url``'s server, dropped at the end unless ``--keep``) is
+migrated (its ledger partitioned by workspace: migration ``0013_partitions``), then loaded
+straight in SQL (``generate_series``; secondary indexes dropped during the load and rebuilt
+after; triggers off with ``session_replication_role = replica``, so the loader writes the keys
+and daily rollups itself) in stages up to ``--workspaces`` and ``--entries``: 1k workspaces /
+100k entries, 10k / 1 M, 10k / 10 M (``--quick``: 200 / 2k, then 1k / 20k). Each workspace
+holds one large adjustment grant (its grant entry and posting) and a history of small debits,
+each an entry with its posting, spread round-robin over the workspaces; grants'
 ``remaining_ucr`` and the materialised balances are moved by exactly the loaded postings, so
 ``Engine.verify`` holds (checked on a sample). At each stage, through the real ``Engine.debit``:
 
@@ -24,7 +28,9 @@ of small debits, each an entry with its posting, spread round-robin over the wor
    runs out of CPU for the clients themselves early);
 3. EXPLAIN of the hot path's reads: which index each one uses.
 
-No assertions: it prints numbers. ``--json`` prints them as one object.
+It checks one thing, and exits non-zero when it fails: ``verify`` passes on sampled workspaces
+after each stage and after all the debits. The rest are numbers; ``--json`` prints them as one
+object.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -50,7 +57,10 @@ from scale_load import Loader, log  # noqa: E402  (bench/ is this script's direc
 
 PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STAGES = ((1_000, 100_000), (10_000, 1_000_000), (10_000, 10_000_000))
+QUICK_STAGES = ((200, 2_000), (1_000, 20_000))
+QUICK = {"debits": 80, "seconds": 0.5, "clients": [1, 2]}  # what --quick sets
 CLIENTS = (1, 2, 4, 8)
+DATABASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,57}")  # leaves room for "_base"
 BENCH_DEBIT = "0.001"  # credits per measured debit
 VERIFY_SAMPLE = 20  # workspaces verified after each stage
 THROUGHPUT_ROUNDS = 3  # each client count measured this many times, alternating
@@ -78,13 +88,13 @@ def _debit_times(engine: Any, workspaces: int, samples: int, tag: str, rng: Any)
 
 
 def measure_latency(
-    url: str, workspaces: int, baseline_url: str, samples: int, stage: int
+    url: str, workspaces: int, baseline: tuple[str, int], samples: int, stage: int
 ) -> tuple[list[float], list[float]]:
-    """µs per debit here and on the baseline database (the first stage's size), in alternating
-    blocks, so the machine's noise falls on both alike."""
+    """µs per debit here and on the baseline database (the first stage's size: its url and
+    workspaces), in alternating blocks, so the machine's noise falls on both alike."""
+    baseline_url, first_workspaces = baseline
     here, base = _engine(url), _engine(baseline_url)
     rng = random.Random(stage)
-    first_workspaces = STAGES[0][0]
     here_t: list[float] = []
     base_t: list[float] = []
     try:
@@ -163,7 +173,11 @@ def verify_sample(url: str, workspaces: int) -> int:
 # -- the run --------------------------------------------------------------------------------------
 
 
-def stages(workspaces: int, entries: int) -> list[tuple[int, int]]:
+def stages(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """The (workspaces, entries) stages up to ``--workspaces`` and ``--entries``."""
+    if args.quick:
+        return list(QUICK_STAGES)
+    workspaces, entries = args.workspaces, args.entries
     wanted = [(w, e) for w, e in STAGES if w <= workspaces and e <= entries]
     if not wanted or wanted[-1] != (workspaces, entries):
         wanted.append((workspaces, entries))
@@ -174,24 +188,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
     admin = args.pg_url.replace("+psycopg", "")
-    name = f"spojit_sim_{uuid.uuid4().hex[:8]}"
+    name = args.database or f"spojit_sim_{uuid.uuid4().hex[:8]}"
     names = (name, f"{name}_base")
+    planned = stages(args)
     with psycopg.connect(admin, autocommit=True) as conn:
         for each in names:
             conn.execute(f'CREATE DATABASE "{each}"')
     url, baseline_url = (admin.rsplit("/", 1)[0] + f"/{each}" for each in names)
     os.environ.setdefault("SPOJIT_HOME", tempfile.mkdtemp(prefix="spojit_sim_"))
-    result: dict[str, Any] = {"database": name, "load_start": os.getloadavg(), "stages": []}
+    result: dict[str, Any] = {"database": name, "quick": args.quick, "stages": [],
+                              "load_start": os.getloadavg()}  # fmt: skip
     try:
         for each in (url, baseline_url):
             _engine(each).close()  # migrates the scratch databases
-        Loader(baseline_url).grow(*STAGES[0])
+        Loader(baseline_url).grow(*planned[0])
         loader = Loader(url)
-        for index, (workspaces, entries) in enumerate(stages(args.workspaces, args.entries)):
+        for index, (workspaces, entries) in enumerate(planned):
             log(f"stage {index}: loading {workspaces:,} workspaces, {entries:,} entries")
             load_s = loader.grow(workspaces, entries)
             verified = verify_sample(url, workspaces)
-            lat, base = measure_latency(url, workspaces, baseline_url, args.debits, index)
+            lat, base = measure_latency(
+                url, workspaces, (baseline_url, planned[0][0]), args.debits, index
+            )
             stage: dict[str, Any] = {
                 "workspaces": workspaces,
                 "entries": loader.entries,
@@ -203,6 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "latency_vs_baseline": round(statistics.median(lat) / statistics.median(base), 2),
                 "throughput": {},
                 "load": os.getloadavg()[0],
+                "baseline": {"workspaces": planned[0][0], "entries": planned[0][1]},
             }
             log(f"  throughput with {args.clients} clients")
             stage["throughput"] = measure_throughput(
@@ -211,7 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stage["explain"] = loader.explain()
             result["stages"].append(stage)
             print_stage(stage, file=sys.stderr)
-        result["verified_after"] = verify_sample(url, args.workspaces)
+        result["verified_after"] = verify_sample(url, planned[-1][0])
     finally:
         result["load_end"] = os.getloadavg()
         if not args.keep:
@@ -228,7 +247,8 @@ def print_stage(stage: dict[str, Any], file: Any = sys.stdout) -> None:
         f"(loaded in {stage['load_seconds']:.0f} s, load avg {stage['load']:.2f}): "
         f"debit median {stage['debit_us_median']} µs, p95 {stage['debit_us_p95']} µs; "
         f"x{stage['latency_vs_baseline']:.2f} the baseline's {stage['baseline_us_median']} µs "
-        f"({STAGES[0][0]:,} workspaces, {STAGES[0][1]:,} entries, measured alongside)",
+        f"({stage['baseline']['workspaces']:,} workspaces, {stage['baseline']['entries']:,}"
+        " entries, measured alongside)",
         file=file,
     )
     tp = ", ".join(f"{c} → {n:,}/s (x{n / one:.2f})" for c, n in stage["throughput"].items())
@@ -245,9 +265,15 @@ def main() -> None:
     parser.add_argument("--debits", type=int, default=400, help="latency samples per stage")
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    parser.add_argument("--database", help="the scratch database's name (and NAME_base)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--quick", action="store_true", help="small stages, in seconds (CI)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        vars(args).update(QUICK)
+    if args.database is not None and not DATABASE_NAME.fullmatch(args.database):
+        parser.error("--database takes letters, digits and underscores, starting with a letter.")
     if args.entries < args.workspaces:
         parser.error("--entries must be at least --workspaces (one grant entry each).")
     result = run(args)

@@ -1,31 +1,60 @@
 #!/usr/bin/env bash
 # Usage: scripts/scale-down.sh [STATE_DIR]
-# Stops what scripts/scale-up.sh started (workers and their flow runs first, the server last):
-# SIGTERM to each process group, SIGKILL after 30 s. Idempotent; the databases are kept.
+# Stops what scripts/scale-up.sh started, workers and their flow runs first, the server last, in
+# seconds. A worker is stopped as Prefect stops one: SIGINT (it stops taking runs), and if it
+# has not exited after SPOJIT_SCALE_STOP_SECONDS (default 5), a second SIGINT (Prefect's worker
+# then kills itself); its flow runs get SIGTERM (Prefect marks them crashed) and, if still there
+# after SPOJIT_SCALE_RUN_STOP_SECONDS (default 30), SIGKILL. The other processes: SIGTERM, SIGKILL
+# after that wait ("killed" in the output says which did not stop as asked). Idempotent; the
+# databases are kept.
 set -euo pipefail
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0
 fi
 source "$(dirname "$0")/scale-env.sh"
+STOP_SECONDS="${SPOJIT_SCALE_STOP_SECONDS:-5}"
+RUN_STOP_SECONDS="${SPOJIT_SCALE_RUN_STOP_SECONDS:-30}"  # a flow run reports its crash first
 
+# gone PID SECONDS: wait until PID has exited (true) or SECONDS have passed (false).
+gone() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  ! kill -0 "$1" 2>/dev/null
+}
+
+# group_gone PGID SECONDS: as gone, for every process of the group.
+group_gone() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do kill -0 -- "-$1" 2>/dev/null || return 0; sleep 0.1; done
+  ! kill -0 -- "-$1" 2>/dev/null
+}
+
+# stop NAME [worker]: stop NAME's process (the leader of its own session) and its group.
 stop() {
-  local name="$1" file pid
+  local name="$1" kind="${2:-}" file pid
   file="$(pidfile "$name")"
   [[ -f "$file" ]] || return 0
   pid="$(cat "$file")"
   if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    echo "  $name: stopped (pid $pid)"
+    local how=stopped
+    if [[ "$kind" == worker ]]; then
+      kill -INT "$pid" 2>/dev/null || true
+      gone "$pid" "$STOP_SECONDS" || kill -INT "$pid" 2>/dev/null || true
+      gone "$pid" "$STOP_SECONDS" || { how="killed (it ignored SIGINT)"; kill -KILL "$pid" || true; }
+    fi
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    group_gone "$pid" "$RUN_STOP_SECONDS" \
+      || { how="killed (a process of its group ignored SIGTERM)"; kill -KILL -- "-$pid" || true; }
+    echo "  $name: $how (pid $pid)"
   fi
   rm -f "$file"
 }
 
 echo "stopping the scaled setup in $SPOJIT_SCALE_DIR"
 for file in "$SPOJIT_SCALE_DIR"/worker-*.pid; do
-  [[ -e "$file" ]] && stop "$(basename "$file" .pid)"
+  [[ -e "$file" ]] && stop "$(basename "$file" .pid)" worker &
 done
+wait
 stop spojit-serve
 stop prefect-server
 echo "stopped."

@@ -49,6 +49,29 @@ else
   echo "  created (process)"
 fi
 
+echo "zombie runs"
+zombie="Crash zombie flows"  # Prefect's documented automation (docs: detect-zombie-flows)
+if COLUMNS=300 "$SPOJIT_SCALE_BIN/prefect" automation ls 2>/dev/null | grep -q "$zombie"; then
+  echo "  automation '$zombie': exists"
+else
+  "$SPOJIT_SCALE_BIN/prefect" automation create --from-json "$(cat <<JSON
+{"name": "$zombie",
+ "description": "A flow run with no heartbeat for $SPOJIT_SCALE_ZOMBIE_SECONDS s is Crashed.",
+ "trigger": {"type": "event", "posture": "Proactive", "threshold": 1,
+             "within": $SPOJIT_SCALE_ZOMBIE_SECONDS,
+             "after": ["prefect.flow-run.heartbeat"],
+             "expect": ["prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
+                        "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
+                        "prefect.flow-run.Crashed"],
+             "match": {"prefect.resource.id": ["prefect.flow-run.*"]},
+             "for_each": ["prefect.resource.id"]},
+ "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
+              "message": "No heartbeat for $SPOJIT_SCALE_ZOMBIE_SECONDS s: its process died."}]}
+JSON
+)" >/dev/null
+  echo "  automation '$zombie': created"
+fi
+
 echo "workers"
 limit=()
 [[ -n "$SPOJIT_SCALE_WORKER_LIMIT" ]] && limit=(--limit "$SPOJIT_SCALE_WORKER_LIMIT")
@@ -66,5 +89,6 @@ export PREFECT_HOME='$PREFECT_HOME'
 export PREFECT_API_URL='$PREFECT_API_URL'
 export SPOJIT_DATABASE_URL='$SPOJIT_DATABASE_URL'
 export SPOJIT_WORK_POOL='$SPOJIT_SCALE_POOL'
+export SPOJIT_PUBLIC_URL='$SPOJIT_PUBLIC_URL'
 ENV
 echo "ready. In your shell: source $SPOJIT_SCALE_DIR/env"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # SQLAlchemy is imported when an engine is made, not by reade
 DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
 URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 # The newest migration; a test pins it to Alembic's head so the two never drift.
-SCHEMA_REVISION = "0012_hardening"
+SCHEMA_REVISION = "0013_partitions"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 POOL_SIZE = 5  # PostgreSQL sessions an engine keeps open (its pool may open as many again)
 RETRY_WAIT_SECONDS_MAX = 2.0

@@ -62,13 +62,14 @@ if TYPE_CHECKING:
     from spojit_engine.guards.budgets import WorkflowBudget
     from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.guards.deployments.reconciler import Reconciler
-    from spojit_engine.guards.deployments.status import DeploymentStatus
+    from spojit_engine.guards.deployments.status import DeploymentStatus, PausedWork
     from spojit_engine.guards.deployments.webhooks import Receipt
     from spojit_engine.guards.runs.incomplete import IncompleteRun
     from spojit_engine.guards.runs.resume import ResumeStarted
     from spojit_engine.metering.meter.runtime import Runtime
     from spojit_engine.metering.store.usage import UsageRow
     from spojit_engine.nodes.workflow import Workflow
+    from spojit_engine.notify.decide import WorkspaceStop
 
 
 def _check_key(key: str) -> str:
@@ -139,8 +140,16 @@ class Engine:
         self.guard = Guard(self.ledger, self.settings)
         from spojit_engine.notify.service import Notifier
 
-        # hears committed spends and grants; sends in background
-        self.notifier = Notifier(self.ledger, self.settings)
+        # hears committed spends and grants, and the guard's pauses and resumes; sends in background
+        self.notifier = Notifier(self.ledger, self.settings, stop_of=self._workspace_stop)
+        self.guard.on_change(self.notifier.poke)
+
+    def _workspace_stop(self, workspace_id: str) -> WorkspaceStop | None:
+        """The guard's pause of a workspace, as the notifier reads it."""
+        from spojit_engine.notify.decide import WorkspaceStop
+
+        stop = self.guard.workspace_stop(workspace_id)
+        return None if stop is None else WorkspaceStop(*stop)
 
     def close(self) -> None:
         self.notifier.stop()
@@ -700,6 +709,12 @@ class Engine:
         from spojit_engine.guards.deployments.status import deployment_statuses
 
         return deployment_statuses(self.guard, workspace_id)
+
+    def paused_work(self, workspace_id: str) -> list[PausedWork]:
+        """What the credit guard has paused in the workspace and why (its records; no Prefect)."""
+        from spojit_engine.guards.deployments.status import paused_work
+
+        return paused_work(self.guard, workspace_id)
 
     # -- estimates and cost advice -------------------------------------------------------------
 

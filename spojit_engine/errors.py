@@ -157,6 +157,11 @@ class InsufficientCredits(SpojitError):
 
     code = "insufficient_credits"
 
+    @property
+    def usage_status(self) -> str:
+        """The status a node call this refusal stopped is recorded with (Executions' label)."""
+        return "refused"
+
     def __init__(
         self,
         workspace: str,

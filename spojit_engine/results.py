@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,6 +27,21 @@ if TYPE_CHECKING:  # records only: importing them here would pull in SQLAlchemy 
     from spojit_engine.signin.links import SessionRecord
 
 T = TypeVar("T")
+
+# Who ran a run no member started — the local operator's CLI, or a schedule or webhook the
+# operator deployed: one word on every listing (CLI, pages).
+OPERATOR = "operator"
+
+
+def run_label(test_run: bool) -> str:
+    """Test or live, as every listing says it: the CLI, the API's ``run``, the pages."""
+    return "test" if test_run else "live"
+
+
+def member_label(member_id: str | None, emails: Mapping[str, str]) -> str:
+    """Who ran it, as every listing says it: the member's email (a removed member's id), or
+    ``operator`` for a run no member started."""
+    return emails.get(member_id, member_id) if member_id else OPERATOR
 
 
 def _view(cls: type[T], record: Any, **renamed: str) -> T:
@@ -139,6 +155,14 @@ class BreakdownRow:
     test_run: bool
     credits: Decimal
     calls: int
+
+    def label(self, dimension: str) -> str:
+        """The row's ``dimension`` as a listing shows it: test or live, a member's id or
+        ``operator``, a dash for no workflow or node type."""
+        if dimension == "test_run":
+            return run_label(self.test_run)
+        value = getattr(self, dimension)
+        return value or (OPERATOR if dimension == "member" else "—")
 
     @classmethod
     def of(cls, r: BreakdownRecord) -> BreakdownRow:

@@ -15,6 +15,7 @@ from settable_clock import SettableClock
 from spojit_engine import Engine
 from spojit_engine.db import make_engine, migrate
 from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+from spojit_engine.settings import get_settings
 
 PG_ADMIN_URL = os.environ.get(
     "SPOJIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -26,9 +27,32 @@ LEDGER_TABLES = (
 )
 
 
+# The suite's own knobs, kept when the rest of the caller's SPOJIT_* and PREFECT_* go: the test
+# PostgreSQL and cluster binaries, fuzz and bench settings, where screenshots go, and an optional
+# stripe-mock for the contract test. None of them points at a user's data.
+KEPT_PREFIXES = ("SPOJIT_TEST_", "SPOJIT_FUZZ_", "SPOJIT_BENCH_", "SPOJIT_STRIPE_API_BASE")
+
+
+def isolate_from_the_caller(cache: Path) -> None:
+    """The suite runs in its own home and databases whatever the caller exported: an operator's
+    ``SPOJIT_HOME``, ``SPOJIT_DATABASE_URL`` or ``PREFECT_API_URL`` would otherwise point the tests
+    (and every ``spojit`` process they start with this environment) at that person's data."""
+    for name in list(os.environ):
+        if name.startswith(("SPOJIT_", "PREFECT_")) and not name.startswith(KEPT_PREFIXES):
+            del os.environ[name]
+    os.environ["SPOJIT_HOME"] = str(cache / "spojit_home")
+    get_settings.cache_clear()
+
+
+def worker_dir(cache: Path) -> Path:
+    """This process's corner of the cache: each parallel worker (pytest-xdist) gets its own homes,
+    so one worker's Prefect results or default database never show up in another's test."""
+    return cache / os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    cache = Path(config.rootpath) / ".pytest_cache"
-    os.environ.setdefault("SPOJIT_HOME", str(cache / "spojit_home"))
+    cache = worker_dir(Path(config.rootpath) / ".pytest_cache")
+    isolate_from_the_caller(cache)
     # Before anything imports Prefect: its own home, no analytics, and LiteLLM's local price map.
     (cache / "prefect_home").mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(cache / "prefect_home")
@@ -36,6 +60,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
     os.environ["SPOJIT_LLM_MODE"] = "mock"
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests go first, so the parallel workers do not wait on one of them at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _postgres_reachable() -> str | None:
@@ -47,6 +76,15 @@ def _postgres_reachable() -> str | None:
             return None
     except psycopg.Error as exc:
         return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that sets ``SPOJIT_*`` (monkeypatch) must see its
+    own values, and the next test must not see them."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +177,16 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_harness: None) -> str:
+    """The session server's API, for ``spojit`` processes a test starts: with it they skip starting
+    an ephemeral Prefect server each (15-60 s), as an operator's configured processes do."""
+    from prefect.settings import PREFECT_API_URL
+
+    url: str = PREFECT_API_URL.value()
+    return url
 
 
 @pytest.fixture

@@ -145,9 +145,12 @@ def test_hints_start_with_the_spojit_that_runs(
 
 
 @pytest.mark.slow
-def test_the_demo_hints_run_as_printed_beside_another_workspace(home: Path) -> None:
+def test_the_demo_hints_run_as_printed_beside_another_workspace(
+    home: Path, prefect_api_url: str
+) -> None:
+    server = {"PREFECT_API_URL": prefect_api_url}  # the fresh-home demo is test_cli_run's
     assert run(home, "init", "--workspace", "other").returncode == 0
-    demo = run(home, "demo", timeout=900)
+    demo = run(home, "demo", env=server, timeout=900)
     assert demo.returncode == 0, demo.stderr
     hints = demo.stdout.split("Next:", 1)[1].strip().splitlines()
     commands = [line.strip().split("  ")[0] for line in hints if line.strip()]
@@ -155,6 +158,6 @@ def test_the_demo_hints_run_as_printed_beside_another_workspace(home: Path) -> N
     for command in commands:
         argv = shlex.split(command)
         assert argv[0] == spojit_command_here(), argv  # started as this spojit was
-        done = run(home, *argv[1:], timeout=900)
+        done = run(home, *argv[1:], env=server, timeout=900)
         assert done.returncode == 0, (command, done.stderr)
         assert "Traceback" not in done.stderr

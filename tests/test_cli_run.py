@@ -23,9 +23,14 @@ RUN_TIMEOUT_SECONDS = 900  # Prefect's first start on a fresh home is slow on a 
 
 
 def run(
-    home: Path, *args: str, token: str | None = None, timeout: float = 120
+    home: Path,
+    *args: str,
+    token: str | None = None,
+    timeout: float = 120,
+    prefect_api_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``spojit ARGS`` with only SPOJIT_HOME set: no Prefect settings, no provider keys."""
+    """``spojit ARGS`` with only SPOJIT_HOME set (and the Prefect server, when given): no other
+    Prefect settings, no provider keys."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -35,6 +40,8 @@ def run(
     env["COLUMNS"] = "120"
     if token:
         env["SPOJIT_TOKEN"] = token
+    if prefect_api_url:
+        env["PREFECT_API_URL"] = prefect_api_url
     return subprocess.run([SPOJIT, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -115,7 +122,7 @@ def test_demo_runs_the_examples_and_the_card_adds_up(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_an_out_of_credits_run_is_one_sentence(home: Path) -> None:
+def test_an_out_of_credits_run_is_one_sentence(home: Path, prefect_api_url: str) -> None:
     info = json.loads(run(home, "init", "--workspace", "broke", "--plan", "free", "--json").stdout)
     engine = ledger(home)
     engine.debit(info["workspace_id"], engine.balance(info["workspace_id"]).remaining, key="drain")
@@ -123,7 +130,8 @@ def test_an_out_of_credits_run_is_one_sentence(home: Path) -> None:
     # The first run is refused by the ledger at its first node; that stops the workspace, so the
     # next is refused at its start by the credit guard. Either way: one sentence, exit 1.
     for _ in range(2):
-        refused = run(home, "run", "nightly_digest", timeout=RUN_TIMEOUT_SECONDS)
+        refused = run(home, "run", "nightly_digest", timeout=RUN_TIMEOUT_SECONDS,
+                      prefect_api_url=prefect_api_url)  # fmt: skip
         line = one_sentence(refused)
         assert line.startswith("Error: Out of credits: workspace broke"), line
     records = read_usage(engine.sa_engine, workspace_id=info["workspace_id"])

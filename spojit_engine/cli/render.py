@@ -29,7 +29,8 @@ from rich.table import Table
 from rich.text import Text
 
 from spojit_engine.display import credits_column, credits_text
-from spojit_engine.results import Balance, BreakdownRow, TimelineDay
+from spojit_engine.money import ucr_to_credits
+from spojit_engine.results import Balance, BreakdownRow, TimelineDay, member_label
 
 if TYPE_CHECKING:
     from spojit_engine.cli.runner import RunReport
@@ -143,7 +144,7 @@ def usage_card(balance: Balance) -> Panel:
 def breakdown_total(rows: list[BreakdownRow]) -> dict[str, Any]:
     """The total row of a breakdown: it equals the period's consumed (member's own: theirs)."""
     return {
-        "credits": sum((r.credits for r in rows), Decimal(0)),
+        "credits": sum((r.credits for r in rows), ucr_to_credits(0)),  # six places, even empty
         "calls": sum(r.calls for r in rows),
     }
 
@@ -159,7 +160,7 @@ def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
     number_column(table, "calls", footer=str(total["calls"]))
     number_column(table, "credits", footer=total_text)
     for row, credits in zip(rows, cells, strict=True):
-        dims = [getattr(row, dim) or "—" for dim in by]
+        dims = [row.label(dim) for dim in by]
         add_row(table, *dims, "test" if row.test_run else "live", str(row.calls), credits)
     return table
 
@@ -253,7 +254,7 @@ def executions_table(runs: list[Execution], members: dict[str, str]) -> Table:
     number_column(table, "credits")
     for run, credits in zip(runs, credits_column(r.credits for r in runs), strict=True):
         status = Text(run.status, style="" if run.status == "ok" else "red")
-        member = members.get(run.member_id, run.member_id) if run.member_id else "operator"
+        member = member_label(run.member_id, members)
         add_row(
             table, f"{run.started_at:%Y-%m-%d %H:%M:%S}", run.workflow or "—",
             run.run_name or run.flow_run_id, run.trigger or "—", status,

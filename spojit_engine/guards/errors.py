@@ -1,5 +1,6 @@
 """The guards' refusals. Each is an ``InsufficientCredits`` (402; never retried by a node; a
-metered node records it as ``refused``) or a ``NotFound`` / ``Unauthorized`` for the webhook door.
+metered node records it as ``refused``, or ``capped`` when a test run's own cap stopped it) or a
+``NotFound`` / ``Unauthorized`` for the webhook door.
 
     InsufficientCredits
     ├── OutOfCredits       a run refused at its start: its workspace is out of credits
@@ -17,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from spojit_engine.errors import InsufficientCredits, NotFound, SpojitError
+from spojit_engine.guards.policy import Cause
 from spojit_engine.money import ucr_to_credits
 
 
@@ -60,11 +62,16 @@ class BudgetExceeded(InsufficientCredits):
         SpojitError.__init__(self, message)
         self.workspace = workspace
         self.workflow = workflow
-        self.cause = cause  # policy.Cause value: budget_run or budget_day
+        self.cause = cause  # policy.Cause value: budget_run, budget_day or test_cap
         self.needed: Decimal = ucr_to_credits(needed_ucr)
         self.available: Decimal = ucr_to_credits(max(allowed_ucr, 0))
         self.resets_at: datetime | None = until
         self.until = until
+
+    @property
+    def usage_status(self) -> str:
+        """A test run's own cap stopped it ("capped"), not a shortage of credits."""
+        return "capped" if self.cause == Cause.TEST_CAP.value else "refused"
 
 
 class QueueFull(InsufficientCredits):

@@ -29,7 +29,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -101,6 +101,38 @@ class Guard:
         observers.add_spend_limit(self.budgets.limit, applies=self.budgets.applies)
         _guards[ledger] = self
         self._local = threading.local()  # this thread's open ResumeWatch, if any
+        self._changed: list[Callable[[str], None]] = []
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(workspace_id)`` after this guard stopped or resumed a scope of it (the
+        notifier re-reads the workspace then; the guard never imports who listens)."""
+        self._changed.append(listener)
+
+    def _tell(self, workspace_id: str) -> None:
+        for listener in list(self._changed):
+            try:
+                listener(workspace_id)
+            except Exception:
+                log.exception("A guard listener failed for workspace %s", workspace_id)
+
+    def workspace_stop(self, workspace_id: str) -> tuple[datetime, str] | None:
+        """Since when, and why, the workspace's scheduled and webhook runs are paused for
+        credits (None while they are not): what the notifier's out-of-credits alert says."""
+        state = self.state(workspace_id)
+        if state is None or not state.stopped or state.since is None:
+            return None
+        return state.since, self.reason_now(state)
+
+    def reason_now(self, state: ScopeState) -> str:
+        """Why a scope is stopped, as a person reads it now. A workspace out of credits is
+        described from the live card: the figure in the refusal it recorded was the balance
+        less the holds of that moment, and goes stale as they settle, so shown beside the card
+        it disagreed with it. Its ``needed`` part is what was refused, which does not change."""
+        if state.scope != WORKSPACE_SCOPE or state.cause is not Cause.CREDITS:
+            return state.reason or "The credit guard stopped it."
+        card = self.balance_record(state.workspace_id, bring_up_to_date=False)
+        return out_of_credits(card.workspace_name, card.remaining_ucr, card.resets_at,
+                              state.needed_ucr)  # fmt: skip
 
     @contextmanager
     def watch(self) -> Iterator[ResumeWatch]:
@@ -267,6 +299,7 @@ class Guard:
             paused = self._apply_pauses(state, self._targets(state))
         if newly:
             self._emit(prefect_api.EVENT_EXHAUSTED, state, paused)
+            self._tell(workspace_id)
         return newly
 
     def _targets(self, state: ScopeState) -> list[Binding]:
@@ -326,6 +359,7 @@ class Guard:
                 pauses_applied_at=None,
             )
         self._emit(prefect_api.EVENT_RESUMED, state, resumed)
+        self._tell(workspace_id)
         workflow = None if scope == WORKSPACE_SCOPE else scope
         for hook in self.hooks.hooks_of(workspace_id, workflow):
             self.hooks.drain(hook.name)

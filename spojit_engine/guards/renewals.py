@@ -1,6 +1,7 @@
 """The ``spojit-renewals`` flow: renew every workspace whose period has ended (or whose grants
-or holds expired), then let the guard finish what is pending — resume what a renewal or the next
-UTC day freed, retry pauses Prefect refused, replay webhook queues — and forget old history.
+or holds expired), release the holds of runs Prefect marked crashed, then let the guard finish
+what is pending — resume what a renewal or the next UTC day freed, retry pauses Prefect refused,
+replay webhook queues — and forget old history.
 
 Renewal is lazy anyway (the first ledger operation of a period renews it); this flow makes paused
 work come back at the reset without waiting for traffic. ``spojit deploy`` deploys it on the
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow
 
 from spojit_engine.guards.deployments.deploy import RENEWALS_NAME
+from spojit_engine.guards.runs.crashed import release_crashed
 
 if TYPE_CHECKING:
     from spojit_engine.guards.guard import Guard
@@ -32,15 +34,17 @@ class RenewalReport:
     pauses_retried: int
     requests_started: int
     pruned: int
+    crashed_holds_released: list[int]  # holds of runs Prefect marked Crashed (runs/crashed.py)
 
 
 def renew_due(guard: Guard) -> RenewalReport:
     """One pass; a renewal's commit resumes its workspace through the guard's observer."""
     touched = guard.ledger.maintain_due(guard.settings.page_size_max)
+    released = release_crashed(guard.ledger, guard.settings.page_size_max)
     report = guard.reconcile()
     pruned = guard.prune()
     return RenewalReport(
-        touched, report.resumed, report.pauses_retried, report.requests_started, pruned
+        touched, report.resumed, report.pauses_retried, report.requests_started, pruned, released
     )
 
 

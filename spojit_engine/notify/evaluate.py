@@ -15,23 +15,35 @@ from spojit_engine.metering.ledger.operations import Ledger
 from spojit_engine.metering.reads.reports import BalanceRecord, read_balance, read_fresh
 from spojit_engine.metering.store import schema
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.notify.decide import Alert, crossed_percents, is_out, is_regression
+from spojit_engine.notify.decide import (
+    Alert,
+    StopOf,
+    WorkspaceStop,
+    crossed_percents,
+    is_out,
+    is_regression,
+    out_episode,
+)
 from spojit_engine.notify.outbox import write_alert
 from spojit_engine.notify.rules import RuleRecord
 from spojit_engine.notify.schema import notification_outbox
 
 
-def evaluate_workspace(ledger: Ledger, rules: list[RuleRecord], now: datetime) -> int:
-    """Write every alert now due for ``rules`` (one workspace's); how many were new."""
+def evaluate_workspace(
+    ledger: Ledger, rules: list[RuleRecord], now: datetime, stop_of: StopOf | None = None
+) -> int:
+    """Write every alert now due for ``rules`` (one workspace's); how many were new.
+    ``stop_of`` says whether the credit guard has paused the workspace."""
     if not rules:
         return 0
     workspace_id = rules[0].workspace_id
     balance = read_fresh(ledger, workspace_id, lambda c, t: read_balance(c, workspace_id, t))
+    stop = stop_of(workspace_id) if stop_of is not None else None
     due: list[tuple[RuleRecord, Alert]] = []
     with read_transaction(ledger.engine) as conn:
         for rule in rules:
             found = (
-                _threshold_alerts(conn, rule, balance)
+                _threshold_alerts(conn, rule, balance, stop)
                 if rule.kind == "thresholds"
                 else _run_alerts(conn, rule, balance)
             )
@@ -53,7 +65,9 @@ def _card(balance: BalanceRecord) -> dict[str, Any]:
     }
 
 
-def _threshold_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> list[Alert]:
+def _threshold_alerts(
+    conn: Connection, rule: RuleRecord, b: BalanceRecord, stop: WorkspaceStop | None
+) -> list[Alert]:
     period = f"{rule.id}:{b.period_start.isoformat()}"
     name, card = b.workspace_name, _card(b)
     consumed, total = b.consumed_ucr, b.consumed_ucr + max(b.remaining_ucr, 0)
@@ -65,22 +79,39 @@ def _threshold_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> l
               f"resets {resets}.", card)
         for p in crossed_percents(consumed, b.remaining_ucr)
     ]  # fmt: skip
-    if is_out(consumed, b.remaining_ucr):
-        alerts.append(Alert(f"{period}:out", "out_of_credits", f"{name} is out of credits",
-                            f"Workspace {name} is out of credits: scheduled and webhook runs "
-                            f"pause until a top-up or the reset on {resets}.", card))  # fmt: skip
-    elif b.remaining_ucr > 0:
-        o = notification_outbox.c
-        last_out = conn.execute(
-            select(o.key).where(o.rule_id == rule.id, o.event == "out_of_credits")
-            .order_by(o.id.desc()).limit(1)
-        ).scalar()  # fmt: skip
-        if last_out is not None:
-            alerts.append(Alert(f"{last_out}:resumed", "resumed", f"{name} has credits again",
-                                f"Workspace {name} has credits again "
-                                f"({credits_text(ucr_to_credits(b.remaining_ucr))} remaining); "
-                                "paused runs resume.", card))  # fmt: skip
-    return alerts
+    return alerts + _out_or_resumed(conn, rule, b, stop)
+
+
+def _out_or_resumed(
+    conn: Connection, rule: RuleRecord, b: BalanceRecord, stop: WorkspaceStop | None
+) -> list[Alert]:
+    """Out of credits when the guard paused the workspace or nothing is left, unless the last
+    such alert is still open; resumed once after it, when the guard let go and credits are back."""
+    o = notification_outbox.c
+    last = conn.execute(
+        select(o.id, o.key, o.event)
+        .where(o.rule_id == rule.id, o.event.in_(("out_of_credits", "resumed")))
+        .order_by(o.id.desc()).limit(1)
+    ).first()  # fmt: skip
+    name, card, period = b.workspace_name, _card(b), f"{rule.id}:{b.period_start.isoformat()}"
+    resets = f"{b.resets_at:%Y-%m-%d %H:%M} UTC"
+    if last is not None and last.event == "out_of_credits":
+        if stop is not None or b.remaining_ucr <= 0:
+            return []  # the same episode: already told
+        left = credits_text(ucr_to_credits(b.remaining_ucr))
+        return [Alert(f"{last.key}:resumed", "resumed", f"{name} has credits again",
+                      f"Workspace {name} has credits again ({left} remaining); paused runs "
+                      "resume.", card)]  # fmt: skip
+    if stop is None and not is_out(b.consumed_ucr, b.remaining_ucr):
+        return []
+    key = out_episode(period, stop, last.id if last is not None else None)
+    text = (f"Workspace {name} is out of credits: scheduled and webhook runs pause until a "
+            f"top-up or the reset on {resets}.")  # fmt: skip
+    if stop is not None:
+        text = (f"The credit guard paused the scheduled and webhook runs of workspace {name} at "
+                f"{stop.since:%Y-%m-%d %H:%M} UTC: {stop.reason}")  # fmt: skip
+        card = {**card, "paused_at": stop.since.isoformat(), "reason": stop.reason}
+    return [Alert(key, "out_of_credits", f"{name} is out of credits", text, card)]
 
 
 def _run_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> list[Alert]:

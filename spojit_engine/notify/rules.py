@@ -7,13 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine as SAEngine
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.errors import InvalidInput, NotFound
 from spojit_engine.metering.store.schema import WORKFLOW_LENGTH_MAX
-from spojit_engine.notify.schema import CHANNELS, TARGET_LENGTH_MAX, notification_rules
+from spojit_engine.notify.schema import (
+    CHANNELS,
+    TARGET_LENGTH_MAX,
+    notification_outbox,
+    notification_rules,
+)
 from spojit_engine.notify.targets import check_webhook_target
 from spojit_engine.text import check_line
 
@@ -121,13 +126,30 @@ def list_rules(engine: SAEngine, workspace_id: str) -> list[RuleRecord]:
 
 
 def remove_rule(engine: SAEngine, workspace_id: str, rule_id: str) -> None:
+    """Remove a rule and, in the same transaction, its alerts never delivered (pending, being
+    sent, or failed): nobody asks for them any more, and they would name a rule that no longer
+    exists. Alerts already sent stay as history."""
     r = notification_rules.c
     with write_transaction(engine) as conn:
         gone = conn.execute(
             notification_rules.delete().where(r.id == rule_id, r.workspace_id == workspace_id)
         )
+        if gone.rowcount == 1:
+            drop_undelivered(conn, rule_id)
     if gone.rowcount != 1:
         raise UnknownNotification(rule_id)
+
+
+def drop_undelivered(conn: Connection, rule_id: str) -> int:
+    """Delete a removed rule's alerts that were never delivered; how many."""
+    o = notification_outbox.c
+    return int(
+        conn.execute(
+            notification_outbox.delete().where(
+                o.rule_id == rule_id, o.state.in_(("pending", "sending", "failed"))
+            )
+        ).rowcount
+    )
 
 
 def get_rule(engine: SAEngine, workspace_id: str, rule_id: str) -> RuleRecord:

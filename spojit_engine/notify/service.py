@@ -1,4 +1,5 @@
-"""The notifier: hears the ledger's committed spends, grants and refusals, and does everything
+"""The notifier: hears the ledger's committed spends, grants and refusals (and, through the
+``Engine``, the credit guard's pauses and resumes), and does everything
 else on one background thread — so a run never waits for it and a dead receiver never fails a
 run. The observer only adds the workspace to a bounded set (``notify_queue_max``; beyond it a
 poke is dropped: the next one re-evaluates everything anyway). The thread evaluates the rules
@@ -13,6 +14,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from spojit_engine.db import write_transaction
+from spojit_engine.notify.decide import StopOf
 from spojit_engine.notify.deliver import DeliveryFailed, deliver
 from spojit_engine.notify.evaluate import evaluate_workspace
 from spojit_engine.notify.outbox import OutboxRow, claim_due, mark_failed, mark_sent
@@ -29,9 +32,10 @@ class Notifier:
     """Watches one ledger through its observers (the ledger never imports it), like the guard;
     the ``Engine`` builds one per ledger."""
 
-    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+    def __init__(self, ledger: Ledger, settings: Settings, stop_of: StopOf | None = None) -> None:
         self.ledger = ledger
         self.settings = settings
+        self.stop_of = stop_of  # whether the credit guard paused a workspace (from the Engine)
         self.sa = ledger.engine
         self.clock = ledger.clock
         self._pending: set[str] = set()
@@ -97,7 +101,7 @@ class Notifier:
                 rules = self.rules(workspace_id)
                 if rules:
                     active = True
-                    evaluate_workspace(self.ledger, rules, self.clock())
+                    evaluate_workspace(self.ledger, rules, self.clock(), self.stop_of)
             if active:
                 self.deliver_due()
 
@@ -113,15 +117,20 @@ class Notifier:
         return len(rows)
 
     def _deliver(self, row: OutboxRow) -> None:
-        from spojit_engine.notify.rules import UnknownNotification, get_rule
+        from spojit_engine.notify.rules import UnknownNotification, drop_undelivered, get_rule
 
         s, sa = self.settings, self.sa
         try:
             rule = get_rule(sa, row.workspace_id, row.rule_id)
+        except UnknownNotification:  # removed while this alert waited: nobody to tell
+            with write_transaction(sa) as conn:
+                drop_undelivered(conn, row.rule_id)
+            return
+        try:
             deliver(rule.channel, rule.target, row.message,
                     timeout_seconds=s.notify_timeout_seconds,
                     allow_private=s.notify_allow_private_targets)  # fmt: skip
-        except (DeliveryFailed, UnknownNotification) as exc:
+        except DeliveryFailed as exc:
             retry = mark_failed(sa, row, str(exc), self.clock(),
                                 attempts_max=s.notify_attempts_max,
                                 backoff=timedelta(seconds=s.notify_backoff_seconds))  # fmt: skip

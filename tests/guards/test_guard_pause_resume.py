@@ -121,7 +121,8 @@ def assert_stopped(scene: Scene) -> None:
     assert statuses["hourly"].status == statuses["mornings"].status == "paused by the guard"
     assert statuses["archive"].status == "paused by a person"
     assert (
-        statuses["hourly"].reason is not None and "needs 1.00 credits" in statuses["hourly"].reason
+        statuses["hourly"].reason is not None
+        and "has 0.50 credits, less than the 1.00" in statuses["hourly"].reason
     )
 
     # A manual run of a paused deployment would still start: admission refuses it.

@@ -107,6 +107,7 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
 
     engine.grant(ws.id, Decimal(10), kind="topup", key="stripe:cs_resume")
     assert engine.incomplete_runs(ws.id)[0].status is RunStatus.INCOMPLETE  # manual: on request
+    assert engine.incomplete_runs(ws.id)[0].resumes == "on request"
 
     started = engine.resume_run(ws.id, kept.flow_run_id, workflow=workflow)
 
@@ -117,6 +118,7 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
     assert engine.balance(ws.id).remaining == Decimal("8.5")
     (done,) = engine.incomplete_runs(ws.id, include_done=True)
     assert (done.status, done.resumed_flow_run_id) == (RunStatus.RESUMED, started.flow_run_id)
+    assert done.resumes == f"resumed as {started.flow_run_id} (attempt 1)"  # not "on request"
     assert engine.incomplete_runs(ws.id) == []
     assert {(e.flow_run_id, e.status) for e in engine.executions(ws.id)} == {
         (kept.flow_run_id, "resumed"), (started.flow_run_id, "ok"),

@@ -1366,12 +1366,14 @@ def postgres_databases(postgres_url: str) -> Iterator[Callable[[], str]]:
     admin.dispose()
 
 
+@pytest.mark.slow
 def test_ledger_state_machine_sqlite(sqlite_databases: Callable[[], str]) -> None:
     _run(sqlite_databases, "SQLiteLedgerMachine", SQLITE_SETTINGS)  # clears STATS first
     # The debits went through the fast path (sqlite_debit.py), not only the Python path.
     assert STATS["debits_by_fast_path"] > 0, STATS
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_ledger_state_machine_postgres(postgres_databases: Callable[[], str]) -> None:
     _run(postgres_databases, "PostgresLedgerMachine", POSTGRES_SETTINGS)

@@ -64,7 +64,7 @@ def test_a_capped_test_run_stops_at_its_cap_and_stops_nothing_else(
     assert "\n" not in message
     assert acme.consumed_ucr() == 2 * UCR  # n1 and n2; n3 would cross the cap by 1.00
     assert [(r.node_name, r.status) for r in acme.usage()] == [
-        ("n1", "ok"), ("n2", "ok"), ("n3", "refused"),
+        ("n1", "ok"), ("n2", "ok"), ("n3", "capped"),
     ]  # fmt: skip
     state = flow_run_state(acme.last_flow_run_id())
     assert (state.type.value, state.name) == ("CANCELLED", "CapReached")

@@ -13,7 +13,7 @@ import pytest
 from settable_clock import SettableClock
 
 from spojit_engine import Engine
-from spojit_engine.errors import InvalidInput
+from spojit_engine.errors import InsufficientCredits, InvalidInput
 from spojit_engine.metering.store.usage import UsageRow, record_usage
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -222,3 +222,73 @@ def test_a_dead_receiver_never_fails_a_prefect_run(
     assert {s.event for s in sent} >= {"usage_100", "run_above_limit"}
     assert {s.state for s in sent} == {"pending"}  # each waits for its retry
     assert sqlite_engine.balance(ws).consumed == D("100")
+
+
+def _fetch(value: Any) -> dict[str, Any]:
+    return {"fetched": value}
+
+
+def test_the_guards_pause_and_resume_alert_once_each(
+    sqlite_engine: Engine, receiver: Any, prefect_harness: None
+) -> None:
+    """The guard pauses a workspace that still has 0.41 credits (its 1.00-credit step did not
+    fit): "out of credits" comes then, "resumed" when the guard resumes — not before, on a grant
+    that still falls short — and each once per pause."""
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+    from spojit_engine.nodes import Connector, Workflow
+
+    engine = sqlite_engine
+    ws = engine.create_workspace("acme", plan="free").id  # 100 credits
+    engine.add_notification(ws, webhook=receiver.url)
+    engine.debit(ws, D("99.59"), key="drain", workflow="other")
+    workflow = Workflow("leads", [Connector("fetch", _fetch, mode="direct")])  # 1.00 a run
+
+    def events_after(action: Any) -> list[str]:
+        action()
+        engine.notifier.flush()
+        return [e for e in receiver.events() if e in ("out_of_credits", "resumed")]
+
+    def refused_run() -> None:
+        with pytest.raises(InsufficientCredits):
+            workflow.run(None, workspace=ws)
+
+    with use_runtime(Runtime.create(engine)):
+        assert events_after(refused_run) == ["out_of_credits"]
+        out = receiver.bodies[-1]
+        assert (
+            out["remaining"] == "0.410000" and "has 0.41 credits, less than the 1.00" in out["text"]
+        )
+        assert "paused the scheduled and webhook runs" in out["text"] and out["paused_at"]
+        assert events_after(refused_run) == ["out_of_credits"]  # the same pause: told once
+        short = lambda: engine.grant(ws, D("0.05"), kind="promo", key="g1")  # noqa: E731
+        assert events_after(short) == ["out_of_credits"]  # 0.46 < 1.00: still paused
+        assert engine.guard.state(ws).stopped  # type: ignore[union-attr]
+        top_up = lambda: engine.grant(ws, D("1"), kind="promo", key="g2")  # noqa: E731
+        assert events_after(top_up) == ["out_of_credits", "resumed"]
+        assert events_after(lambda: engine.grant(ws, D("1"), kind="promo", key="g3")) == [
+            "out_of_credits", "resumed",
+        ]  # fmt: skip
+        workflow.run(None, workspace=ws)  # 2.46 -> 1.46
+        workflow.run(None, workspace=ws)  # -> 0.46
+        assert events_after(refused_run) == ["out_of_credits", "resumed", "out_of_credits"]
+
+
+def test_removing_a_rule_drops_its_undelivered_alerts_and_keeps_what_was_sent(
+    sqlite_engine: Engine, receiver: Any
+) -> None:
+    """Decided: an alert never delivered goes with its rule (it would name a rule that is gone
+    and retry for nobody); one already sent stays as history."""
+    engine = sqlite_engine
+    ws = engine.create_workspace("acme", plan="free").id
+    delivered = engine.add_notification(ws, webhook=receiver.url)
+    stuck = engine.add_notification(ws, webhook=_dead_url())
+    engine.debit(ws, D("80"), key="d1")
+    engine.notifier.flush()
+    states = sorted((s.rule_id == stuck.id, s.state) for s in engine.notifications_sent(ws))
+    assert states == [(False, "sent"), (True, "pending")]
+    engine.remove_notification(ws, stuck.id)
+    engine.remove_notification(ws, delivered.id)
+    [kept] = engine.notifications_sent(ws)
+    assert (kept.rule_id, kept.state, kept.subject) == (
+        delivered.id, "sent", "acme: 75% of this period's credits used",
+    )  # fmt: skip

@@ -7,7 +7,11 @@ Many runs of the example flows (``flows/``) go to both workers against one works
 out midway: the ledger verifies exactly, nothing is spent twice, the guard paused once, a top-up
 resumed. Then the faults, each followed by ``verify``: a webhook flood while paused stays within
 the queue bound; PostgreSQL restarted during runs (operations retried by key, nothing doubled);
-a worker SIGKILLed inside a metered LLM node (its hold voided by the sweeper, nothing leaked).
+a worker SIGKILLed inside a metered LLM node (Prefect's zombie automation marks its run Crashed
+once its heartbeats stop; the next renewals pass releases its hold; Executions reads crashed).
+Deploys run in the environment scale-up writes for people to source, and the webhook flood
+posts to the hook URL ``spojit deploy`` printed. Last, ``scripts/scale-down.sh`` stops it all
+the way Prefect stops a worker, and its time is printed.
 
 Bounded: every wait has a deadline; ``scripts/scale-down.sh`` and the cluster's removal run at
 the end whatever happens. Loopback only."""
@@ -21,6 +25,7 @@ import runpy
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -36,7 +41,8 @@ from e2e_support import BIN, PrivateCluster, Server, free_port, private_cluster,
 from sqlalchemy import text
 
 from spojit_engine import Engine
-from spojit_engine.clock import utcnow
+from spojit_engine.guards.renewals import renew_due
+from spojit_engine.guards.runs.crashed import CRASHED
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +54,7 @@ HOLD_TTL = timedelta(seconds=600)
 UP_SECONDS = 420  # a fresh Prefect database is migrated first; the machine is shared
 RUNS_SECONDS = 300
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+ZOMBIE_SECONDS = 60  # no heartbeat (every 30 s, Prefect's least) for this long: Crashed
 
 
 class Scale:
@@ -67,6 +74,7 @@ class Scale:
             "SPOJIT_LLM_MODE": "mock",
             "SPOJIT_WEBHOOK_QUEUE_MAX": str(QUEUE_MAX),
             "SPOJIT_HOLD_TTL_SECONDS": str(int(HOLD_TTL.total_seconds())),
+            "SPOJIT_SCALE_ZOMBIE_SECONDS": str(ZOMBIE_SECONDS),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "PREFECT_SERVER_UI_ENABLED": "false",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
@@ -85,6 +93,15 @@ class Scale:
                               text=True, timeout=UP_SECONDS)  # fmt: skip
         assert done.returncode == 0, f"{name}:\n{done.stdout}\n{done.stderr}\n{self.logs()}"
         return done.stdout
+
+    def sourced(self) -> dict[str, str]:
+        """Our environment with scale-up's env file applied, as a person's shell after
+        ``source STATE_DIR/env``."""
+        exports = {}
+        for line in (self.state / "env").read_text().splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            exports[name] = value.strip("'")
+        return self.env | exports
 
     def pid(self, name: str) -> int:
         return int((self.state / f"{name}.pid").read_text())
@@ -166,9 +183,10 @@ def test_runs_across_two_workers_run_out_pause_resume_and_survive_faults(tmp_pat
             engine.close()
 
 
-def _deploy(scale: Scale) -> tuple[dict[str, str], str]:
-    """``spojit deploy`` each example (the digest with a webhook) and the slow flow; the first
-    alone (it creates the pool and the renewals deployment), the rest at once."""
+def _deploy(scale: Scale) -> tuple[dict[str, str], dict[str, str]]:
+    """``spojit deploy`` each example (the digest with a webhook) and the slow flow, in the
+    environment scale-up wrote for people; the first alone (it creates the pool and the renewals
+    deployment), the rest at once. Returns the deployment ids and the digest's deploy output."""
     flows = {name: ROOT / "flows" / f"{example}.py" for name, example in EXAMPLES.items()}
     flows["slow"] = Path(__file__).with_name("flows.py")
     out = {}
@@ -186,7 +204,7 @@ def _deploy(scale: Scale) -> tuple[dict[str, str], str]:
                     "--json",
                     *(["--webhook"] if name == "digest" else []),
                 ],
-                env=scale.env,
+                env=scale.sourced(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -197,7 +215,7 @@ def _deploy(scale: Scale) -> tuple[dict[str, str], str]:
             stdout, stderr = process.communicate(timeout=300)
             assert process.returncode == 0, stderr
             out[name] = json.loads(stdout)
-    return {name: o["deployment_id"] for name, o in out.items()}, out["digest"]["webhook_secret"]
+    return {name: o["deployment_id"] for name, o in out.items()}, out["digest"]
 
 
 @functools.cache
@@ -217,7 +235,9 @@ def _wave(scale: Scale, deployed: dict[str, str], each: int) -> list[str]:
 def _scenario(scale: Scale, cluster: PrivateCluster, engine: Engine) -> None:
     ws = engine.create_workspace("scale", plan="free")
     engine.grant(ws.id, 500, kind="promo", key="promo:scale")
-    deployed, secret = _deploy(scale)
+    deployed, digest = _deploy(scale)
+    hook_url, secret = digest["webhook_url"], digest["webhook_secret"]
+    assert hook_url == f"{scale.serve_url}/hooks/digest"  # where spojit serve listens
     assert scale.server.actives(deployed["digest"]) == [True]  # its Trigger's cron
 
     # 1. One run of each example, on either worker: what a wave costs.
@@ -242,7 +262,7 @@ def _scenario(scale: Scale, cluster: PrivateCluster, engine: Engine) -> None:
     assert _pauses(engine, ws.id) == 1  # one schedule, paused once, however many refusals
 
     # 3. A webhook flood while paused stays within the queue bound.
-    answers = _flood(scale, "digest", secret, QUEUE_MAX + 5)
+    answers = _flood(hook_url, secret, QUEUE_MAX + 5)
     assert answers.count(202) == QUEUE_MAX and answers.count(402) == 5, answers
     assert engine.guard.hooks.queued_count(ws.id) == QUEUE_MAX
     _check_ledger(engine, ws.id)
@@ -275,6 +295,16 @@ def _scenario(scale: Scale, cluster: PrivateCluster, engine: Engine) -> None:
     # 7. The scripts are idempotent: scale-up starts the killed worker again, nothing else.
     out = scale.script("scale-up.sh")
     assert out.count(": started") == 1 and "prefect-server: running" in out, out
+    assert "automation 'Crash zombie flows': exists" in out
+
+    # 8. scale-down stops every worker the way Prefect stops one; nothing needed a SIGKILL.
+    began = time.monotonic()
+    out = scale.script("scale-down.sh")
+    print(f"scale-down.sh took {time.monotonic() - began:.1f} s")
+    assert "killed" not in out and out.count(": stopped") == 4, out + scale.logs()
+    for i in (1, 2):
+        log = (scale.state / f"worker-{i}.log").read_text(errors="replace")
+        assert "Received SIGINT" in log.rsplit("Worker 'spojit-worker", 1)[-1]
 
 
 def _hook_runs(engine: Engine, hook: str) -> list[str]:
@@ -294,13 +324,13 @@ def _workers_used(scale: Scale, run_ids: list[str]) -> set[str]:
     return used
 
 
-def _flood(scale: Scale, hook: str, secret: str, count: int) -> list[int]:
+def _flood(hook_url: str, secret: str, count: int) -> list[int]:
     answers: list[int] = []
     lock = threading.Lock()
 
     def post(i: int) -> None:
         request = urllib.request.Request(
-            f"{scale.serve_url}/hooks/{hook}", data=json.dumps({"n": i}).encode(), method="POST",
+            hook_url, data=json.dumps({"n": i}).encode(), method="POST",
             headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
         )  # fmt: skip
         try:
@@ -336,20 +366,23 @@ def _crash_inside_a_hold(
         os.kill(flow_pid, signal.SIGKILL)
     wait_until("the crashed worker to be gone", lambda: not _alive(scale.pid(worker)), 30)
 
-    # Nothing settles it; the sweeper, once the hold's time is up, voids it.
+    # Prefect's zombie automation marks the run Crashed once its heartbeats stop; the next
+    # renewals pass releases its hold then, long before the hold's TTL.
     assert engine.balance(workspace_id).held > 0
-    later = Engine(scale.ledger_url, clock=lambda: utcnow() + HOLD_TTL + timedelta(minutes=1))
-    try:
-        assert workspace_id in later.sweep()
-    finally:
-        later.close()
+    wait_until("Prefect to mark the run Crashed",
+               lambda: scale.states([run_id])[run_id] == "CRASHED", ZOMBIE_SECONDS * 4)  # fmt: skip
+    renew_due(engine.guard)  # (or the deployed spojit-renewals got there first)
     after = engine.balance(workspace_id)
     assert after.held == 0
-    assert _scalar(engine, "SELECT count(*) FROM holds WHERE state = 'expired'") == 1
+    released = _scalar(engine, "SELECT count(*) FROM holds h JOIN usage_records u"
+                       " ON u.key = h.node_call WHERE u.flow_run_id = :run"
+                       " AND h.state = 'released'", run=run_id)  # fmt: skip
+    assert released == 1
     # What the crashed run cost: the connector's base price, charged before it ran; its LLM
     # call, held but never settled, nothing.
     assert before.remaining - after.remaining == Decimal(1)
-    assert scale.states([run_id])[run_id] == "RUNNING"  # Prefect never heard of the crash
+    runs = {r.flow_run_id: r.status for r in engine.executions(workspace_id, limit=100)}
+    assert runs[run_id] == CRASHED
 
 
 def _descends(pid: int, ancestor: int) -> bool:

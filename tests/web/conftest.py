@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "billing"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "guards"))  # guard_helpers
 
 from fastapi.testclient import TestClient
 from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop

@@ -336,3 +336,46 @@ def test_a_member_has_no_notifications_page(site: Site, page: Any) -> None:
     assert page.get_by_role("link", name="Notifications").count() == 0
     refused = page.goto(f"{site.url}/settings/notifications")
     assert refused is not None and refused.status == 403
+
+
+PHONE_WIDTH_PX = 390
+# Each table's visible box (its own, or that of the nearest ancestor that scrolls or clips it)
+# against its card's (or main's, for a table outside any card): whether it stays inside.
+TABLES_INSIDE = """() => [...document.querySelectorAll('table')].map(table => {
+  const card = table.closest('section.card, main');
+  let box = table;
+  for (let e = table.parentElement; e && e !== card; e = e.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX)) { box = e; break; }
+  }
+  const b = box.getBoundingClientRect(), c = card.getBoundingClientRect();
+  const name = table.id || table.dataset.breakdown || table.querySelector('caption')?.textContent;
+  return [name, b.left >= c.left - 0.5 && b.right <= c.right + 0.5];
+})"""
+
+
+def test_at_390_px_no_page_scrolls_sideways_and_no_table_leaves_its_card(
+    site: Site, page: Any
+) -> None:
+    ws = site.shop.workspace_id
+    rule = site.engine.add_notification(  # a long target: its table must scroll, not the page
+        ws, webhook="https://hooks.example.com/services/T0000000/B0000000/" + "x" * 60
+    )
+    page.set_viewport_size({"width": PHONE_WIDTH_PX, "height": 844})
+    page.goto(site.login_link(site.shop.admin.email))
+    pages = {
+        "billing": "/billing",
+        "executions": "/executions",
+        "run": "/executions/run-1-0000-4000-8000-000000000000",
+        "notifications": "/settings/notifications",
+    }
+    for name, path in pages.items():
+        page.goto(site.url + path)
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        snap(page, f"phone-{name}")
+        assert width <= PHONE_WIDTH_PX, f"{path} is {width} px wide"
+        tables = page.evaluate(TABLES_INSIDE)
+        assert tables and all(inside for _, inside in tables), (path, tables)
+    page.goto(site.url + "/login/no-such-link")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE_WIDTH_PX
+    site.engine.remove_notification(ws, rule.id)

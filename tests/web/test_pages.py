@@ -3,6 +3,10 @@ Chromium): one-time links, the session cookie's attributes, CSRF on every form, 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +19,7 @@ from settable_clock import SettableClock
 from sqlalchemy import select
 from stripe_fakes import FakeStripe, Shop, billing_settings, open_shop
 
-from spojit_engine import Engine
+from spojit_engine import Engine, InsufficientCredits
 from spojit_engine.metering.store.usage import UsageRow, record_usage
 from spojit_engine.signin.schema import browser_sessions, login_links
 from spojit_engine.web.app import create_app
@@ -260,3 +264,74 @@ def test_the_billing_page_tells_an_admin_how_to_spend_less_and_not_a_member(
     browser.cookies.clear()
     sign_in(browser, page_engine, shop, admin=False)
     assert "Spend less" not in browser.get("/billing").text
+
+
+def test_while_the_guard_pauses_work_billing_says_what_why_and_what_fixes_it(
+    browser: TestClient, page_engine: Engine, shop: Shop, prefect_harness: None
+) -> None:
+    """A 1.00-credit step meets 0.41 available credits (0.43 less a running step's 0.02 hold):
+    the guard pauses the workflow's schedule. The page names the deployment and the reason —
+    in the card's own figure once the hold is gone (0.43, not the 0.41 of that moment); an admin
+    gets Buy credits and Change plan, a member is told to ask an admin; a top-up ends it."""
+    from guard_helpers import deploy, interval, paid_workflow, unique
+
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+
+    ws = shop.workspace_id
+    page_engine.debit(ws, page_engine.balance(ws).remaining - Decimal("0.43"), key="drain")
+    hold = page_engine.hold(ws, Decimal("0.02"), key="running-step", ttl=timedelta(minutes=5))
+    workflow = paid_workflow(unique("digest"))
+    deploy(page_engine, workflow, "hourly", ws, [interval(3600)])
+    sign_in(browser, page_engine, shop)
+    assert "data-paused" not in browser.get("/billing").text
+    with use_runtime(Runtime.create(page_engine)), pytest.raises(InsufficientCredits) as refused:
+        workflow.run(None, workspace=ws)
+    assert "has 0.41 available" in str(refused.value)  # the balance less the hold, then
+    page_engine.release(hold.id)
+    page = browser.get("/billing").text
+    assert 'data-paused="workspace"' in page and "Scheduled and webhook runs are paused" in page
+    assert 'data-figure="remaining"><span class="amount" title="0.430000 credits">' in page
+    assert "<strong>hourly</strong>" in page and "has 0.43 credits, less than the 1.00" in page
+    assert "0.41" not in page
+    [status] = page_engine.deployments(ws)
+    assert status.reason is not None and "has 0.43 credits, less than the 1.00" in status.reason
+    assert 'href="#buy">Buy credits</a>' in page and 'href="#plan">Change plan</a>' in page
+    sign_in(browser, page_engine, shop, admin=False)
+    page = browser.get("/billing").text
+    assert "Ask a workspace admin to buy credits" in page and 'href="#buy"' not in page
+    page_engine.grant(ws, Decimal("5"), kind="promo", key="back")
+    assert "data-paused" not in browser.get("/billing").text
+
+
+def _fetch(value: object) -> object:
+    return {"fetched": value}
+
+
+def test_a_run_stopped_by_its_test_cap_reads_test_cap_reached_everywhere(
+    browser: TestClient, page_engine: Engine, shop: Shop, prefect_harness: None, tmp_path: Path
+) -> None:
+    """The workspace has credits; the test run's own cap (2.00) stopped it at its third 1.00
+    step: the page, the run's page, the API and the CLI say so — not "out of credits"."""
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+    from spojit_engine.nodes import Connector, Workflow
+
+    ws = shop.workspace_id
+    workflow = Workflow("capped", [Connector(f"n{i}", _fetch) for i in range(1, 5)])
+    with use_runtime(Runtime.create(page_engine)), pytest.raises(InsufficientCredits):
+        workflow.run(None, workspace=ws, test=True, max_credits="2")
+    sign_in(browser, page_engine, shop)
+    listing = browser.get("/executions").text
+    assert '<span class="badge bad">test cap reached</span>' in listing
+    assert "out of credits" not in listing
+    [run] = browser.get(
+        "/api/v1/executions", headers={"Authorization": f"Bearer {shop.admin.token}"}
+    ).json()
+    assert run["status"] == "test cap reached"
+    detail = browser.get(f"/executions/{run['flow_run_id']}").text
+    assert "test cap reached" in detail and "out of credits" not in detail
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOJIT_")}
+    env |= {"SPOJIT_HOME": str(tmp_path / "cli"), "SPOJIT_DATABASE_URL": page_engine.database_url}
+    spojit = str(Path(sys.executable).with_name("spojit"))
+    done = subprocess.run([spojit, "executions", "--workspace", "acme", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert [r["status"] for r in json.loads(done.stdout)] == ["test cap reached"]

@@ -95,6 +95,7 @@ def fuzz_route(operation: Any, tokens: list[str | None], count: Any, *, negative
             raise
 
 
+@pytest.mark.slow
 def test_every_route_answers_within_its_schema_and_never_5xx(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -28,12 +28,16 @@ from spojit_engine.cli.render import (
 )
 
 if TYPE_CHECKING:
+    from spojit_engine.cli.runner import LoadedFlow
     from spojit_engine.guards.budgets import WorkflowBudget
     from spojit_engine.guards.deployments.deploy import Deployed, DeployRequest
     from spojit_engine.nodes import Workflow
-    from spojit_engine.nodes.scope import RunScope
 
 app = typer.Typer()
+InputOpt = Annotated[
+    str | None,
+    typer.Option("--input", help="The payload of every run it starts, as JSON (default: none)."),
+]
 
 
 @app.command("deploy")
@@ -68,6 +72,7 @@ def deploy(
     max_credits: Annotated[
         str | None, typer.Option("--max-credits", help="Test runs: stop at C credits each.")
     ] = None,
+    input_json: InputOpt = None,
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -84,16 +89,26 @@ def deploy(
     check_policy(reserve)
     ctx = open_context(workspace)
     ctx.engine.require_admin(ctx.workspace_id, ctx.actor_id, "deploy workflows")
-    workflow = runner.load_flow(flow).workflow
+    loaded = runner.load_flow(flow)
+    parameters = scope.parameters() | run_payload(loaded, input_json)
     deployed = ctx.engine.deploy(
-        deploy_request(ctx, flow, workflow, name=name, cron=cron, interval=interval,
-                       webhook=webhook, scope=scope, reserve=reserve)
+        deploy_request(ctx, flow, loaded.workflow, name=name, cron=cron, interval=interval,
+                       webhook=webhook, parameters=parameters, reserve=reserve)
     )  # fmt: skip
-    budget = set_caps(ctx, workflow.name, per_run=max_credits_per_run, per_day=max_credits_per_day)
+    budget = set_caps(ctx, loaded.workflow.name, per_run=max_credits_per_run,
+                      per_day=max_credits_per_day)  # fmt: skip
     if json_out:
         print_json(deployed_json(ctx, deployed, budget))
         return
     print_deployed(ctx, deployed, budget)
+
+
+def run_payload(loaded: LoadedFlow, input_json: str | None) -> dict[str, Any]:
+    """``--input`` as the deployment's ``payload`` parameter: a scheduled run has no caller to
+    hand it one. Not JSON: ``InvalidInput``, before anything is deployed."""
+    from spojit_engine.cli import runner
+
+    return {} if input_json is None else {"payload": runner.payload_of(loaded, input_json)}
 
 
 def entrypoint_of(spec: str) -> tuple[str, str]:
@@ -113,8 +128,8 @@ def entrypoint_of(spec: str) -> tuple[str, str]:
 
 
 def deploy_request(ctx: CommandContext, spec: str, workflow: Workflow, *, name: str | None,
-                   cron: str | None, interval: int | None, webhook: bool, scope: RunScope,
-                   reserve: str | None) -> DeployRequest:  # fmt: skip
+                   cron: str | None, interval: int | None, webhook: bool,
+                   parameters: dict[str, Any], reserve: str | None) -> DeployRequest:  # fmt: skip
     """What ``spojit deploy``'s options ask of the guard: the schedule is ``--cron`` or
     ``--interval``, else the workflow's own Trigger cron."""
     from spojit_engine.guards.deployments.deploy import DeployRequest
@@ -131,7 +146,7 @@ def deploy_request(ctx: CommandContext, spec: str, workflow: Workflow, *, name: 
         interval_seconds=interval,
         webhook=webhook,
         description=workflow.description or None,
-        parameters=scope.parameters(),
+        parameters=parameters,
         reserve=reserve,
     )
 

@@ -136,10 +136,9 @@ def incomplete_table(runs: list[Any]) -> Table:
         text_column(table, name)
     number_column(table, "resuming needs")
     for run in runs:
-        auto = run.trigger in ("schedule", "webhook") and run.deployment_id
         add_row(
             table, run.flow_run_id, run.workflow, run.trigger, f"{run.updated_at:%Y-%m-%d %H:%M}",
-            run.refused_node or "—", "when credits return" if auto else "on request",
+            run.refused_node or "—", run.resumes,
             f"≥ {credits_text(ucr_to_credits(run.needed_ucr))}",
         )  # fmt: skip
     return table

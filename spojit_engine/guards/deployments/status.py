@@ -1,10 +1,12 @@
 """What ``spojit deployments`` shows: each bound deployment's workspace, schedules and whether it
-is paused — by the guard (with the reason), by a person, or not at all — and its webhook queue."""
+is paused — by the guard (with the reason), by a person, or not at all — and its webhook queue;
+and what the billing page's banner shows: what the guard has paused in a workspace, and why."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from datetime import datetime
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from spojit_engine.guards import prefect_api, store
@@ -52,13 +54,14 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
         for h in guard.hooks.hooks_of(ws)
     }
     pending = cache(guard.resume_pending)  # one read per (workspace, scope)
+    reason_of = cache(partial(_reason_now, guard))
     infos, reachable = _read_deployments(bindings)
     out = []
     for b in bindings:
         info = infos.get(b.deployment_id)
         mine = pauses.get(b.deployment_id, [])
         status = _status(info, bool(mine), reachable=reachable)
-        reason = mine[0].reason if mine else None
+        reason = reason_of(b.workspace_id, mine[0].scope, mine[0].reason) if mine else None
         if status == PAUSED_BY_GUARD and pending(b.workspace_id, mine[0].scope):
             status, reason = RESUME_PENDING, PENDING_REASON
         hook = hooks.get(b.deployment_id)
@@ -79,6 +82,13 @@ def deployment_statuses(guard: Guard, workspace_id: str | None) -> list[Deployme
             )
         )
     return out
+
+
+def _reason_now(guard: Guard, workspace_id: str, scope: str, recorded: str) -> str:
+    """Why the scope's pause holds, with today's figures (the one the pause recorded when the
+    scope is no longer stopped and another scope holds the schedule)."""
+    state = guard.state(workspace_id, scope)
+    return guard.reason_now(state) if state is not None and state.stopped else recorded
 
 
 def _read_deployments(
@@ -115,3 +125,39 @@ def _status(info: prefect_api.DeploymentInfo | None, guard_paused: bool, *, reac
     if not info.schedules:
         return NO_SCHEDULE
     return ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class PausedWork:
+    """A scope the guard has stopped: the whole workspace (``workflow`` None) or one workflow."""
+
+    workflow: str | None
+    cause: str | None  # policy.Cause's value: credits, budget_run, budget_day
+    reason: str  # the sentence the guard recorded
+    since: datetime | None
+    deployments: list[str]  # the names of the deployments whose schedules it switched off
+    resume_pending: bool  # what stopped it is gone; the guard is switching them back on
+
+
+def paused_work(guard: Guard, workspace_id: str) -> list[PausedWork]:
+    """What the guard has stopped in ``workspace_id``, from its own records only (no call to
+    Prefect: a page shows it on every load)."""
+    limit = guard.settings.page_size_max
+    names = {
+        b.deployment_id: b.deployment_name
+        for b in store.bindings(guard.sa, workspace_id, limit=limit)
+    }
+    out = []
+    for state in store.stopped_states(guard.sa, workspace_id, limit=limit):
+        pauses = store.open_pauses(guard.sa, workspace_id, state.scope, limit=limit)
+        out.append(
+            PausedWork(
+                state.scope or None,
+                state.cause.value if state.cause else None,
+                guard.reason_now(state),
+                state.since,
+                sorted({names.get(p.deployment_id, p.deployment_id) for p in pauses}),
+                guard.resume_pending(workspace_id, state.scope),
+            )
+        )
+    return out

@@ -95,6 +95,18 @@ class IncompleteRun:
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def resumes(self) -> str:
+        """What happens to the run, or what happened: the one label every listing shows."""
+        if self.status is RunStatus.RESUMED:
+            return f"resumed as {self.resumed_flow_run_id} (attempt {self.attempts})"
+        if self.status is RunStatus.ABANDONED:
+            return "abandoned, never resumes"
+        if self.status is RunStatus.RESUMING:
+            return f"resuming now (attempt {self.attempts})"
+        auto = self.trigger in AUTO_RESUMED and self.deployment_id
+        return "when credits return" if auto else "on request"
+
     def resume_tags(self) -> list[str]:
         """The original run's tags (who pays, test or live, the trigger) plus the resume tag."""
         kept = [t for t in self.tags if not t.startswith(_NOT_CARRIED)]

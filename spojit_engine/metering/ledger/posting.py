@@ -159,7 +159,8 @@ class LedgerTx:
             inserted = sql.run(self.conn, "insert_entry", entry)
             entry_id = sql.inserted_id(inserted) if sql.sqlite else None  # PG: once it has ended
             for grant, amount in postings:
-                posting = {"entry_id": entry_id, "grant_id": grant, "amount_ucr": amount}
+                posting = {"entry_id": entry_id, "workspace_id": after.id, "grant_id": grant,
+                           "amount_ucr": amount}  # fmt: skip
                 sql.run(self.conn, "insert_posting", posting)
             moves = [
                 (g, sql.run(self.conn, "move_grant", {"id": g, "delta": d}))

@@ -165,7 +165,7 @@ def node_call(
         with metering(meter):
             yield meter
     except InsufficientCredits as exc:
-        status, error = "refused", str(exc)
+        status, error = exc.usage_status, str(exc)  # "capped" when a test run's cap stopped it
         ledger.observers.refused(workspace_id, exc, usage)  # the credit guard pauses what it must
         raise
     except BaseException as exc:

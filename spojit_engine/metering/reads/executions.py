@@ -2,10 +2,11 @@
 and one run's nodes (credits, tokens and models per node).
 
 A run's status is the worst of its node calls' last attempts (a retried call that finally
-succeeded is ``ok``): ok < failed < out of credits. Its credits are the exact sum of its records;
-so are each node's. Its name and trigger are Prefect's run name and what started it
-(``run_context.classify``), as recorded with its usage. ``group_runs`` and ``group_nodes`` are
-pure; the readers are bounded queries.
+succeeded is ``ok``): ok < failed < out of credits or test cap reached (a test run stopped by its
+own ``max_credits``, recorded ``capped``: the workspace still had credits). Its credits are the
+exact sum of its records; so are each node's. Its name and trigger are Prefect's run name and
+what started it (``run_context.classify``), as recorded with its usage. ``group_runs`` and
+``group_nodes`` are pure; the readers are bounded queries.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ from spojit_engine.metering.reads.rollup import usage_runs
 from spojit_engine.metering.store import schema
 from spojit_engine.metering.store.usage import UsageRow
 
-RUN_STATUS = {"ok": "ok", "failed": "failed", "refused": "out of credits"}
-_STATUS_RANK = {"ok": 0, "failed": 1, "refused": 2}
+RUN_STATUS = {
+    "ok": "ok",
+    "failed": "failed",
+    "refused": "out of credits",
+    "capped": "test cap reached",
+}
+_STATUS_RANK = {"ok": 0, "failed": 1, "refused": 2, "capped": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +39,7 @@ class ExecutionRecord:
     workflow: str | None
     started_at: datetime
     finished_at: datetime
-    status: str  # ok, failed, out of credits (Engine: incomplete, resumed, abandoned)
+    status: str  # ok, failed, out of credits, test cap reached (Engine: incomplete, resumed, …)
     test_run: bool
     member_id: str | None
     node_calls: int
@@ -55,7 +61,7 @@ class NodeRecord:
     tokens_cached: int
     models: tuple[str, ...]
     credits_ucr: int
-    status: str  # ok, failed, out of credits
+    status: str  # ok, failed, out of credits, test cap reached
     error: str | None
 
 

@@ -48,7 +48,7 @@ def _verify_balance(conn: Connection, workspace_id: str) -> None:
     overdraft_postings = (
         select(func.sum(p.amount_ucr))
         .join_from(schema.postings, schema.entries, p.entry_id == e.id)
-        .where(in_ws, p.grant_id.is_(None))
+        .where(in_ws, p.workspace_id == workspace_id, p.grant_id.is_(None))  # one partition
     )
     grants_left = select(func.sum(g.remaining_ucr)).where(g.workspace_id == workspace_id)
     checks = {
@@ -112,7 +112,12 @@ def _verify_entries(conn: Connection, workspace_id: str) -> None:
     e, p = schema.entries.c, schema.postings.c
     entry_postings = (
         select(e.id, e.amount_ucr, func.coalesce(func.sum(p.amount_ucr), 0))
-        .join_from(schema.entries, schema.postings, p.entry_id == e.id, isouter=True)
+        .join_from(
+            schema.entries,
+            schema.postings,
+            (p.entry_id == e.id) & (p.workspace_id == workspace_id),  # one partition
+            isouter=True,
+        )
         .where(e.workspace_id == workspace_id)
         .group_by(e.id, e.amount_ucr)
         .having(e.amount_ucr != func.coalesce(func.sum(p.amount_ucr), 0))

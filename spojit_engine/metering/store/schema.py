@@ -189,6 +189,8 @@ class Posting(SQLModel, table=True):
         default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
     )
     entry_id: int = column(Integer, ForeignKey("entries.id"))
+    # Its entry's workspace: PostgreSQL partitions postings by it (migration 0013).
+    workspace_id: str = column(String(32))
     grant_id: int | None = column(Integer, ForeignKey("grants.id"), nullable=True)
     amount_ucr: int = column(BigInteger)
 

@@ -52,14 +52,15 @@ _SQL = {
         " WHERE w.id = :id"
     ),
     "insert_entry": (
-        "INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr, grant_id, hold_id,"
-        " workflow, node_type, member_id, test_run, node_call, reason, created_at) VALUES"
+        "{key_registry}INSERT INTO entries (workspace_id, key, kind, amount_ucr, held_ucr,"
+        " grant_id, hold_id, workflow, node_type, member_id, test_run, node_call, reason,"
+        " created_at) VALUES"
         " (:workspace_id, :key, :kind, :amount_ucr, :held_ucr, :grant_id, :hold_id, :workflow,"
         " :node_type, :member_id, :test_run, :node_call, :reason, :created_at){returning_id}"
     ),
     "insert_posting": (
-        "INSERT INTO postings (entry_id, grant_id, amount_ucr) VALUES ({entry_id}, :grant_id,"
-        " :amount_ucr)"
+        "INSERT INTO postings (entry_id, workspace_id, grant_id, amount_ucr) VALUES ({entry_id},"
+        " :workspace_id, :grant_id, :amount_ucr)"
     ),
     # The pair check: the move applies only if it keeps remaining within [0, amount].
     "move_grant": (
@@ -92,6 +93,9 @@ _SQL = {
         " AND state = 'held' AND amount_ucr - COALESCE(settled_ucr, 0) >= :take"
     ),
 }
+_KEY_REGISTRY = (
+    "WITH ledger_key AS (INSERT INTO ledger_keys (key, workspace_id) VALUES (:key, :workspace_id)) "
+)
 
 
 class Statements:
@@ -110,6 +114,9 @@ class Statements:
         # the entry inserted just before it by its sequence rather than by a fetched id.
         current_entry = "currval(pg_get_serial_sequence('entries', 'id'))"
         sql = sql.replace("{entry_id}", ":entry_id" if self.sqlite else current_entry)
+        # PostgreSQL's entries are partitioned by workspace, their keys UNIQUE per workspace;
+        # ledger_keys keeps a key one operation across workspaces (migration 0013).
+        sql = sql.replace("{key_registry}", "" if self.sqlite else _KEY_REGISTRY)
         # sqlite3 takes :name; psycopg takes %(name)s.
         return sql if self.sqlite else re.sub(r":(\w+)", r"%(\1)s", sql)
 

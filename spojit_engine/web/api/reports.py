@@ -16,7 +16,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from spojit_engine.display import credits_exact
-from spojit_engine.results import Execution
+from spojit_engine.results import Execution, run_label
 from spojit_engine.web.api.openapi import (
     Credits,
     error_responses,
@@ -52,6 +52,7 @@ class BreakdownItem(BaseModel):
     node_type: str | None
     member: str | None = Field(description="A member id, when broken down by member.")
     test_run: bool
+    run: str = Field(description="test or live: the label the CLI and the pages show.")
     credits: Credits
     calls: int
 
@@ -88,8 +89,12 @@ class ExecutionItem(BaseModel):
     workflow: str | None
     started_at: datetime
     finished_at: datetime
-    status: str = Field(description="ok, failed or out of credits.")
+    status: str = Field(
+        description="ok, failed, out of credits, test cap reached; for a run stopped for "
+        "credits: incomplete, resumed or abandoned."
+    )
     test_run: bool
+    run: str = Field(description="test or live: the label the CLI and the pages show.")
     member_id: str | None
     member: str | None = Field(description="The member's email.")
     node_calls: int
@@ -148,6 +153,7 @@ def breakdown(
                 node_type=r.node_type,
                 member=r.member,
                 test_run=r.test_run,
+                run=run_label(r.test_run),
                 credits=credits_exact(r.credits),
                 calls=r.calls,
             )
@@ -234,6 +240,7 @@ def executions(
             finished_at=r.finished_at,
             status=r.status,
             test_run=r.test_run,
+            run=run_label(r.test_run),
             member_id=r.member_id,
             member=emails.get(r.member_id) if r.member_id else None,
             node_calls=r.node_calls,

@@ -1,5 +1,6 @@
-"""Settings → Billing: ``/billing`` (Usage this period, the daily chart, View breakdown, and for
-admins Buy credits and Change plan), ``/billing/success`` (Stripe Checkout returns here), and the
+"""Settings → Billing: ``/billing`` (a banner while the credit guard has paused work: what, why,
+and what fixes it; Usage this period, the daily chart, View breakdown, and for admins Buy credits
+and Change plan), ``/billing/success`` (Stripe Checkout returns here), and the
 two forms ``/billing/topup`` and ``/billing/plan``. Server-rendered (``templates/billing.html``),
 no script; each form POSTs with the session's CSRF token (``signin.checked_form``). A member sees
 the card and only their own consumption; buying and plan changes are for admins.
@@ -20,7 +21,7 @@ from spojit_engine.display import credits_text
 from spojit_engine.engine import Engine
 from spojit_engine.errors import Forbidden, SpojitError, http_status
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.results import BrowserSession
+from spojit_engine.results import BrowserSession, member_label, run_label
 from spojit_engine.web.auth import EngineDep, member_emails
 from spojit_engine.web.pages.charts import daily_chart
 from spojit_engine.web.pages.signin import (
@@ -74,12 +75,13 @@ class PackOffer:
 
 
 def _label(dimension: str, row: Any, emails: dict[str, str]) -> str:
+    """A breakdown line's label: the same words as the CLI's (``results.run_label`` and
+    ``member_label``)."""
     if dimension == "test_run":
-        return "Test runs" if row.test_run else "Live runs"
-    value = getattr(row, dimension)
+        return run_label(row.test_run)
     if dimension == "member":
-        return emails.get(value, value) if value else "(no member: the operator or the API)"
-    return value or "(outside any workflow)"
+        return member_label(row.member, emails)
+    return getattr(row, dimension) or "(outside any workflow)"
 
 
 def _table(
@@ -145,6 +147,7 @@ def billing_context(engine: Engine, session: BrowserSession) -> dict[str, Any]:
         "day_of_period": min(period.days, (now - balance.period_start).days + 1),
         "chart": chart,
         "breakdowns": _breakdowns(engine, member.workspace_id, only),
+        "paused": engine.paused_work(member.workspace_id),
         "mine_only": only is not None,
         "offers": [],
         "plans": [],

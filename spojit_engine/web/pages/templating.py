@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from spojit_engine.display import credits_column, credits_exact, credits_text
 from spojit_engine.money import ucr_to_credits
+from spojit_engine.results import member_label
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -48,6 +49,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["money"] = _money
     env.filters["ucr_credits"] = ucr_to_credits
+    env.filters["member"] = member_label  # who ran a run: the same word as the CLI's
     env.globals["active"] = ""  # the nav's current item, set per page
     return env
 
