@@ -114,7 +114,9 @@ def test_the_catalog_shows_packs_as_counts(tmp_path: Path) -> None:
 
 
 def test_the_estimate_columns_share_their_places(tmp_path: Path) -> None:
-    shown = narrow(tmp_path / "home", 200, "estimate", "lead_enrichment")
+    shown = narrow(tmp_path / "home", 80, "estimate", "lead_enrichment")
+    for word in ("each", "enrich", "score", "leads", "report"):
+        assert word in shown.split(), shown  # at 80 columns the names keep room: words whole
     rows = [line.split() for line in shown.splitlines() if line.strip()[-1:].isdigit()]
     assert len(rows) >= 3, shown
     for column in (-3, -2, -1):  # credits typical, p95, max: the nodes and their total
