@@ -5,7 +5,7 @@ publishes a Prefect table artifact of the credits each node call cost."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,21 @@ def publish_credit_artifact() -> list[dict[str, Any]]:
     return rows
 
 
+def _announce_run() -> Callable[[], None]:
+    """Tell the ledger's observers this flow run started; returns what tells them it ended,
+    everything it spent committed (a per-run alert waits for that, to state what it cost)."""
+    from prefect.context import FlowRunContext
+
+    from spojit_engine.metering.meter.runtime import current_runtime
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return lambda: None
+    observers, run_id = current_runtime().engine.ledger.observers, str(ctx.flow_run.id)
+    observers.run_started(run_id)
+    return lambda: observers.run_ended(run_id)
+
+
 class Workflow:
     def __init__(self, name: str, steps: Sequence[Node], *, description: str = "",
                  reserve: str | None = None) -> None:  # fmt: skip
@@ -114,10 +129,12 @@ class Workflow:
     def _reserved(self, payload: Any, reserved: Any) -> Any:
         from spojit_engine.guards import flow_run
 
+        ended = _announce_run()
         try:
             return self._steps(payload)
         finally:
             flow_run.close(reserved)  # however the run ended, the rest of its hold is released
+            ended()
 
     def _steps(self, payload: Any) -> Any:
         value = payload

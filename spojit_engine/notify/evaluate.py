@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.engine import Engine as SAEngine
 
 from spojit_engine.db import read_transaction, write_transaction
 from spojit_engine.display import credits_exact, credits_text
@@ -30,10 +31,15 @@ from spojit_engine.notify.schema import notification_outbox
 
 
 def evaluate_workspace(
-    ledger: Ledger, rules: list[RuleRecord], now: datetime, stop_of: StopOf | None = None
+    ledger: Ledger,
+    rules: list[RuleRecord],
+    now: datetime,
+    stop_of: StopOf | None = None,
+    running: frozenset[str] = frozenset(),
 ) -> int:
     """Write every alert now due for ``rules`` (one workspace's); how many were new.
-    ``stop_of`` says whether the credit guard has paused the workspace."""
+    ``stop_of`` says whether the credit guard has paused the workspace; the flow runs in
+    ``running`` have not ended, so their cost is not final and their rules wait."""
     if not rules:
         return 0
     workspace_id = rules[0].workspace_id
@@ -45,7 +51,7 @@ def evaluate_workspace(
             found = (
                 _threshold_alerts(conn, rule, balance, stop)
                 if rule.kind == "thresholds"
-                else _run_alerts(conn, rule, balance)
+                else _run_alerts(conn, rule, balance, running)
             )
             due += [(rule, alert) for alert in found]
     if not due:
@@ -114,19 +120,33 @@ def _out_or_resumed(
     return [Alert(key, "out_of_credits", f"{name} is out of credits", text, card)]
 
 
-def _run_alerts(conn: Connection, rule: RuleRecord, b: BalanceRecord) -> list[Alert]:
-    """The workflow's latest live run, against the rule's limit or its earlier runs."""
+def workspaces_of_runs(sa: SAEngine, flow_run_ids: set[str]) -> set[str]:
+    """The workspaces that the flow runs billed."""
+    if not flow_run_ids:
+        return set()
+    u = schema.usage_records.c
+    query = select(u.workspace_id).where(u.flow_run_id.in_(sorted(flow_run_ids))).distinct()
+    with read_transaction(sa) as conn:
+        return set(conn.execute(query).scalars())
+
+
+def _run_alerts(
+    conn: Connection, rule: RuleRecord, b: BalanceRecord, running: frozenset[str]
+) -> list[Alert]:
+    """The workflow's latest live run that has ended (its cost is final), against the rule's
+    limit or its earlier runs."""
     u = schema.usage_records.c
     scope = [u.workspace_id == rule.workspace_id, u.workflow == rule.workflow,
              u.test_run.is_(False), u.flow_run_id.is_not(None)]  # fmt: skip
     window = (rule.runs or 0) + 1
-    runs = conn.execute(
+    latest = conn.execute(
         select(u.flow_run_id, func.sum(u.credits_ucr))
         .where(*scope)
         .group_by(u.flow_run_id)
         .order_by(func.max(u.id).desc())
-        .limit(window)
+        .limit(window + len(running))
     ).all()
+    runs = [run for run in latest if run[0] not in running][:window]
     if not runs:
         return []
     run_id, run_ucr = runs[0][0], int(runs[0][1])

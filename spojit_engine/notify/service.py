@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from spojit_engine.db import write_transaction
 from spojit_engine.notify.decide import StopOf
 from spojit_engine.notify.deliver import DeliveryFailed, deliver
-from spojit_engine.notify.evaluate import evaluate_workspace
+from spojit_engine.notify.evaluate import evaluate_workspace, workspaces_of_runs
 from spojit_engine.notify.outbox import OutboxRow, claim_due, mark_failed, mark_sent
 from spojit_engine.notify.rules import RuleRecord, list_rules
 
@@ -49,6 +49,23 @@ class Notifier:
         observers.on_spent(self.poke)
         observers.on_credits_added(self.poke)
         observers.on_refused(lambda workspace_id, _error, _usage: self.poke(workspace_id))
+        # A workflow's runs in progress here: a run's own rules judge it once it has ended.
+        self._running: set[str] = set()
+        self._ended: set[str] = set()
+        observers.on_run("started", self._run_started)
+        observers.on_run("ended", self._run_ended)
+
+    def _run_started(self, flow_run_id: str) -> None:
+        with self._cond:
+            self._running.add(flow_run_id)
+
+    def _run_ended(self, flow_run_id: str) -> None:
+        """Its cost is final: queue its workspace (found by the sender thread) for evaluation."""
+        with self._cond:
+            self._running.discard(flow_run_id)
+            if len(self._ended) < self.settings.notify_queue_max:
+                self._ended.add(flow_run_id)
+        self._wake()
 
     def poke(self, workspace_id: str) -> None:
         """Queue ``workspace_id`` for evaluation (O(1), no I/O: called on the run's path). A
@@ -58,10 +75,15 @@ class Notifier:
         if self._cached_rules(workspace_id) == [] and not self._retrying:
             return
         with self._cond:
-            if self._stopping:
-                return
             if len(self._pending) < self.settings.notify_queue_max:
                 self._pending.add(workspace_id)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Start the sender thread if it is not running, and wake it."""
+        with self._cond:
+            if self._stopping:
+                return
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="spojit-notify", daemon=True
@@ -95,13 +117,15 @@ class Notifier:
         """Evaluate what is queued and deliver what is due, now, in this thread."""
         with self._cond:
             batch, self._pending = self._pending, set()
+            ended, self._ended = self._ended, set()
+            running = frozenset(self._running)
         with self._work:
             active = self._retrying
-            for workspace_id in batch:
+            for workspace_id in batch | workspaces_of_runs(self.sa, ended):
                 rules = self.rules(workspace_id)
                 if rules:
                     active = True
-                    evaluate_workspace(self.ledger, rules, self.clock(), self.stop_of)
+                    evaluate_workspace(self.ledger, rules, self.clock(), self.stop_of, running)
             if active:
                 self.deliver_due()
 
@@ -141,7 +165,7 @@ class Notifier:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._ended and not self._stopping:
                     # Woken by a poke; or, while a delivery waits for its retry, by the clock.
                     timeout = self.settings.notify_backoff_seconds if self._retrying else None
                     if not self._cond.wait(timeout=timeout):

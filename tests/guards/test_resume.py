@@ -3,10 +3,14 @@ nodes that had completed are neither run nor billed again; each resume is claime
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,7 +85,7 @@ def flow_state(flow_run_id: str) -> Any:
 
 
 def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_once(
-    bound_on_each_db: Engine,
+    bound_on_each_db: Engine, tmp_path: Path
 ) -> None:
     engine = bound_on_each_db
     ws = engine.create_workspace("acme", plan="free")
@@ -119,6 +123,14 @@ def test_a_run_refused_at_node_3_resumes_there_after_a_top_up_billing_each_node_
     (done,) = engine.incomplete_runs(ws.id, include_done=True)
     assert (done.status, done.resumed_flow_run_id) == (RunStatus.RESUMED, started.flow_run_id)
     assert done.resumes == f"resumed as {started.flow_run_id} (attempt 1)"  # not "on request"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOJIT_")}
+    env |= {"SPOJIT_HOME": str(tmp_path), "SPOJIT_DATABASE_URL": engine.database_url,
+            "COLUMNS": "300"}  # fmt: skip
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("spojit")), "executions", "incomplete", "--all",
+         "-w", "acme"], env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert f"resumed as {started.flow_run_id}" in listed and "on request" not in listed
     assert engine.incomplete_runs(ws.id) == []
     assert {(e.flow_run_id, e.status) for e in engine.executions(ws.id)} == {
         (kept.flow_run_id, "resumed"), (started.flow_run_id, "ok"),

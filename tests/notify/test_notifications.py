@@ -274,11 +274,10 @@ def test_the_guards_pause_and_resume_alert_once_each(
 
 
 def test_removing_a_rule_drops_its_undelivered_alerts_and_keeps_what_was_sent(
-    sqlite_engine: Engine, receiver: Any
+    engine: Engine, receiver: Any
 ) -> None:
     """Decided: an alert never delivered goes with its rule (it would name a rule that is gone
     and retry for nobody); one already sent stays as history."""
-    engine = sqlite_engine
     ws = engine.create_workspace("acme", plan="free").id
     delivered = engine.add_notification(ws, webhook=receiver.url)
     stuck = engine.add_notification(ws, webhook=_dead_url())
@@ -292,3 +291,31 @@ def test_removing_a_rule_drops_its_undelivered_alerts_and_keeps_what_was_sent(
     assert (kept.rule_id, kept.state, kept.subject) == (
         delivered.id, "sent", "acme: 75% of this period's credits used",
     )  # fmt: skip
+
+
+def test_a_run_above_its_limit_is_told_once_it_ended_with_what_it_cost(
+    sqlite_engine: Engine, receiver: Any, prefect_harness: None
+) -> None:
+    """Four 1.00-credit nodes and a limit of 1.50: the sender passes while the run is still going
+    (as its background thread may at any time) tell nothing; after the run, one alert says 4.00,
+    what the run cost — not 2.00 or 3.00, what it had cost when it crossed the limit."""
+    from spojit_engine.metering.meter.runtime import Runtime, use_runtime
+    from spojit_engine.nodes import Connector, Workflow
+
+    engine = sqlite_engine
+    ws = engine.create_workspace("acme", plan="starter").id
+    engine.debit(ws, D("0.1"), key="known", workflow="leads")  # a rule names a known workflow
+    engine.add_notification(ws, kind="run_above", workflow="leads", above="1.5",
+                            webhook=receiver.url)  # fmt: skip
+
+    def mid_run(value: Any) -> Any:
+        engine.notifier.flush()  # 3.00 spent so far, its record written before this runs
+        return value
+
+    nodes = [Connector(f"n{i}", _fetch) for i in (1, 2)] + [Connector("n3", mid_run),
+                                                           Connector("n4", _fetch)]  # fmt: skip
+    with use_runtime(Runtime.create(engine)):
+        Workflow("leads", nodes).run(None, workspace=ws)
+    engine.notifier.flush()
+    [alert] = [b for b in receiver.bodies if b["event"] == "run_above_limit"]
+    assert alert["credits"] == "4.000000" and "has cost 4.00 credits" in alert["text"]

@@ -10,6 +10,10 @@ core stays free of Prefect and of the guards.
   quick (the notifications only queue the workspace for their background sender).
 - ``refused(workspace_id, error, usage)``: a metered node's debit or hold was refused (the
   decorator reports it; nothing was written). Also logged and ignored when it raises.
+- ``run_started(flow_run_id)`` / ``run_ended(flow_run_id)``: a workflow's flow run began, and
+  ended with everything it spent committed (``nodes/workflow.py``; a hand-written flow of
+  ``@metered`` functions sends neither). The notifications wait for a run's end before judging
+  its cost. Logged and ignored when they raise.
 - spend limits: called under the workspace's lock, inside the transaction that would admit a
   debit or hold the balance covers; one that returns an ``InsufficientCredits`` refuses the spend
   (the transaction rolls back, so it writes nothing either). A limit may write in that same
@@ -47,6 +51,7 @@ Spent = Callable[[str], None]
 Refused = Callable[[str, InsufficientCredits, Usage], None]
 SpendLimit = Callable[["LedgerTx", Spend], InsufficientCredits | None]
 LimitApplies = Callable[[str, Usage], bool]
+RunEvent = Callable[[str], None]
 
 
 class LedgerObservers:
@@ -56,6 +61,7 @@ class LedgerObservers:
         self._refused: list[Refused] = []
         self._limits: list[SpendLimit] = []
         self._applies: list[LimitApplies | None] = []
+        self._run_events: dict[str, list[RunEvent]] = {"started": [], "ended": []}
 
     def on_credits_added(self, listener: CreditsAdded) -> None:
         self._credits_added.append(listener)
@@ -65,6 +71,23 @@ class LedgerObservers:
 
     def on_refused(self, listener: Refused) -> None:
         self._refused.append(listener)
+
+    def on_run(self, event: str, listener: RunEvent) -> None:
+        """``event``: ``started`` or ``ended``; ``listener(flow_run_id)``."""
+        self._run_events[event].append(listener)
+
+    def run_started(self, flow_run_id: str) -> None:
+        self._tell_run("started", flow_run_id)
+
+    def run_ended(self, flow_run_id: str) -> None:
+        self._tell_run("ended", flow_run_id)
+
+    def _tell_run(self, event: str, flow_run_id: str) -> None:
+        for listener in list(self._run_events[event]):
+            try:
+                listener(flow_run_id)
+            except Exception:
+                log.exception("A run-%s observer failed for flow run %s", event, flow_run_id)
 
     def add_spend_limit(self, limit: SpendLimit, *, applies: LimitApplies | None = None) -> None:
         """``applies(workspace_id, usage)``: a cheap answer to "could ``limit`` refuse or record
