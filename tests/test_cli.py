@@ -128,6 +128,10 @@ def test_init_after_the_demo_reuses_its_workspace_and_member_add_just_works(home
     assert made["created"], made
     beside = json.loads(run(home, "member", "add", "carl@example.com", "--json").stdout)
     assert beside["workspace_id"] == made["workspace_id"]  # the new one is the default now
+    assert run(home, "workspace", "use", "demo").returncode == 0
+    assert json.loads(run(home, "init", "--workspace", "beta", "--json").stdout)["created"]
+    chosen = json.loads(run(home, "member", "add", "dora@example.com", "--json").stdout)
+    assert chosen["workspace_id"] == demo.id  # a default a person chose stays
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def busy_home(tmp_path: Path) -> Path:
 def test_user_text_prints_literally(busy_home: Path) -> None:
     shown = narrow(busy_home, 200, "credits", "list")
     assert MARKUP_REASON in shown  # neither a MarkupError nor eaten as style
-    assert "Added 50,000.00 credits (promo)" in run(busy_home, "credits", "grant", "50000",
+    assert "Added 50,000.00 credits (promo)" in run(busy_home, "credits", "grant", "50,000",
                                                     "--reason", "[/]").stdout  # fmt: skip
 
 
@@ -100,13 +100,23 @@ def test_credits_read_with_thousands_and_packs_as_counts() -> None:
     assert [credits_count(Decimal(a)) for a in ("500", "2500", "12.5")] == ["500", "2,500", "12.5"]
 
 
+def test_an_amount_typed_as_printed_is_read() -> None:
+    from spojit_engine.cli.options import credits_input
+
+    assert [credits_input(t) for t in ("1,000", "12,345.5", " 50 ", "1,00", "1,000,5")] == [
+        "1000", "12345.5", " 50 ", "1,00", "1,000,5",
+    ]  # fmt: skip
+
+
 def test_the_catalog_shows_packs_as_counts(tmp_path: Path) -> None:
     shown = narrow(tmp_path / "home", 120, "plan", "list")
     assert "2,500 " in shown and "2500.00" not in shown and "2,500.00" not in shown, shown
 
 
 def test_the_estimate_columns_share_their_places(tmp_path: Path) -> None:
-    shown = narrow(tmp_path / "home", 200, "estimate", "lead_enrichment")
+    shown = narrow(tmp_path / "home", 80, "estimate", "lead_enrichment")
+    for word in ("each", "enrich", "score", "leads", "report"):
+        assert word in shown.split(), shown  # at 80 columns the names keep room: words whole
     rows = [line.split() for line in shown.splitlines() if line.strip()[-1:].isdigit()]
     assert len(rows) >= 3, shown
     for column in (-3, -2, -1):  # credits typical, p95, max: the nodes and their total

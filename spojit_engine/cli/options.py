@@ -10,6 +10,7 @@ a command's one-line outcome can do nothing about them."""
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -47,6 +48,17 @@ FlowArg = Annotated[
         show_default=False,
     ),
 ]
+
+
+# Credits as the CLI prints them: thousands grouped by commas (display.credits_text).
+_GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def credits_input(text: str) -> str:
+    """An amount typed as the CLI prints it (``1,000.50``) read as ``1000.50``; anything else
+    unchanged, for the engine to accept or refuse in one sentence."""
+    stripped = text.strip()
+    return stripped.replace(",", "") if _GROUPED.fullmatch(stripped) else text
 
 
 def one_sentence_errors(command: F) -> F:

@@ -86,8 +86,10 @@ def text_column(table: Table, header: str, *, footer: str = "", **options: Any) 
 
 
 def number_column(table: Table, header: str, *, footer: str = "") -> None:
-    """A column of numbers, right-aligned: it never wraps, so other columns give way first."""
-    table.add_column(header, footer=footer, justify="right", no_wrap=True)
+    """A column of numbers, right-aligned: it never wraps, so other columns give way first. Its
+    header breaks at its first space ("credits\\ntypical"): a column as wide as its longest
+    header would leave the names no room at 80 columns."""
+    table.add_column(header.replace(" ", "\n", 1), footer=footer, justify="right", no_wrap=True)
 
 
 def add_row(table: Table, *cells: object) -> None:

@@ -84,6 +84,8 @@ def test_a_login_link_starts_a_session_with_a_strict_httponly_cookie(
     page = browser.get("/billing")
     assert page.status_code == 200 and "Usage this period" in page.text
     assert "Buy credits" in page.text and "Change plan" in page.text
+    # Catalog sizes read as counts ("Buy 500 credits"), amounts keep their places.
+    assert "Buy 500 credits" in page.text and "500.00 credits" not in page.text
 
 
 def test_under_https_the_cookie_is_secure(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from spojit_engine.cli.context import open_context, open_engine
-from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, one_sentence_errors
+from spojit_engine.cli.options import JsonOpt, WorkspaceOpt, credits_input, one_sentence_errors
 from spojit_engine.cli.render import (
     add_row,
     console,
@@ -64,7 +64,7 @@ def check_grant_request(reason: str, kind: str) -> str:
 @credits_app.command("grant")
 @one_sentence_errors
 def grant(
-    amount: Annotated[str, typer.Argument(help="Credits to add, e.g. 50 or 12.5.")],
+    amount: Annotated[str, typer.Argument(help="Credits to add, e.g. 50, 12.5 or 1,000.")],
     reason: Annotated[str, typer.Option(help="Why (kept with the grant).")],
     kind: Annotated[str, typer.Option(help="promo (burns first) or adjustment.")] = "promo",
     expires: Annotated[
@@ -82,7 +82,7 @@ def grant(
     with ctx.engine.watch_resumes() as watch:
         granted = ctx.engine.grant(
             ctx.workspace_id,
-            amount,
+            credits_input(amount),
             kind=kind,
             key=f"cli-grant:{uuid.uuid4().hex}",
             expires_at=expires_at,

@@ -47,22 +47,22 @@ def init(
 
     Idempotent: without --workspace, a database that has a workspace already (``spojit demo``
     made one) reports the one commands act on and creates nothing; a named workspace that exists
-    is reported too. A workspace made beside others becomes the default, so ``spojit member
-    add`` acts on it without asking which."""
+    is reported too. A workspace made beside others becomes the default unless one was chosen
+    (``spojit workspace use``), so ``spojit member add`` acts on it without asking which."""
     from spojit_engine.errors import AlreadyExists
 
     engine = open_engine()
     if workspace is None and engine.workspaces():
         _report_existing(engine, default_workspace_id(engine), json_out)
         return
-    others = engine.workspaces()
+    becomes_default = bool(engine.workspaces()) and remembered() is None
     try:
         ws = engine.create_workspace(workspace or "default", plan=plan)
     except AlreadyExists:
         _report_existing(engine, engine.workspace_id(workspace or "default"), json_out)
         return
     member = engine.add_member(ws.id, admin, role="admin")
-    if others:
+    if becomes_default:
         remember(ws.name)
     if json_out:
         print_json(
@@ -77,7 +77,7 @@ def init(
         return
     say("Created workspace [bold]{name}[/] ({id}) on plan {plan}.", name=ws.name, id=ws.id,
         plan=ws.plan)  # fmt: skip
-    if others:
+    if becomes_default:
         say("Commands now act on it unless --workspace names another "
             "(`spojit workspace use NAME` changes that).")  # fmt: skip
     say("Admin {email} ({id}); token, shown once:", email=member.email, id=member.id)

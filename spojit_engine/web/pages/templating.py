@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import HTMLResponse
 
-from spojit_engine.display import credits_column, credits_exact, credits_text
+from spojit_engine.display import credits_column, credits_count, credits_exact, credits_text
 from spojit_engine.money import ucr_to_credits
 from spojit_engine.results import member_label
 
@@ -44,6 +44,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["credits"] = credits_text
+    env.filters["credits_count"] = credits_count  # a pack's or an allowance's size: "500"
     env.filters["credits_column"] = credits_column  # amounts shown together share their places
     env.filters["credits_exact"] = credits_exact
     env.filters["when"] = _when
