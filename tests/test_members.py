@@ -39,3 +39,19 @@ def test_admins_removing_each_other_at_once_never_leave_the_workspace_without_on
     assert len(left) >= 1, outcomes
     assert outcomes.count("removed") == ADMINS - len(left), outcomes
     assert engine.verify(ws) == 1
+
+
+def test_a_removed_admin_can_no_longer_act_and_is_added_back_as_the_same_member(
+    engine: Engine,
+) -> None:
+    ws = engine.create_workspace("acme", plan="free").id
+    ana = engine.add_member(ws, "ana@acme.io", role="admin")
+    ben = engine.add_member(ws, "ben@acme.io", role="admin")
+    engine.remove_member(ws, "ben@acme.io", by=ana.id)
+    with pytest.raises(Unauthorized, match="was removed"):
+        engine.rotate_token(ws, "ana@acme.io", by=ben.id)
+    with pytest.raises(Unauthorized):
+        engine.authenticate(str(ben.token))
+    again = engine.add_member(ws, "BEN@acme.io", role="member", by=ana.id)
+    assert (again.id, again.role, again.removed_at) == (ben.id, "member", None)
+    assert engine.authenticate(str(again.token)).id == ben.id
