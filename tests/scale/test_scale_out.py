@@ -304,7 +304,7 @@ def _scenario(scale: Scale, cluster: PrivateCluster, engine: Engine) -> None:
     assert "killed" not in out and out.count(": stopped") == 4, out + scale.logs()
     for i in (1, 2):
         log = (scale.state / f"worker-{i}.log").read_text(errors="replace")
-        assert "Received SIGINT" in log.rsplit("Worker 'spojit-worker", 1)[-1]
+        assert "Received SIGTERM" in log.rsplit("Worker 'spojit-worker", 1)[-1]
 
 
 def _hook_runs(engine: Engine, hook: str) -> list[str]:
