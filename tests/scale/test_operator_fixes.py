@@ -151,6 +151,7 @@ def test_simulate_scale_quick_passes_on_the_partitioned_ledger(postgres_url: str
         assert set(stage["throughput"]) == {"1", "2"}  # debits/s by client processes
         plans = dict(stage["explain"])
         assert "entries_p" in plans["replay by key"]  # one partition, pruned by workspace
+        assert "Index" in plans["node call's first"]  # the load rebuilt every partition's index
     assert result["verified_after"] == 20
     admin = postgres_url.replace("+psycopg", "")
     with psycopg.connect(admin) as conn:
