@@ -191,7 +191,9 @@ class Loader:
         ).fetchall()
         for name, definition in indexes:
             self.conn.execute(f'DROP INDEX "{name}"')
-            rebuild.append(definition)
+            # A partitioned table's index reads "ON ONLY entries": as written, it would build
+            # no partition's index. Without ONLY it builds all of them.
+            rebuild.append(definition.replace(" ON ONLY ", " ON "))
         return rebuild
 
     def explain(self) -> list[tuple[str, str]]:
@@ -204,13 +206,16 @@ class Loader:
             "key used?": "SELECT 1 FROM ledger_keys WHERE key = 'sim:h:5'",
             "replay by key": "SELECT id FROM entries"
             f" WHERE workspace_id = '{w}' AND key = 'sim:h:5'",
+            "node call's first": "SELECT 1 FROM entries"
+            f" WHERE workspace_id = '{w}' AND node_call = 'sim:h:5'",
             "move grant": "UPDATE grants SET remaining_ucr = remaining_ucr - 1 WHERE id = 1"
             " AND remaining_ucr - 1 >= 0",
             "update balance": f"UPDATE workspaces SET credits_ucr = credits_ucr WHERE id = '{w}'",
             "hold's workspace": "SELECT workspace_id FROM holds WHERE id = 1",
             "verify: entries": f"SELECT sum(amount_ucr) FROM entries WHERE workspace_id = '{w}'",
-            "verify: postings": f"SELECT sum(amount_ucr) FROM postings WHERE workspace_id = '{w}'"
-            " AND grant_id IS NULL",
+            "verify: postings": "SELECT sum(p.amount_ucr) FROM postings p JOIN entries e ON"
+            f" p.entry_id = e.id WHERE e.workspace_id = '{w}' AND p.workspace_id = '{w}'"
+            " AND p.grant_id IS NULL",
             "sweeper: due": "SELECT id FROM workspaces WHERE next_due_at <= now()"
             " ORDER BY next_due_at LIMIT 500",
         }

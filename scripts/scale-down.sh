@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Usage: scripts/scale-down.sh [STATE_DIR]
 # Stops what scripts/scale-up.sh started, workers and their flow runs first, the server last, in
-# seconds. A worker is stopped as Prefect stops one: SIGINT (it stops taking runs), and if it
-# has not exited after SPOJIT_SCALE_STOP_SECONDS (default 5), a second SIGINT (Prefect's worker
-# then kills itself); its flow runs get SIGTERM (Prefect marks them crashed) and, if still there
-# after SPOJIT_SCALE_RUN_STOP_SECONDS (default 30), SIGKILL. The other processes: SIGTERM, SIGKILL
-# after that wait ("killed" in the output says which did not stop as asked). Idempotent; the
-# databases are kept.
+# seconds. A worker is stopped as Prefect's worker is built to stop: SIGTERM (it turns that into
+# its graceful SIGINT and stops taking runs), and if it has not exited after
+# SPOJIT_SCALE_STOP_SECONDS (default 5), a second SIGTERM, on which it kills itself (the signal
+# goes to the worker alone, not its flow runs; a bare SIGINT's second stage is lost once asyncio
+# restores Python's own handler on the way out). Then its flow runs get SIGTERM (Prefect marks
+# them crashed) and, if still there after SPOJIT_SCALE_RUN_STOP_SECONDS (default 30), SIGKILL.
+# The other processes: SIGTERM, SIGKILL after that wait ("killed" in the output says which did
+# not stop as asked). Idempotent; the databases are kept.
 set -euo pipefail
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0
@@ -38,9 +40,9 @@ stop() {
   if kill -0 "$pid" 2>/dev/null; then
     local how=stopped
     if [[ "$kind" == worker ]]; then
-      kill -INT "$pid" 2>/dev/null || true
-      gone "$pid" "$STOP_SECONDS" || kill -INT "$pid" 2>/dev/null || true
-      gone "$pid" "$STOP_SECONDS" || { how="killed (it ignored SIGINT)"; kill -KILL "$pid" || true; }
+      kill -TERM "$pid" 2>/dev/null || true
+      gone "$pid" "$STOP_SECONDS" || kill -TERM "$pid" 2>/dev/null || true
+      gone "$pid" "$STOP_SECONDS" || { how="killed (it ignored SIGTERM)"; kill -KILL "$pid" || true; }
     fi
     kill -TERM -- "-$pid" 2>/dev/null || true
     group_gone "$pid" "$RUN_STOP_SECONDS" \

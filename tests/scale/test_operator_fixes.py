@@ -137,9 +137,16 @@ def test_simulate_scale_quick_passes_on_the_partitioned_ledger(postgres_url: str
     import psycopg
 
     name = f"spojit_sim_ci_{os.getpid()}"
-    done = _simulate("--quick", "--json", "--database", name, "--pg-url", postgres_url)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    admin = postgres_url.replace("+psycopg", "")
+    try:
+        done = _simulate("--quick", "--json", "--keep", "--database", name, "--pg-url", admin)
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout)
+        indexes = _partition_indexes(admin.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for each in (name, f"{name}_base"):
+                conn.execute(f'DROP DATABASE IF EXISTS "{each}" WITH (FORCE)')
     assert result["database"] == name and result["quick"] is True
     assert [(s["workspaces"], s["entries"]) for s in result["stages"]] == [
         (200, 2_000),
@@ -152,9 +159,24 @@ def test_simulate_scale_quick_passes_on_the_partitioned_ledger(postgres_url: str
         plans = dict(stage["explain"])
         assert "entries_p" in plans["replay by key"]  # one partition, pruned by workspace
     assert result["verified_after"] == 20
-    admin = postgres_url.replace("+psycopg", "")
-    with psycopg.connect(admin) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{name}%",)
-        ).fetchone()
-    assert left == (0,)  # the scratch databases are dropped
+    # The loader dropped the secondary indexes and rebuilt them on every partition.
+    assert indexes == {
+        "ix_entries_node_call": 16,
+        "ix_entries_workspace_created": 16,
+        "ix_postings_entry": 16,
+        "ix_postings_grant": 16,
+    }
+
+
+def _partition_indexes(url: str) -> dict[str, int]:
+    """Each partitioned index of the ledger and how many partitions have theirs."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT parent.relname, count(*) FROM pg_inherits i"
+            " JOIN pg_class parent ON parent.oid = i.inhparent"
+            " WHERE parent.relkind = 'I' AND parent.relname LIKE 'ix\\_%'"
+            " GROUP BY parent.relname"
+        ).fetchall()
+    return dict(rows)

