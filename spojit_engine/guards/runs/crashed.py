@@ -22,22 +22,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Engine as SAEngine
 
-from spojit_engine.db import read_transaction, write_transaction
+from spojit_engine.db import read_transaction
 from spojit_engine.errors import IllegalTransition
 from spojit_engine.guards import prefect_api
 from spojit_engine.guards.errors import PrefectUnavailable
 from spojit_engine.metering.ledger.reservations import RESERVATION_PREFIX
 from spojit_engine.metering.store import schema
+from spojit_engine.metering.store.usage import mark_status
 
 if TYPE_CHECKING:
     from spojit_engine.metering.ledger.operations import Ledger
 
 CRASHED = "crashed"  # a usage record's status when its run's process died inside it
 CRASHED_ERROR = "The flow run crashed: its process died and Prefect marked it Crashed."
-ZOMBIE_AUTOMATION = "Crash zombie flows"  # the automation's name in Prefect (scale-up.sh)
 
 log = logging.getLogger(__name__)
 
@@ -45,34 +45,37 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class OpenHold:
     hold_id: int
+    workspace_id: str
     flow_run_id: str
     node_call: str | None  # None for a run reservation
 
 
 def open_holds(sa: SAEngine, limit: int) -> list[OpenHold]:
     """Up to ``limit`` held holds and the flow run each belongs to: an LLM call's hold by its
-    node call's usage record, a run reservation by its key (``reserve:{flow_run_id}``)."""
+    node call's usage record, a run reservation by its key (``reserve:{flow_run_id}``); half the
+    room for each kind, so many open LLM calls never crowd the reservations out."""
     h, u = schema.holds.c, schema.usage_records.c
+    each = max(1, limit // 2)
     calls = (
-        select(h.id, u.flow_run_id, h.node_call)
+        select(h.id, h.workspace_id, u.flow_run_id, h.node_call)
         .join_from(schema.holds, schema.usage_records, u.key == h.node_call)
         .where(h.state == "held", u.flow_run_id.is_not(None))
         .order_by(h.id)
-        .limit(limit)
+        .limit(each)
     )
     reservations = (
-        select(h.id, h.key)
+        select(h.id, h.workspace_id, h.key)
         .where(h.state == "held", h.key.startswith(RESERVATION_PREFIX))
         .order_by(h.id)
-        .limit(limit)
+        .limit(each)
     )
     with read_transaction(sa) as conn:
-        found = [OpenHold(i, run, call) for i, run, call in conn.execute(calls)]
+        found = [OpenHold(i, ws, run, call) for i, ws, run, call in conn.execute(calls)]
         found += [
-            OpenHold(i, key.removeprefix(RESERVATION_PREFIX), None)
-            for i, key in conn.execute(reservations)
+            OpenHold(i, ws, key.removeprefix(RESERVATION_PREFIX), None)
+            for i, ws, key in conn.execute(reservations)
         ]
-    return found[:limit]
+    return found
 
 
 def _as_uuid(run_id: str) -> UUID | None:
@@ -129,16 +132,12 @@ def release_crashed(ledger: Ledger, limit: int) -> list[int]:
         except IllegalTransition:  # settled or voided since it was read
             continue
         if hold.node_call is not None:
-            _mark_crashed(ledger.engine, hold.node_call)
+            mark_status(
+                ledger.engine,
+                hold.workspace_id,
+                hold.node_call,
+                status=CRASHED,
+                error=CRASHED_ERROR,
+            )
         released.append(hold.hold_id)
     return released
-
-
-def _mark_crashed(sa: SAEngine, node_call: str) -> None:
-    u = schema.usage_records.c
-    with write_transaction(sa) as conn:
-        conn.execute(
-            update(schema.usage_records)
-            .where(u.key == node_call, u.status == "ok")
-            .values(status=CRASHED, error=CRASHED_ERROR)
-        )

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import IntegrityError
 
@@ -66,6 +66,19 @@ def record_usage(engine: SAEngine, row: UsageRow) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+@retry_unavailable
+def mark_status(engine: SAEngine, workspace_id: str, key: str, *, status: str, error: str) -> None:
+    """Set a recorded call's status and error while it still reads ``ok`` (a crash found after
+    the call was recorded), in a usage transaction: the rollup triggers fire on the update."""
+    u = schema.usage_records.c
+    with usage_transaction(engine, workspace_id) as conn:
+        conn.execute(
+            update(schema.usage_records)
+            .where(u.key == key, u.status == "ok")
+            .values(status=status, error=error)
+        )
 
 
 def read_usage(
