@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -232,6 +232,8 @@ def remove_member(ledger: Ledger, workspace_id: str, who: str, by: str | None) -
     w = schema.workspaces.c
     with write_transaction(ledger.engine) as conn:
         conn.execute(select(w.id).where(w.id == workspace_id).with_for_update())
+        if by is not None and _find(conn, workspace_id, by).removed_at is not None:
+            raise Unauthorized("You were removed from this workspace while removing a member.")
         member = _find(conn, workspace_id, who)
         if member.removed_at is not None:
             raise Conflict(
@@ -243,8 +245,7 @@ def remove_member(ledger: Ledger, workspace_id: str, who: str, by: str | None) -
             )
         now = ledger.clock()
         conn.execute(update(schema.members).where(_m.id == member.id).values(removed_at=now))
-    return MemberRecord(member.id, workspace_id, member.email, member.role, None,
-                        member.added_at, now)  # fmt: skip
+    return replace(member, token=None, removed_at=now)
 
 
 def _other_admins(conn: Connection, member: MemberRecord) -> int:
@@ -277,8 +278,7 @@ def rotate_token(ledger: Ledger, workspace_id: str, who: str, by: str | None) ->
         ).rowcount
     if rotated != 1:
         raise Conflict(f"{target.email} was removed; add them again for a new token.")
-    return MemberRecord(target.id, workspace_id, target.email, target.role, token,
-                        target.added_at)  # fmt: skip
+    return replace(target, token=token)
 
 
 def authenticate(ledger: Ledger, token: str) -> MemberRecord:
