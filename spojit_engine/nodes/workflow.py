@@ -133,8 +133,10 @@ class Workflow:
         try:
             return self._steps(payload)
         finally:
-            flow_run.close(reserved)  # however the run ended, the rest of its hold is released
-            ended()
+            try:
+                flow_run.close(reserved)  # however the run ended, the rest of its hold goes back
+            finally:
+                ended()  # the notifier forgets the run even if the release failed
 
     def _steps(self, payload: Any) -> Any:
         value = payload

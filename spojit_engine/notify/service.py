@@ -60,9 +60,13 @@ class Notifier:
             self._running.add(flow_run_id)
 
     def _run_ended(self, flow_run_id: str) -> None:
-        """Its cost is final: queue its workspace (found by the sender thread) for evaluation."""
+        """Its cost is final: queue its workspace (found by the sender thread) for evaluation.
+        When no workspace this process billed has a rule, there is nothing to judge (the run's
+        spends poked its workspace, so its rules are in the cache if it has any)."""
         with self._cond:
             self._running.discard(flow_run_id)
+            if not self._retrying and not any(rules for _, rules in self._rules.values()):
+                return
             if len(self._ended) < self.settings.notify_queue_max:
                 self._ended.add(flow_run_id)
         self._wake()
