@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from spojit_engine.metering.reads.executions import STATUS_RANK
 from spojit_engine.metering.store.usage import UsageRow
 from spojit_engine.money import ucr_to_credits
 
@@ -47,9 +48,6 @@ def node_type_of(row: UsageRow) -> str:
     return row.node_type + (f".{row.mode}" if row.mode else "")
 
 
-_STATUS_RANK = {"ok": 0, "failed": 1, "refused": 2}
-
-
 def node_costs(rows: list[UsageRow]) -> list[NodeCost]:
     """Per node, in the order the nodes first ran (``rows`` may come newest first)."""
     by_node: dict[str, list[UsageRow]] = {}
@@ -62,7 +60,7 @@ def node_costs(rows: list[UsageRow]) -> list[NodeCost]:
             scope = call.task_run_id or call.key
             if scope not in last or call.attempt >= last[scope].attempt:
                 last[scope] = call
-        status = max((c.status for c in last.values()), key=lambda s: _STATUS_RANK.get(s, 1))
+        status = max((c.status for c in last.values()), key=lambda s: STATUS_RANK.get(s, 1))
         models = sorted({m for c in calls if c.models for m in c.models.split(",")})
         costs.append(
             NodeCost(

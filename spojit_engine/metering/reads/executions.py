@@ -30,7 +30,8 @@ RUN_STATUS = {
     "refused": "out of credits",
     "capped": "test cap reached",
 }
-_STATUS_RANK = {"ok": 0, "failed": 1, "refused": 2, "capped": 2}
+# Which call speaks for a node retried or run in parts: the worst one (a stop over a failure).
+STATUS_RANK = {"ok": 0, "failed": 1, "refused": 2, "capped": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ def _last_attempts(calls: Sequence[UsageRow]) -> list[UsageRow]:
 
 
 def _worst(calls: Sequence[UsageRow]) -> UsageRow:
-    return max(_last_attempts(calls), key=lambda c: _STATUS_RANK.get(c.status, 1))
+    return max(_last_attempts(calls), key=lambda c: STATUS_RANK.get(c.status, 1))
 
 
 def _run_of(run_id: str, calls: Sequence[UsageRow]) -> ExecutionRecord:
