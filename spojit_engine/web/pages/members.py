@@ -68,8 +68,9 @@ async def act(
     try:
         if action == "rotate":
             rotated = await run_in_threadpool(lambda: engine.rotate_token(ws, member_id, by=by))
-            return _page(engine, session, rotated=rotated)
+            return await run_in_threadpool(lambda: _page(engine, session, rotated=rotated))
         await run_in_threadpool(lambda: engine.remove_member(ws, member_id, by=by))
     except SpojitError as exc:
-        return _page(engine, session, error=str(exc), status=http_status(exc))
+        error, status = str(exc), http_status(exc)
+        return await run_in_threadpool(lambda: _page(engine, session, error=error, status=status))
     return RedirectResponse(f"{PAGE}?done=removed", status_code=303, headers=PAGE_HEADERS)
