@@ -198,6 +198,11 @@ class Engine:
         ``removed``, the removed ones too (to name who ran what)."""
         return accounts.list_members(self.ledger, self.workspace_id(workspace_id), removed=removed)
 
+    def member_emails(self, workspace_id: str) -> dict[str, str]:
+        """Each member's email by member id, in one query (never one lookup per row shown);
+        removed members too, so their runs and grants keep naming them."""
+        return {m.id: m.email for m in self.members(workspace_id, removed=True)}
+
     def remove_member(
         self, workspace_id: str, who: str, *, by: str | None = None
     ) -> accounts.MemberRecord:

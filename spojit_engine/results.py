@@ -156,13 +156,14 @@ class BreakdownRow:
     credits: Decimal
     calls: int
 
-    def label(self, dimension: str) -> str:
-        """The row's ``dimension`` as a listing shows it: test or live, a member's id or
-        ``operator``, a dash for no workflow or node type."""
+    def label(self, dimension: str, emails: Mapping[str, str]) -> str:
+        """The row's ``dimension`` as every listing shows it (the CLI's and the page's): test
+        or live, who ran it (``member_label``), the workflow or node type."""
         if dimension == "test_run":
             return run_label(self.test_run)
-        value = getattr(self, dimension)
-        return value or (OPERATOR if dimension == "member" else "—")
+        if dimension == "member":
+            return member_label(self.member, emails)
+        return getattr(self, dimension) or "(outside any workflow)"
 
     @classmethod
     def of(cls, r: BreakdownRecord) -> BreakdownRow:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -151,7 +152,9 @@ def breakdown_total(rows: list[BreakdownRow]) -> dict[str, Any]:
     }
 
 
-def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
+def breakdown_table(
+    rows: list[BreakdownRow], by: tuple[str, ...], emails: Mapping[str, str]
+) -> Table:
     """The "View breakdown" table, most expensive first, with its total."""
     total = breakdown_total(rows)
     *cells, total_text = credits_column([*(r.credits for r in rows), total["credits"]])
@@ -162,7 +165,7 @@ def breakdown_table(rows: list[BreakdownRow], by: tuple[str, ...]) -> Table:
     number_column(table, "calls", footer=str(total["calls"]))
     number_column(table, "credits", footer=total_text)
     for row, credits in zip(rows, cells, strict=True):
-        dims = [row.label(dim) for dim in by]
+        dims = [row.label(dim, emails) for dim in by]
         add_row(table, *dims, "test" if row.test_run else "live", str(row.calls), credits)
     return table
 

@@ -27,12 +27,6 @@ def current_member(request: Request) -> MemberRecord:
     return engine_of(request).authenticate(token.strip())
 
 
-def member_emails(engine: Engine, workspace_id: str) -> dict[str, str]:
-    """Each member's email by member id, in one query (never one lookup per row shown); removed
-    members too, so their runs keep naming them."""
-    return {m.id: m.email for m in engine.members(workspace_id, removed=True)}
-
-
 def current_admin(member: Annotated[MemberRecord, Depends(current_member)]) -> MemberRecord:
     """The member, who must be an admin of their workspace (403 otherwise)."""
     if not member.is_admin:

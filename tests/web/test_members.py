@@ -15,7 +15,6 @@ from spojit_engine import Engine
 from spojit_engine.accounts import MemberRecord
 from spojit_engine.metering.store import schema
 from spojit_engine.web.app import create_app
-from spojit_engine.web.auth import member_emails
 from spojit_engine.web.pages.signin import COOKIE
 
 
@@ -77,7 +76,7 @@ def test_a_removed_member_s_token_is_refused_at_once_and_history_keeps_them(
     # History stays: bob's usage still names him, and runs show his email.
     by_member = engine.breakdown(team.ws, by=("member",))
     assert [r.member for r in by_member if r.member] == [team.bob.id]
-    assert member_emails(engine, team.ws)[team.bob.id] == "bob@acme.io"
+    assert engine.member_emails(team.ws)[team.bob.id] == "bob@acme.io"
     assert engine.member(team.bob.id).removed_at is not None
 
 

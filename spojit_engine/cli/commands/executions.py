@@ -54,7 +54,7 @@ def executions(
 def _print_recent(ctx: CommandContext, *, limit: int, json_out: bool) -> None:
     """Recent runs (Executions): workflow, when, status, test or live, credits, member."""
     runs = ctx.engine.executions(ctx.workspace_id, member_id=ctx.own_only, limit=limit)
-    members = {m: ctx.engine.member(m).email for m in {r.member_id for r in runs if r.member_id}}
+    members = ctx.engine.member_emails(ctx.workspace_id)
     if json_out:
         rows = [to_jsonable(r) for r in runs]
         for row in rows:

@@ -193,7 +193,7 @@ def _demo_summary(ctx: CommandContext) -> None:
     console.print(usage_card(ctx.engine.balance(ctx.workspace_id)))
     dims = ("workflow", "node_type")
     rows = ctx.engine.breakdown(ctx.workspace_id, by=dims, member_id=ctx.own_only)
-    console.print(breakdown_table(rows, dims))
+    console.print(breakdown_table(rows, dims, ctx.engine.member_emails(ctx.workspace_id)))
     console.print("Next:", style="bold")
     for command, what in DEMO_NEXT:
         runnable = hint(ctx.engine, command, ctx.workspace_id, member=ctx.actor is not None)

@@ -72,7 +72,7 @@ def usage(
         return
     console.print(usage_card(balance))
     if rows is not None:
-        console.print(breakdown_table(rows, dims))
+        console.print(breakdown_table(rows, dims, engine.member_emails(ws_id)))
     if day_rows is not None:
         console.print(timeline_table(day_rows))
 

@@ -23,7 +23,7 @@ from spojit_engine.web.api.openapi import (
     member_router,
     setting_maximum,
 )
-from spojit_engine.web.auth import EngineDep, Member, member_emails
+from spojit_engine.web.auth import EngineDep, Member
 
 router = member_router()
 
@@ -229,7 +229,7 @@ def executions(
     runs: list[Execution] = engine.executions(
         member.workspace_id, member_id=only, limit=limit, offset=offset
     )
-    emails = member_emails(engine, member.workspace_id)
+    emails = engine.member_emails(member.workspace_id)
     return [
         ExecutionItem(
             flow_run_id=r.flow_run_id,

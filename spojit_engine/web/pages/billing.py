@@ -21,8 +21,8 @@ from spojit_engine.display import credits_text
 from spojit_engine.engine import Engine
 from spojit_engine.errors import Forbidden, SpojitError, http_status
 from spojit_engine.money import ucr_to_credits
-from spojit_engine.results import BrowserSession, member_label, run_label
-from spojit_engine.web.auth import EngineDep, member_emails
+from spojit_engine.results import BrowserSession
+from spojit_engine.web.auth import EngineDep
 from spojit_engine.web.pages.charts import daily_chart
 from spojit_engine.web.pages.signin import (
     PageSession,
@@ -74,23 +74,13 @@ class PackOffer:
     saving_percent: int  # against the dearest pack per credit
 
 
-def _label(dimension: str, row: Any, emails: dict[str, str]) -> str:
-    """A breakdown line's label: the same words as the CLI's (``results.run_label`` and
-    ``member_label``)."""
-    if dimension == "test_run":
-        return run_label(row.test_run)
-    if dimension == "member":
-        return member_label(row.member, emails)
-    return getattr(row, dimension) or "(outside any workflow)"
-
-
 def _table(
     dimension: str, title: str, heading: str, rows: Sequence[Any], emails: dict[str, str]
 ) -> Table:
     """One breakdown, test and live merged per label (except in test vs live), largest first."""
     merged: dict[str, list[Any]] = {}
     for row in rows:
-        entry = merged.setdefault(_label(dimension, row, emails), [Decimal(0), 0])
+        entry = merged.setdefault(row.label(dimension, emails), [Decimal(0), 0])
         entry[0] += row.credits
         entry[1] += row.calls
     lines = sorted((Line(k, c, n) for k, (c, n) in merged.items()), key=lambda x: -x.credits)
@@ -100,7 +90,7 @@ def _table(
 
 def _breakdowns(engine: Engine, workspace_id: str, only: str | None) -> list[Table]:
     per_dim = {d[0]: engine.breakdown(workspace_id, by=(d[0],), member_id=only) for d in BREAKDOWNS}
-    emails = member_emails(engine, workspace_id)
+    emails = engine.member_emails(workspace_id)
     return [_table(d, title, head, per_dim[d], emails) for d, title, head in BREAKDOWNS]
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from spojit_engine.errors import SpojitError, http_status
-from spojit_engine.web.auth import EngineDep, member_emails
+from spojit_engine.web.auth import EngineDep
 from spojit_engine.web.pages.signin import PageRefused, PageSession, message
 from spojit_engine.web.pages.templating import render
 
@@ -37,7 +37,7 @@ def executions(
         "executions.html",
         session=session,
         runs=runs[:size],
-        emails=member_emails(engine, member.workspace_id),
+        emails=engine.member_emails(member.workspace_id),
         page=page,
         older=len(runs) > size,
         mine_only=not member.is_admin,
@@ -58,5 +58,5 @@ def execution(engine: EngineDep, session: PageSession, run: str) -> Response:
         "execution.html",
         session=session,
         detail=detail,
-        emails=member_emails(engine, member.workspace_id),
+        emails=engine.member_emails(member.workspace_id),
     )
